@@ -1,0 +1,86 @@
+"""Atomic file output: write to a temporary name in the same folder, then rename.
+
+An interrupted run (Ctrl-C, a killed process, a full disk) therefore never leaves a half-written
+checkpoint, metrics file or export behind: the file either has its old content or its new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; on success renames it onto ``path``.
+
+    Use it for writers that want a file name (``model.save``, ``np.save``, ``savefig``). The
+    temporary name keeps the final suffix, because some writers (Keras, matplotlib) choose the
+    format from it. On an exception the temporary file is removed and ``path`` is untouched.
+
+    Args:
+      path: the final file name.
+
+    Yields:
+      The temporary ``Path`` to write to.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=f".tmp{''.join(target.suffixes)}", dir=target.parent
+    )
+    os.close(handle)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        os.replace(temporary_path, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Opens a temporary file beside ``path`` for writing; renames it onto ``path`` on success.
+
+    Args:
+      path: the final file name.
+      mode: ``"w"`` (text) or ``"wb"`` (binary).
+      **kwargs: passed to ``open`` (``encoding``, ``newline``...).
+
+    Yields:
+      The open file object.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"Expected `mode` to be one of {{'w', 'wb'}}. Received: mode={mode!r}.")
+    if mode == "w":
+        kwargs.setdefault("encoding", "utf-8")
+    with atomic_path(path) as temporary, open(temporary, mode, **kwargs) as stream:
+        yield stream
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Writes ``text`` to ``path`` atomically (UTF-8) and returns the path."""
+    with atomic_open(path, "w") as stream:
+        stream.write(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Writes ``data`` as indented JSON to ``path`` atomically and returns the path."""
+    return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    # NumPy scalars and arrays appear in metrics dictionaries.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable: {value!r}")

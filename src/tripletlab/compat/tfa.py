@@ -1,0 +1,160 @@
+"""Drop-in replacement for ``tensorflow_addons.losses`` triplet losses (TF Addons 0.23).
+
+Change ``from tensorflow_addons.losses import TripletSemiHardLoss`` into
+``from tripletlab.compat.tfa import TripletSemiHardLoss``: same names, arguments
+(``distance_metric=``, including a callable that maps ``[B, D]`` embeddings to a ``[B, B]``
+distance matrix) and values, on every Keras 3 backend.
+
+Deviations on purpose: a batch without positive pairs gives 0 instead of NaN; ``soft=True`` uses a
+stable softplus (TF Addons' ``log1p(exp(x))`` overflows to inf in float32); memory is O(B^2)
+(TF Addons' semi-hard tiles a ``B^2 x B`` tensor); ``"angular"`` has an exactly zero diagonal
+(TF Addons leaves rounding noise of about 1e-7 there).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tripletlab._checks import check_choice
+from tripletlab.distances import pairwise_distances
+from tripletlab.losses.classes import _MiningLoss
+from tripletlab.losses.functional import check_loss_arguments, hard_terms, semi_hard_terms
+from tripletlab.losses.inputs import prepare_inputs
+
+__all__ = ["TripletHardLoss", "TripletSemiHardLoss", "triplet_hard_loss", "triplet_semihard_loss"]
+
+DISTANCE_METRICS = ("L2", "squared-L2", "angular")
+
+
+def _check_metric(distance_metric):
+    if callable(distance_metric):
+        return distance_metric
+    return check_choice("distance_metric", distance_metric, DISTANCE_METRICS)
+
+
+def _distances(embeddings, distance_metric):
+    if callable(distance_metric):
+        return ops.cast(distance_metric(embeddings), embeddings.dtype)
+    return pairwise_distances(embeddings, distance_metric)
+
+
+def _loss(terms_function, y_true, y_pred, margin, soft, distance_metric):
+    check_loss_arguments(margin, soft)
+    _check_metric(distance_metric)
+    labels, embeddings, input_dtype = prepare_inputs(y_true, y_pred)
+    terms = terms_function(labels, _distances(embeddings, distance_metric), margin, soft)
+    return ops.cast(terms.loss(), input_dtype)
+
+
+def triplet_semihard_loss(y_true, y_pred, margin=1.0, distance_metric="L2"):
+    """TF Addons' ``triplet_semihard_loss`` (see :func:`tripletlab.losses.semi_hard_triplet_loss`).
+
+    .. math::
+        \\mathcal{L} = \\frac{1}{|P|} \\sum_{(a,p) \\in P} \\max(m + d(a,p) - d(a,n^*), 0)
+
+    Args:
+      y_true: ``[B]`` or ``[B, 1]`` integer labels.
+      y_pred: ``[B, D]`` embeddings.
+      margin: the margin :math:`m`.
+      distance_metric: ``"L2"``, ``"squared-L2"``, ``"angular"`` or a callable returning the
+        ``[B, B]`` distance matrix.
+
+    Returns:
+      The scalar loss in the dtype of ``y_pred``.
+    """
+    return _loss(semi_hard_terms, y_true, y_pred, margin, False, distance_metric)
+
+
+def triplet_hard_loss(y_true, y_pred, margin=1.0, soft=False, distance_metric="L2"):
+    """TF Addons' ``triplet_hard_loss`` (see :func:`tripletlab.losses.hard_triplet_loss`).
+
+    .. math::
+        \\mathcal{L} = \\frac{1}{B} \\sum_a \\max(\\max_p d(a,p) - \\min_n d(a,n) + m, 0)
+
+    Args:
+      y_true: ``[B]`` or ``[B, 1]`` integer labels.
+      y_pred: ``[B, D]`` embeddings.
+      margin: the margin :math:`m` (unused when ``soft``).
+      soft: use ``log(1 + exp(gap))`` (computed stably).
+      distance_metric: ``"L2"``, ``"squared-L2"``, ``"angular"`` or a callable.
+
+    Returns:
+      The scalar loss in the dtype of ``y_pred``.
+    """
+    return _loss(hard_terms, y_true, y_pred, margin, soft, distance_metric)
+
+
+class _TfaLoss(_MiningLoss):
+    def __init__(self, margin, soft, distance_metric, name, **kwargs):
+        self.distance_metric = _check_metric(distance_metric)
+        super().__init__(margin, "L2", soft, name, kwargs.pop("reduction", "sum_over_batch_size"),
+                         kwargs.pop("dtype", None))
+        if kwargs:
+            raise TypeError(f"Unexpected keyword arguments: {sorted(kwargs)}")
+
+    def distances(self, embeddings):
+        return _distances(embeddings, self.distance_metric)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["distance"]
+        metric = self.distance_metric
+        config["distance_metric"] = (
+            keras.saving.serialize_keras_object(metric) if callable(metric) else metric)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("distance_metric"), dict):
+            config["distance_metric"] = keras.saving.deserialize_keras_object(
+                config["distance_metric"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="tripletlab.compat.tfa")
+class TripletSemiHardLoss(_TfaLoss):
+    """TF Addons' ``TripletSemiHardLoss(margin=1.0, distance_metric="L2")``.
+
+    .. math::
+        \\mathcal{L} = \\frac{1}{|P|} \\sum_{(a,p) \\in P} \\max(m + d(a,p) - d(a,n^*), 0)
+
+    Args:
+      margin: the margin :math:`m`.
+      distance_metric: ``"L2"``, ``"squared-L2"``, ``"angular"`` or a callable.
+      name: the loss's name.
+      **kwargs: ``reduction`` and ``dtype`` of ``keras.losses.Loss``.
+    """
+
+    _terms = staticmethod(semi_hard_terms)
+
+    def __init__(self, margin=1.0, distance_metric="L2", name=None, **kwargs):
+        kwargs.pop("soft", None)  # present in configs written by get_config
+        super().__init__(margin, False, distance_metric, name or "triplet_semihard_loss", **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["soft"]
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tripletlab.compat.tfa")
+class TripletHardLoss(_TfaLoss):
+    """TF Addons' ``TripletHardLoss(margin=1.0, soft=False, distance_metric="L2")``.
+
+    .. math::
+        \\mathcal{L} = \\frac{1}{B} \\sum_a \\max(\\max_p d(a,p) - \\min_n d(a,n) + m, 0)
+
+    Args:
+      margin: the margin :math:`m`.
+      soft: use a stable ``log(1 + exp(gap))`` instead of the hinge.
+      distance_metric: ``"L2"``, ``"squared-L2"``, ``"angular"`` or a callable.
+      name: the loss's name.
+      **kwargs: ``reduction`` and ``dtype`` of ``keras.losses.Loss``.
+    """
+
+    _terms = staticmethod(hard_terms)
+
+    def __init__(self, margin=1.0, soft=False, distance_metric="L2", name=None, **kwargs):
+        super().__init__(margin, soft, distance_metric, name or "triplet_hard_loss", **kwargs)

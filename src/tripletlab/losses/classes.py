@@ -1,0 +1,164 @@
+"""Keras ``Loss`` classes for the mining losses: thin wrappers over :mod:`.functional`.
+
+``y_true`` holds integer labels ``[B]`` or ``[B, 1]`` (Keras hands them over as floats; they are
+compared as given), ``y_pred`` the embeddings ``[B, D]``.
+
+``call`` returns one value per anchor, scaled so that their mean is the documented loss. With the
+default ``reduction="sum_over_batch_size"`` the Keras loss therefore equals the functional form
+exactly, and a ``sample_weight`` of shape ``[B]`` weights each anchor's triplets:
+``sum_a w_a * S_a / N`` where ``S_a`` is the sum of anchor ``a``'s terms and ``N`` the loss's
+normaliser (positive pairs, positive triplets or ``B``).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tripletlab.distances import pairwise_distances
+from tripletlab.losses.functional import (
+    batch_all_terms,
+    check_loss_arguments,
+    hard_terms,
+    semi_hard_terms,
+)
+from tripletlab.losses.inputs import prepare_inputs
+
+
+class _MiningLoss(keras.losses.Loss):
+    """Shared machinery: argument checks, distances, per-anchor values, ``get_config``."""
+
+    _terms = None  # set by subclasses: a ``*_terms(labels, distances, margin, soft)`` function
+
+    def __init__(self, margin, distance, soft, name, reduction, dtype):
+        check_loss_arguments(margin, soft, distance=distance)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.margin = float(margin)
+        self.distance = distance
+        self.soft = soft
+
+    def distances(self, embeddings):
+        """The ``[B, B]`` distance matrix this loss mines on."""
+        return pairwise_distances(embeddings, self.distance)
+
+    def call(self, y_true, y_pred):
+        labels, embeddings, input_dtype = prepare_inputs(y_true, y_pred)
+        terms = type(self)._terms(labels, self.distances(embeddings), self.margin, self.soft)
+        batch = ops.cast(ops.shape(terms.per_anchor)[0], terms.per_anchor.dtype)
+        return ops.cast(terms.per_anchor * (batch / terms.normalizer), input_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"margin": self.margin, "distance": self.distance, "soft": self.soft})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tripletlab")
+class TripletSemiHardLoss(_MiningLoss):
+    """Triplet loss with TF Addons' semi-hard negative mining.
+
+    .. math::
+        \\mathcal{L} = \\frac{1}{|P|} \\sum_{(a, p) \\in P}
+        \\max\\bigl(m + d(a, p) - d(a, n^*(a, p)), 0\\bigr)
+
+    with :math:`n^*` the nearest negative strictly farther than ``p`` (fallback: the farthest
+    negative) and :math:`m` = ``margin``. See
+    :func:`tripletlab.losses.semi_hard_triplet_loss` for the full definition. A batch without
+    positive pairs gives 0 (TF Addons gives NaN).
+
+    Args:
+      margin: the margin :math:`m` (``>= 0``).
+      distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
+      soft: replace the hinge by :math:`\\log(1 + e^{d(a,p) - d(a,n^*)})`.
+      name: the loss's name.
+      reduction: a Keras reduction; the default gives the documented value.
+      dtype: the dtype Keras casts inputs to before the loss (labels too).
+
+    Example:
+      >>> import keras, tripletlab as tl
+      >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2),
+      ...                           keras.layers.UnitNormalization()])
+      >>> model.compile(optimizer="adam", loss=tl.losses.TripletSemiHardLoss(margin=0.5))
+    """
+
+    _terms = staticmethod(semi_hard_terms)
+
+    def __init__(
+        self,
+        margin=1.0,
+        distance="L2",
+        soft=False,
+        name="triplet_semi_hard_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(margin, distance, soft, name, reduction, dtype)
+
+
+@keras.saving.register_keras_serializable(package="tripletlab")
+class TripletHardLoss(_MiningLoss):
+    """Triplet loss with batch-hard mining (TF Addons' ``TripletHardLoss``).
+
+    .. math::
+        \\mathcal{L} = \\frac{1}{B} \\sum_{a}
+        \\max\\bigl(\\max_{p} d(a, p) - \\min_{n} d(a, n) + m, 0\\bigr)
+
+    over positives ``p`` and negatives ``n`` of each anchor ``a``, :math:`m` = ``margin``. See
+    :func:`tripletlab.losses.hard_triplet_loss`.
+
+    Args:
+      margin: the margin :math:`m` (``>= 0``).
+      soft: replace the hinge by a stable :math:`\\log(1 + e^{x})` of the gap (no margin).
+      distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
+      name: the loss's name.
+      reduction: a Keras reduction; the default gives the documented value.
+      dtype: the dtype Keras casts inputs to before the loss.
+    """
+
+    _terms = staticmethod(hard_terms)
+
+    def __init__(
+        self,
+        margin=1.0,
+        soft=False,
+        distance="L2",
+        name="triplet_hard_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(margin, distance, soft, name, reduction, dtype)
+
+
+@keras.saving.register_keras_serializable(package="tripletlab")
+class TripletBatchAllLoss(_MiningLoss):
+    """Triplet loss over all valid triplets (omoindrot's batch-all).
+
+    .. math::
+        \\mathcal{L} = \\frac{\\sum_{(a,p,n)} \\max(d(a,p) - d(a,n) + m, 0)}
+                            {\\#\\{(a,p,n) : \\text{loss} > 10^{-16}\\} + 10^{-16}}
+
+    over every valid triplet, :math:`m` = ``margin``. See
+    :func:`tripletlab.losses.batch_all_triplet_loss`; the fraction of positive triplets is
+    available as the metric :class:`tripletlab.metrics.FractionPositiveTriplets`.
+
+    Args:
+      margin: the margin :math:`m` (``>= 0``).
+      distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
+      soft: each triplet contributes :math:`\\log(1 + e^{d(a,p) - d(a,n)})` (no margin).
+      name: the loss's name.
+      reduction: a Keras reduction; the default gives the documented value.
+      dtype: the dtype Keras casts inputs to before the loss.
+    """
+
+    _terms = staticmethod(batch_all_terms)
+
+    def __init__(
+        self,
+        margin=0.5,
+        distance="L2",
+        soft=False,
+        name="triplet_batch_all_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(margin, distance, soft, name, reduction, dtype)

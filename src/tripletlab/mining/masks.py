@@ -1,0 +1,16 @@
+"""Positive and negative pair masks from a label vector."""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+def label_masks(labels):
+    """Returns the ``[B, B]`` boolean masks ``(positive, negative)`` for a ``[B]`` label vector.
+
+    ``positive[a, p]`` is true when ``p != a`` and ``labels[p] == labels[a]``;
+    ``negative[a, n]`` is true when ``labels[n] != labels[a]``.
+    """
+    same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0))
+    not_self = ops.logical_not(ops.eye(ops.shape(labels)[0], dtype="bool"))
+    return ops.logical_and(same, not_self), ops.logical_not(same)

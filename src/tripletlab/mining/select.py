@@ -1,0 +1,121 @@
+"""Selectors on a ``[B, B]`` distance matrix: hardest positive/negative, semi-hard negative and
+the sums over all negatives that batch-all needs.
+
+Every selector returns the selected distances *with* their gradient (they are gathered from the
+distance matrix) and a validity flag instead of a silent fallback: what happens to an anchor
+without positives or negatives is the loss's documented decision, not the selector's.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+from tripletlab.mining.rank import count_at_or_below, count_below
+
+
+def hardest_positive(distances, positive_mask):
+    """Largest distance to a positive per anchor.
+
+    Args:
+      distances: ``[B, B]`` pairwise distances.
+      positive_mask: ``[B, B]`` boolean, true for (anchor, positive) pairs.
+
+    Returns:
+      ``(values, has_positive)``: ``[B]`` distances (0 where the anchor has no positive) and the
+      ``[B]`` boolean flag.
+    """
+    has_positive = ops.any(positive_mask, axis=1)
+    masked = ops.where(positive_mask, distances, ops.full_like(distances, -float("inf")))
+    values = ops.max(masked, axis=1)
+    return ops.where(has_positive, values, ops.zeros_like(values)), has_positive
+
+
+def hardest_negative(distances, negative_mask):
+    """Smallest distance to a negative per anchor.
+
+    Returns:
+      ``(values, has_negative)``: ``[B]`` distances (0 where the anchor has no negative) and the
+      ``[B]`` boolean flag.
+    """
+    has_negative = ops.any(negative_mask, axis=1)
+    masked = ops.where(negative_mask, distances, ops.full_like(distances, float("inf")))
+    values = ops.min(masked, axis=1)
+    return ops.where(has_negative, values, ops.zeros_like(values)), has_negative
+
+
+def sorted_negatives(distances, negative_mask):
+    """Sorts each anchor's negative distances once; shared by semi-hard and batch-all.
+
+    Returns:
+      ``(order, keys, count)``: ``order[a]`` lists column indices with the anchor's negatives
+      first in ascending distance; ``keys[a]`` are the sorted negative distances followed by
+      ``+inf`` (no gradient); ``count[a]`` is the number of negatives (int32).
+    """
+    keys = ops.where(negative_mask, distances, ops.full_like(distances, float("inf")))
+    keys = ops.stop_gradient(keys)
+    order = ops.argsort(keys, axis=1)
+    sorted_keys = ops.take_along_axis(keys, order, axis=1)
+    count = ops.sum(ops.cast(negative_mask, "int32"), axis=1)
+    return order, sorted_keys, count
+
+
+def semi_hard_negative(distances, thresholds, sorted_negative):
+    """Per query, the nearest negative strictly farther than the query's threshold.
+
+    ``O(B log B)`` per row through a rank search over the sorted negatives; no ``B x B x B``
+    tensor.
+
+    Args:
+      distances: ``[B, B]`` pairwise distances (the selected values are gathered from here, so
+        gradients flow to them).
+      thresholds: ``[B, Q]``; row ``a`` holds the thresholds of anchor ``a`` (for TF Addons'
+        semi-hard rule, ``d(a, p)`` for every column ``p``).
+      sorted_negative: the result of :func:`sorted_negatives` for ``distances``.
+
+    Returns:
+      ``(values, found)``: ``[B, Q]``. Where ``found``, ``values`` is the smallest ``d(a, n)``
+      with ``d(a, n) > threshold``; elsewhere it is the anchor's largest negative distance (the
+      TF Addons fallback) when the anchor has negatives, and meaningless when it has none (check
+      ``count > 0`` from :func:`sorted_negatives`).
+    """
+    order, sorted_keys, count = sorted_negative
+    rank = count_at_or_below(sorted_keys, thresholds)
+    count = ops.expand_dims(count, 1)
+    found = rank < count
+    position = ops.where(found, rank, ops.maximum(count - 1, 0))
+    columns = ops.take_along_axis(order, position, axis=1)
+    return ops.take_along_axis(distances, columns, axis=1), found
+
+
+def negative_hinge_sums(distances, thresholds, sorted_negative):
+    """Per query ``t = thresholds[a, q]``: ``sum_n max(t - d(a, n), 0)`` and ``#{n : d(a, n) < t}``.
+
+    Uses prefix sums of the sorted negatives, so the cost is ``O(B log B)`` per row. To keep
+    float32 cancellation small at large ``B``, prefix sums are taken of the distances minus the
+    row's mean negative distance.
+
+    Args:
+      distances: ``[B, B]`` pairwise distances (gradients flow to the summed entries).
+      thresholds: ``[B, Q]`` thresholds (gradients flow through them too).
+      sorted_negative: the result of :func:`sorted_negatives` for ``distances``.
+
+    Returns:
+      ``(sums, counts)``, both ``[B, Q]``; ``counts`` is int32.
+    """
+    order, sorted_keys, count = sorted_negative
+    size = ops.shape(distances)[1]
+    is_negative_slot = ops.expand_dims(ops.arange(size, dtype="int32"), 0) < ops.expand_dims(count, 1)
+    sorted_values = ops.take_along_axis(distances, order, axis=1)
+    sorted_values = ops.where(is_negative_slot, sorted_values, ops.zeros_like(sorted_values))
+    denominator = ops.cast(ops.maximum(count, 1), distances.dtype)
+    center = ops.stop_gradient(ops.sum(sorted_values, axis=1) / denominator)
+    center = ops.expand_dims(center, 1)
+    centered = ops.where(is_negative_slot, sorted_values - center, ops.zeros_like(sorted_values))
+    prefix = ops.concatenate(
+        [ops.zeros_like(centered[:, :1]), ops.cumsum(centered, axis=1)], axis=1
+    )
+    counts = count_below(sorted_keys, thresholds)
+    below = ops.take_along_axis(prefix, counts, axis=1)
+    sums = ops.cast(counts, distances.dtype) * (thresholds - center) - below
+    # Rounding can leave a tiny negative remainder where the true sum is 0.
+    return ops.maximum(sums, 0.0), counts

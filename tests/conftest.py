@@ -1,0 +1,65 @@
+"""Shared fixtures: the Keras backend of this run, seeds, and gradient helpers per backend.
+
+The Keras backend is fixed per process (``KERAS_BACKEND``); ``scripts/test.sh`` runs the suite
+once per backend. Tests that do not depend on the backend run in every pass; they are cheap.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+BACKEND = keras.backend.backend()
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend {BACKEND}"
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seeds():
+    keras.utils.set_random_seed(1234)
+    yield
+
+
+def to_numpy(tensor):
+    tensor = keras.ops.convert_to_tensor(tensor)
+    if keras.backend.standardize_dtype(tensor.dtype) == "bfloat16":
+        # TensorFlow's bfloat16 does not convert to NumPy with every ml_dtypes version.
+        tensor = keras.ops.cast(tensor, "float32")
+    return np.asarray(keras.ops.convert_to_numpy(tensor), dtype=np.float64)
+
+
+def value_and_gradient(function, x):
+    """Evaluates ``function(x)`` (a scalar) and its gradient w.r.t. ``x`` on the active backend.
+
+    Returns NumPy float64 arrays ``(value, gradient)``.
+    """
+    if BACKEND == "jax":
+        import jax
+
+        value, gradient = jax.value_and_grad(function)(keras.ops.convert_to_tensor(x))
+    elif BACKEND == "torch":
+        import torch
+
+        tensor = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+        value = function(tensor)
+        (gradient,) = torch.autograd.grad(value, tensor)
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tensor = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(tensor)
+            value = function(tensor)
+        gradient = tape.gradient(value, tensor)
+    else:  # pragma: no cover - only the three backends are supported
+        raise RuntimeError(f"Unsupported backend {BACKEND!r}")
+    return to_numpy(value), to_numpy(gradient)
+
+
+def pytest_configure(config):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

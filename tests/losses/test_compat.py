@@ -1,0 +1,122 @@
+"""The compat modules give the originals' values (DESIGN.md §1-2), on every backend."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import oracle
+import tripletlab as tl
+from conftest import to_numpy, value_and_gradient
+from tripletlab.compat import omoindrot, tfa, triplet_tools
+
+
+def _batch(seed, size=12):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, size=size)
+    labels[:2] = 0
+    return labels, rng.normal(size=(size, 5))
+
+
+@pytest.mark.parametrize("metric", ["L2", "squared-L2", "angular"])
+def test_tfa_semihard_matches_oracle(metric):
+    labels, x = _batch(0)
+    expected, _ = oracle.semi_hard(labels, oracle.distance_matrix(x, metric), 0.6)
+    loss = tfa.TripletSemiHardLoss(margin=0.6, distance_metric=metric)
+    np.testing.assert_allclose(to_numpy(loss(labels, x.astype("float32"))), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(tfa.triplet_semihard_loss(labels, x.astype("float32"), 0.6, metric)),
+        expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_tfa_hard_matches_oracle(soft):
+    labels, x = _batch(1)
+    expected, _ = oracle.hard(labels, oracle.distance_matrix(x, "L2"), 0.4, soft)
+    loss = tfa.TripletHardLoss(margin=0.4, soft=soft)
+    np.testing.assert_allclose(to_numpy(loss(labels, x.astype("float32"))), expected, rtol=1e-5)
+
+
+def test_tfa_golden_value_and_names():
+    loss = tfa.TripletSemiHardLoss()
+    assert loss.name == "triplet_semihard_loss"
+    assert tfa.TripletHardLoss().name == "triplet_hard_loss"
+    value = loss(np.array([0, 0]), np.array([[0.0, 1.0], [1.0, 0.0]], dtype="float32"))
+    np.testing.assert_allclose(to_numpy(value), 2.4142137, rtol=1e-7)
+
+
+def test_tfa_callable_metric_and_config():
+    labels, x = _batch(2)
+
+    def manhattan(embeddings):
+        diff = keras.ops.expand_dims(embeddings, 1) - keras.ops.expand_dims(embeddings, 0)
+        return keras.ops.sum(keras.ops.abs(diff), axis=-1)
+
+    d = np.abs(x[:, None] - x[None]).sum(-1)
+    expected, _ = oracle.semi_hard(labels, d, 1.0)
+    loss = tfa.TripletSemiHardLoss(distance_metric=manhattan)
+    np.testing.assert_allclose(to_numpy(loss(labels, x.astype("float32"))), expected, rtol=1e-5)
+    config = tfa.TripletHardLoss(margin=0.2, soft=True, distance_metric="angular").get_config()
+    assert {"margin": 0.2, "soft": True, "distance_metric": "angular"}.items() <= config.items()
+    assert tfa.TripletHardLoss.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_omoindrot_matches_oracle(squared):
+    labels, x = _batch(3)
+    d = oracle.distance_matrix(x, "squared-L2" if squared else "L2")
+    margin = 2.0 if squared else 0.5
+    loss, fraction, _ = oracle.batch_all(labels, d, margin)
+    got_loss, got_fraction = omoindrot.batch_all_triplet_loss(
+        labels, x.astype("float32"), margin, squared=squared)
+    np.testing.assert_allclose(to_numpy(got_loss), loss, rtol=1e-5)
+    np.testing.assert_allclose(to_numpy(got_fraction), fraction, rtol=1e-5)
+    hard, _ = oracle.hard(labels, d, margin)
+    np.testing.assert_allclose(
+        to_numpy(omoindrot.batch_hard_triplet_loss(labels, x.astype("float32"), margin, squared)),
+        hard, rtol=1e-5)
+
+
+def test_omoindrot_no_triplets_gives_zero():
+    loss, fraction = omoindrot.batch_all_triplet_loss(np.arange(4), np.eye(4, dtype="float32"), 0.5)
+    assert to_numpy(loss) == 0.0 and to_numpy(fraction) == 0.0
+
+
+TT_CASES = {
+    "semihard": lambda m, metric: triplet_tools.triplet_batch_semihard_loss(m, 0.0, metric),
+    "semihard-semi-margin": lambda m, metric: triplet_tools.triplet_batch_semihard_loss(
+        m, 0.1, metric),
+    "hard": lambda m, metric: triplet_tools.triplet_batch_hard_loss(m, metric),
+    "priming": lambda m, metric: triplet_tools.triplet_batch_priming_loss(metric),
+}
+
+
+@pytest.mark.parametrize("metric", ["euclidean_norm", "euclidean", "cosine"])
+@pytest.mark.parametrize("case", sorted(TT_CASES))
+def test_triplet_tools_matches_float64_oracle(case, metric):
+    """Against the float64 oracle (triplet-tools' self pair shows float32 rounding, §2)."""
+    labels, x = _batch(4, size=16)
+    labels[-1] = 9  # an anchor without other positives: its self pair still forms a triplet
+    margin = 0.3
+    kind = case.split("-")[0]
+    d = oracle.triplet_tools_distance_matrix(x, metric)
+    semi_margin = 0.1 if case.endswith("semi-margin") else 0.0
+    expected = oracle.triplet_tools(labels, d, kind, margin, semi_margin)
+    loss_function = TT_CASES[case](margin, metric)
+    value, grad = value_and_gradient(lambda t: loss_function(labels, t), x.astype("float32"))
+    np.testing.assert_allclose(value, expected, rtol=2e-3, atol=2e-3)
+    assert np.all(np.isfinite(grad))
+
+
+def test_compat_trains_in_keras():
+    labels, x = _batch(5, size=32)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3),
+                              keras.layers.UnitNormalization()])
+    model.compile(optimizer="adam", loss=triplet_tools.triplet_batch_semihard_loss(0.5))
+    history = model.fit(x.astype("float32"), labels, batch_size=16, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_tripletlab_compat_namespace():
+    assert tl.compat.tfa.TripletSemiHardLoss is tfa.TripletSemiHardLoss

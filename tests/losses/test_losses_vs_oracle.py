@@ -1,0 +1,177 @@
+"""Every mining loss against the NumPy brute-force oracle: values and gradients.
+
+Parametrised over distance x loss (with and without soft margin) x label structure x dtype; the
+backend is the process's (``scripts/test.sh`` runs this file on TensorFlow, JAX and PyTorch).
+Inputs are random and non-degenerate (Gaussian embeddings, random margins that are not the
+defaults), except the ``duplicates`` structure, whose dyadic inputs make float32 arithmetic
+exact so that ties behave exactly as in the oracle.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import ml_dtypes
+import numpy as np
+import pytest
+
+import oracle
+import tripletlab as tl
+from conftest import to_numpy, value_and_gradient
+
+DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
+STRUCTURES = ("few-classes", "pk", "all-distinct", "one-class", "duplicates")
+DTYPES = ("float32", "float16", "bfloat16")
+
+# A margin per distance that leaves a mix of active and inactive triplets (and is not a default).
+MARGINS = {"L2": 0.7, "squared-L2": 3.0, "angular": 0.15, "normalized-L2": 0.25}
+
+NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+# Relative tolerance of the loss value, and of the gradient relative to its largest entry.
+TOLERANCES = {"float32": (2e-5, 2e-4), "float16": (4e-3, 2e-2), "bfloat16": (2e-2, 8e-2)}
+
+
+def make_case(structure, seed):
+    """Labels and float64 embeddings for one label structure (always 12 samples, so compiled
+    backend kernels are reused across cases)."""
+    rng = np.random.default_rng(seed)
+    if structure == "few-classes":
+        labels = rng.integers(0, 3, size=12)
+        labels[:2] = 0  # at least one positive pair
+    elif structure == "pk":
+        labels = rng.permutation(np.repeat(np.arange(4), 3))
+    elif structure == "all-distinct":
+        labels = rng.permutation(12)
+    elif structure == "one-class":
+        labels = np.full(12, 5)
+    else:  # duplicates: P x K with exact duplicate points, inside and across classes
+        labels = np.repeat(np.arange(3), 4)
+        embeddings = rng.integers(-6, 7, size=(12, 6)) / 4.0
+        embeddings[1] = embeddings[0]  # same class
+        embeddings[5] = embeddings[2]  # different classes: d(a, p) ties d(a, n)
+        embeddings[9] = embeddings[8]
+        return labels, embeddings
+    return labels, rng.normal(size=(len(labels), 5))
+
+
+LOSSES = {
+    "semi-hard": (
+        lambda labels, x, margin, distance, soft: tl.losses.semi_hard_triplet_loss(
+            labels, x, margin=margin, distance=distance, soft=soft),
+        lambda labels, d, margin, soft: oracle.semi_hard(labels, d, margin, soft),
+    ),
+    "hard": (
+        lambda labels, x, margin, distance, soft: tl.losses.hard_triplet_loss(
+            labels, x, margin=margin, soft=soft, distance=distance),
+        lambda labels, d, margin, soft: oracle.hard(labels, d, margin, soft),
+    ),
+    "batch-all": (
+        lambda labels, x, margin, distance, soft: tl.losses.batch_all_triplet_loss(
+            labels, x, margin=margin, distance=distance, soft=soft)[0],
+        lambda labels, d, margin, soft: (lambda r: (r[0], r[2]))(
+            oracle.batch_all(labels, d, margin, soft)),
+    ),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def reference(loss, structure, distance, dtype, soft):
+    labels, embeddings = make_case(structure, seed=hash((loss, structure, distance)) % 2**32)
+    # The oracle sees exactly the values the library receives (after rounding to dtype).
+    rounded = embeddings.astype(NUMPY_DTYPES[dtype]).astype(np.float64)
+    margin = MARGINS[distance]
+    d = oracle.distance_matrix(rounded, distance)
+    value, grad_d = LOSSES[loss][1](labels, d, margin, soft)
+    grad_x = oracle.embedding_gradient(rounded, distance, grad_d)
+    return labels, rounded, margin, value, grad_x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("structure", STRUCTURES)
+@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_value_and_gradient_match_oracle(loss, distance, soft, structure, dtype):
+    labels, rounded, margin, expected, expected_grad = reference(
+        loss, structure, distance, dtype, soft)
+    function = LOSSES[loss][0]
+    x = keras.ops.convert_to_tensor(rounded.astype(np.float32), dtype=dtype)
+
+    value, grad = value_and_gradient(
+        lambda t: function(labels, t, margin, distance, soft), x)
+
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    if structure == "duplicates" and distance not in ("L2", "squared-L2"):
+        # Cosine-based distances of duplicate points are 0 only up to rounding, so exact ties
+        # (which decide semi-hard choices) cannot be reproduced: finiteness is the claim here.
+        return
+    value_tolerance, grad_tolerance = TOLERANCES[dtype]
+    np.testing.assert_allclose(value, expected, rtol=value_tolerance, atol=value_tolerance)
+    if structure == "duplicates":
+        return  # ties sit on the hinge's kinks: subgradients legitimately differ
+    scale = max(np.abs(expected_grad).max(), 1e-3)
+    np.testing.assert_allclose(grad, expected_grad, rtol=0, atol=grad_tolerance * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_output_dtype_is_input_dtype(dtype):
+    labels, embeddings = make_case("pk", seed=0)
+    x = keras.ops.convert_to_tensor(embeddings.astype(np.float32), dtype=dtype)
+    for value in (
+        tl.losses.semi_hard_triplet_loss(labels, x),
+        tl.losses.hard_triplet_loss(labels, x),
+        *tl.losses.batch_all_triplet_loss(labels, x),
+    ):
+        assert keras.backend.standardize_dtype(value.dtype) == dtype
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_batch_all_fraction_positive_matches_oracle(distance):
+    labels, embeddings = make_case("few-classes", seed=7)
+    margin = MARGINS[distance]
+    _, fraction = tl.losses.batch_all_triplet_loss(
+        labels, embeddings.astype(np.float32), margin=margin, distance=distance)
+    _, expected, _ = oracle.batch_all(labels, oracle.distance_matrix(embeddings, distance), margin)
+    assert 0.0 < expected < 1.0  # the case must exercise both kinds of triplets
+    np.testing.assert_allclose(to_numpy(fraction), expected, rtol=1e-5)
+
+
+def test_margin_changes_the_value():
+    """Guards against an oracle/loss pair that ignores ``margin`` (Optax's cautionary oracle)."""
+    labels, embeddings = make_case("pk", seed=3)
+    x = embeddings.astype(np.float32)
+    for loss in LOSSES:
+        small = to_numpy(LOSSES[loss][0](labels, x, 0.2, "L2", False))
+        large = to_numpy(LOSSES[loss][0](labels, x, 2.0, "L2", False))
+        assert large > small
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_pairwise_distances_match_oracle_with_zero_gradient_at_zero(distance):
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(7, 4))
+    x[3] = x[1]  # a duplicate point: zero distance off the diagonal
+    d = to_numpy(tl.distances.pairwise_distances(x.astype(np.float32), distance))
+    np.testing.assert_allclose(d, oracle.distance_matrix(x, distance), atol=2e-3)
+    assert np.all(np.diag(d) == 0.0)
+
+    weights = rng.normal(size=(7, 7))
+    weights_tensor = keras.ops.convert_to_tensor(weights.astype(np.float32))
+    _, grad = value_and_gradient(
+        lambda t: keras.ops.sum(tl.distances.pairwise_distances(t, distance) * weights_tensor),
+        x.astype(np.float32))
+    assert np.all(np.isfinite(grad))
+    if distance in ("L2", "squared-L2"):
+        exact = np.round(x * 4) / 4  # dyadic values: d(1, 3) is exactly 0 in float32
+        _, grad_exact = value_and_gradient(
+            lambda t: keras.ops.sum(tl.distances.pairwise_distances(t, distance) * weights_tensor),
+            exact.astype(np.float32))
+        expected = oracle.embedding_gradient(exact, distance, weights)
+        np.testing.assert_allclose(grad_exact, expected, atol=1e-4)
+
+
+def test_golden_value_from_tf_addons_docstring():
+    value = tl.losses.semi_hard_triplet_loss(
+        np.array([0, 0]), np.array([[0.0, 1.0], [1.0, 0.0]], dtype="float32"), margin=1.0)
+    np.testing.assert_allclose(to_numpy(value), 2.4142137, rtol=1e-7)
