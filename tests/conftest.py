@@ -63,3 +63,26 @@ def value_and_gradient(function, x):
 
 def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# Tests whose behaviour depends on the Keras backend; with TRIPLETLAB_BACKEND_TESTS_ONLY=1
+# (scripts/test.sh on TensorFlow and PyTorch) only these run. Everything runs on JAX.
+BACKEND_DEPENDENT = (
+    "tests/losses/",
+    "tests/test_models.py",
+    "tests/test_offline_triplets.py",
+    "tests/cli/test_cli_train.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("TRIPLETLAB_BACKEND_TESTS_ONLY") != "1":
+        return
+    root = str(config.rootpath)
+    selected, deselected = [], []
+    for item in items:
+        relative = str(item.path)[len(root) + 1:]
+        (selected if relative.startswith(BACKEND_DEPENDENT) else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected

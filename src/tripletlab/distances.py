@@ -25,7 +25,11 @@ DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
 # Distances computed on L2-normalised rows (so they lie in [0, 2] or [0, 4]).
 NORMALIZED_DISTANCES = frozenset({"angular", "normalized-L2"})
 
-_NORM_EPSILON = 1e-12
+# Clamp of the squared norm in L2 normalisation. The gradient of x / max(|x|, sqrt(eps)) near
+# x = 0 is about 1 / sqrt(eps): 1e-8 keeps it near 1e4, inside float16's range (65504), so a
+# zero or tiny embedding row never turns into an inf gradient under mixed precision (found by
+# tests/losses/test_fuzz.py). Rows with norm below 1e-4 are scaled by 1e4 instead of normalised.
+_NORM_EPSILON = 1e-8
 
 
 def check_distance(distance: str) -> str:

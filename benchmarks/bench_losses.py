@@ -1,0 +1,147 @@
+"""Time and peak memory of each mining loss (value + gradient) against the distance matrix.
+
+For every batch size B (P x K batches, K = 4, D = 128) and every loss, a fresh subprocess builds
+the inputs, compiles ``value_and_grad(loss)`` for the active backend (``jax.jit``,
+``tf.function(jit_compile=True)``; PyTorch runs eagerly), runs it once to warm up, then times
+``--repeats`` calls. Peak extra memory is the growth of the process's peak RSS over what it
+held after building the inputs (CPU). The baseline, measured the same way in the same run, is
+the pairwise L2 distance matrix forward + backward (``sum(d * w)``), which every loss needs
+anyway: the ratio column says what the mining costs on top of it.
+
+Usage:
+  KERAS_BACKEND=jax python benchmarks/bench_losses.py --sizes 256 1024 4096 8192
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+LOSSES = ("distance-matrix", "semi-hard", "hard", "batch-all")
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def measure(loss_name, batch, dim, repeats):
+    """Runs in the child process: returns seconds per call and extra peak memory (MB)."""
+    import keras
+    import numpy as np
+
+    import tripletlab as tl
+
+    rng = np.random.default_rng(0)
+    labels_np = rng.permutation(np.repeat(np.arange(batch // 4), 4)).astype("int32")
+    x_np = rng.normal(size=(batch, dim)).astype("float32")
+    weights_np = rng.random((batch, batch), dtype=np.float32) if loss_name == "distance-matrix" \
+        else None
+    labels = keras.ops.convert_to_tensor(labels_np)
+    x = keras.ops.convert_to_tensor(x_np)
+    weights = keras.ops.convert_to_tensor(weights_np) if weights_np is not None else None
+
+    def loss(embeddings):
+        if loss_name == "distance-matrix":
+            return keras.ops.sum(tl.distances.pairwise_distances(embeddings, "L2") * weights)
+        if loss_name == "semi-hard":
+            return tl.losses.semi_hard_triplet_loss(labels, embeddings)
+        if loss_name == "hard":
+            return tl.losses.hard_triplet_loss(labels, embeddings)
+        return tl.losses.batch_all_triplet_loss(labels, embeddings)[0]
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        step = jax.jit(jax.value_and_grad(loss))
+
+        def run():
+            value, grad = step(x)
+            jax.block_until_ready(grad)
+            return value
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def step(embeddings):
+            with tf.GradientTape() as tape:
+                tape.watch(embeddings)
+                value = loss(embeddings)
+            return value, tape.gradient(value, embeddings)
+
+        def run():
+            value, grad = step(x)
+            grad.numpy()
+            return value
+    else:
+        import torch
+
+        def run():
+            tensor = x.detach().requires_grad_(True)
+            value = loss(tensor)
+            value.backward()
+            return value.detach()
+
+    before = _peak_rss_mb()
+    value = run()  # warm-up / compilation
+    start = time.perf_counter()
+    for _ in range(repeats):
+        value = run()
+    seconds = (time.perf_counter() - start) / repeats
+    return {"seconds": seconds, "extra_mb": _peak_rss_mb() - before,
+            "value": float(keras.ops.convert_to_numpy(value))}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096, 8192])
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
+    parser.add_argument("--child", nargs=2, metavar=("LOSS", "B"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.child:
+        result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats)
+        print("RESULT " + json.dumps(result))
+        return
+
+    import keras
+
+    backend = keras.backend.backend()
+    print(f"backend {backend}, keras {keras.__version__}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, D = {args.dim}, P x K batches with K = 4, "
+          f"{args.repeats} timed repeats after one warm-up\n")
+    print("| B | loss | value + gradient | x distance matrix | peak extra memory |")
+    print("|---:|---|---:|---:|---:|")
+    results = []
+    for batch in args.sizes:
+        baseline = None
+        for loss_name in ["distance-matrix", *[n for n in args.losses if n != "distance-matrix"]]:
+            command = [sys.executable, __file__, "--child", loss_name, str(batch),
+                       "--dim", str(args.dim), "--repeats", str(args.repeats)]
+            completed = subprocess.run(command, capture_output=True, text=True)
+            lines = [l for l in completed.stdout.splitlines() if l.startswith("RESULT ")]
+            if completed.returncode != 0 or not lines:
+                print(f"| {batch} | {loss_name} | failed: {completed.stderr.strip().splitlines()[-1:]} | | |")
+                continue
+            result = json.loads(lines[0][len("RESULT "):])
+            if loss_name == "distance-matrix":
+                baseline = result["seconds"]
+            ratio = f"{result['seconds'] / baseline:.1f}x" if baseline else "n/a"
+            print(f"| {batch} | {loss_name} | {result['seconds'] * 1000:.1f} ms | {ratio} | "
+                  f"{result['extra_mb']:.0f} MB |", flush=True)
+            results.append({"backend": backend, "batch": batch, "loss": loss_name, **result})
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as stream:
+            json.dump(results, stream, indent=2)
+
+
+if __name__ == "__main__":
+    main()

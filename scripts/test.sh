@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite the way CI does: everything once on JAX, then the backend-dependent
+# tests (losses, models, training) again on TensorFlow and PyTorch.
+# Usage: bash scripts/test.sh [extra pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONWARNINGS="${PYTHONWARNINGS:-}"
+status=0
+echo "=== backend jax: full suite ==="
+KERAS_BACKEND=jax python -m pytest "$@" || status=$?
+for backend in tensorflow torch; do
+  echo "=== backend $backend: backend-dependent tests ==="
+  KERAS_BACKEND=$backend TRIPLETLAB_BACKEND_TESTS_ONLY=1 python -m pytest "$@" || status=$?
+done
+exit $status
