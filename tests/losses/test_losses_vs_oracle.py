@@ -181,3 +181,18 @@ def test_golden_value_from_tf_addons_docstring():
     value = tl.losses.semi_hard_triplet_loss(
         np.array([0, 0]), np.array([[0.0, 1.0], [1.0, 0.0]], dtype="float32"), margin=1.0)
     np.testing.assert_allclose(to_numpy(value), 2.4142137, rtol=1e-7)
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_row_chunked_mining_matches_oracle(loss, soft, monkeypatch):
+    """Large batches are mined in row slices; force 2-row slices on a small batch."""
+    from tripletlab.mining import chunks
+
+    monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 2 * 12)
+    labels, rounded, margin, expected, expected_grad = reference(
+        loss, "few-classes", "L2", "float32", soft)
+    value, grad = value_and_gradient(
+        lambda t: LOSSES[loss][0](labels, t, margin, "L2", soft), rounded.astype(np.float32))
+    np.testing.assert_allclose(value, expected, rtol=2e-5)
+    np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())

@@ -24,12 +24,14 @@ from tripletlab._checks import check_bool, check_number
 from tripletlab.distances import check_distance, pairwise_distances
 from tripletlab.losses.inputs import prepare_inputs
 from tripletlab.mining import (
+    attach_gradient,
+    count_at_or_below,
+    count_below,
     hardest_negative,
     hardest_positive,
     label_masks,
+    map_row_chunks,
     negative_hinge_sums,
-    semi_hard_negative,
-    sorted_negatives,
 )
 
 # omoindrot's epsilons: a triplet is "positive" when its loss exceeds this, and it is added to
@@ -76,24 +78,103 @@ def _hinge_or_soft(gap, margin, soft):
 # ---------------------------------------------------------------------------------------------
 
 
+def _take(rows, positions):
+    """``rows[r, positions[r, q]]`` with positions clipped into range."""
+    last = ops.shape(rows)[1] - 1
+    return ops.take_along_axis(rows, ops.clip(positions, 0, last), axis=1)
+
+
+def _split_evenly(weights, targets):
+    """Spreads each row's ``weights`` ``[R]`` evenly over the row's true ``targets`` ``[R, B]``."""
+    targets = ops.cast(targets, weights.dtype)
+    share = weights / ops.maximum(ops.sum(targets, axis=1), 1.0)
+    return targets * ops.expand_dims(share, 1)
+
+
+def _term_and_slope(gap, margin, soft):
+    """A pair's loss term for ``gap = d(a,p) - d(a,n)`` and its derivative w.r.t. ``gap``."""
+    if soft:
+        return ops.softplus(gap), ops.sigmoid(gap)
+    value = ops.relu(gap + margin)
+    return value, ops.cast(value > 0, gap.dtype)
+
+
+def _semi_hard_rows(d, positive, negative, margin, soft):
+    """Semi-hard loss sums and ``d sums / d d`` for a slice of anchors, without autodiff.
+
+    The chosen negative of a positive at distance ``t`` is a function of ``t`` alone (the
+    nearest negative strictly beyond ``t``), found by a rank search over the sorted negatives.
+    The gradient sends each pair's slope to its positive (+) and to its chosen negative (-).
+    Negative ``n`` is chosen by the positives with ``prev(n) <= d(a,p) < d(a,n)``, ``prev(n)``
+    being the next smaller negative distance; prefix sums of the slopes over the sorted positive
+    distances give that total, so no index is gathered or scattered.
+    """
+    dtype = d.dtype
+    infinity = ops.full_like(d, float("inf"))
+    zeros = ops.zeros_like(d)
+    negative_count = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
+    positive_count = ops.sum(ops.cast(positive, "int32"), axis=1, keepdims=True)
+    has_negative = negative_count > 0
+    sorted_negative = ops.sort(ops.where(negative, d, infinity), axis=1)
+    row_minimum = ops.min(d, axis=1, keepdims=True)
+
+    def chosen_negative(thresholds):
+        rank = count_at_or_below(sorted_negative, thresholds)
+        found = rank < negative_count
+        # found: the first negative beyond the threshold; else the farthest negative.
+        value = _take(sorted_negative, ops.minimum(rank, negative_count - 1))
+        return ops.where(has_negative, value, row_minimum), found
+
+    # Loss and positive-side slopes, per (anchor, column).
+    negative_distance, found = chosen_negative(d)
+    values, slopes = _term_and_slope(d - negative_distance, margin, soft)
+    values, slopes = ops.where(positive, values, zeros), ops.where(positive, slopes, zeros)
+
+    # Slopes of the positives that found a negative beyond them, in sorted-distance order.
+    sorted_positive = ops.sort(ops.where(positive, d, infinity), axis=1)
+    is_positive_slot = ops.expand_dims(ops.arange(ops.shape(d)[1], dtype="int32"), 0) < positive_count
+    sorted_negative_distance, sorted_found = chosen_negative(sorted_positive)
+    _, sorted_slopes = _term_and_slope(sorted_positive - sorted_negative_distance, margin, soft)
+    sorted_slopes = ops.where(ops.logical_and(is_positive_slot, sorted_found), sorted_slopes, zeros)
+    prefix = ops.concatenate([zeros[:, :1], ops.cumsum(sorted_slopes, axis=1)], axis=1)
+
+    def slope_below(thresholds):  # sum of those slopes over positives with d(a,p) < threshold
+        return _take(prefix, count_below(sorted_positive, thresholds))
+
+    below = count_below(sorted_negative, d)
+    ties = count_at_or_below(sorted_negative, d) - below
+    previous = _take(sorted_negative, below - 1)
+    chosen_by = slope_below(d) - ops.where(below > 0, slope_below(previous), zeros)
+    chosen_by = chosen_by / ops.maximum(ops.cast(ties, dtype), 1.0)  # tied negatives share
+    negative_slopes = ops.where(negative, chosen_by, zeros)
+
+    # Positives without a negative beyond them fall back to the farthest negative; anchors
+    # without negatives to the row minimum.
+    fallback = ops.sum(ops.where(found, zeros, slopes), axis=1)
+    farthest = ops.logical_and(negative, d == _take(sorted_negative, negative_count - 1))
+    nearest = d == row_minimum
+    fallback_targets = ops.where(has_negative, farthest, nearest)
+    negative_slopes = negative_slopes + _split_evenly(fallback, fallback_targets)
+
+    return ops.sum(values, axis=1), slopes - negative_slopes
+
+
 def semi_hard_terms(labels, distances, margin=1.0, soft=False):
     """TF Addons' semi-hard mining on a ``[B, B]`` distance matrix.
 
     For every ordered positive pair ``(a, p)`` the negative is the nearest one strictly farther
     than ``p``; if none, the farthest negative; if ``a`` has no negatives, the row minimum of
     ``distances``. The mean is over all positive pairs (zero-loss pairs included); a batch
-    without positive pairs gives 0.
+    without positive pairs gives 0. Anchors are processed in row slices without autodiff
+    (see :mod:`tripletlab.mining.chunks`), so memory stays a few ``[B, B]`` matrices.
     """
     positive, negative = label_masks(labels)
-    sorted_negative = sorted_negatives(distances, negative)
-    negative_distance, _ = semi_hard_negative(distances, distances, sorted_negative)
-    has_negative = ops.expand_dims(sorted_negative[2] > 0, 1)
-    row_minimum = ops.min(distances, axis=1, keepdims=True)
-    negative_distance = ops.where(has_negative, negative_distance, row_minimum)
-    pair_loss = _hinge_or_soft(distances - negative_distance, margin, soft)
-    pair_loss = ops.where(positive, pair_loss, ops.zeros_like(pair_loss))
+    values, coefficients = map_row_chunks(
+        lambda d, p, n: _semi_hard_rows(d, p, n, margin, soft),
+        ops.stop_gradient(distances), positive, negative)
     num_pairs = ops.sum(ops.cast(positive, distances.dtype))
-    return TripletTerms(ops.sum(pair_loss, axis=1), ops.maximum(num_pairs, 1.0))
+    per_anchor = attach_gradient(distances, values, coefficients)
+    return TripletTerms(per_anchor, ops.maximum(num_pairs, 1.0))
 
 
 def hard_terms(labels, distances, margin=1.0, soft=False):
@@ -128,15 +209,38 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False):
     if soft:
         per_anchor, num_positive_triplets = _soft_batch_all_per_anchor(distances, positive, negative)
     else:
-        sums, counts = negative_hinge_sums(
-            distances, distances + margin, sorted_negatives(distances, negative)
-        )
-        zeros = ops.zeros_like(sums)
-        per_anchor = ops.sum(ops.where(positive, sums, zeros), axis=1)
-        num_positive_triplets = ops.sum(ops.where(positive, ops.cast(counts, dtype), zeros))
+        values, counts, coefficients = map_row_chunks(
+            lambda d, p, n: _batch_all_rows(d, p, n, margin),
+            ops.stop_gradient(distances), positive, negative)
+        per_anchor = attach_gradient(distances, values, coefficients)
+        num_positive_triplets = ops.sum(counts)
     normalizer = num_positive_triplets + _DENOMINATOR_EPSILON
     fraction = num_positive_triplets / (num_valid + _DENOMINATOR_EPSILON)
     return TripletTerms(per_anchor, normalizer, fraction)
+
+
+def _batch_all_rows(d, positive, negative, margin):
+    """Batch-all hinge sums, positive-triplet counts and ``d sums / d d`` for a slice of anchors.
+
+    With the anchor's negatives sorted, ``sum_n max(t - d(a,n), 0)`` for ``t = d(a,p) + margin``
+    is ``count * t - (sum of the negatives below t)`` from prefix sums; the slope is ``+count``
+    at ``(a, p)`` and ``-#{p : d(a,p) + margin > d(a,n)}`` at ``(a, n)``, a rank search over the
+    sorted thresholds. No autodiff, no ``B x B x B`` tensor.
+    """
+    dtype = d.dtype
+    zeros = ops.zeros_like(d)
+    infinity = ops.full_like(d, float("inf"))
+    thresholds = d + margin
+    sorted_negative = ops.sort(ops.where(negative, d, infinity), axis=1)
+    negative_count = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
+    sums, counts = negative_hinge_sums(sorted_negative, negative_count, thresholds)
+    counts = ops.where(positive, ops.cast(counts, dtype), zeros)
+    positive_count = ops.sum(ops.cast(positive, dtype), axis=1, keepdims=True)
+    sorted_thresholds = ops.sort(ops.where(positive, thresholds, infinity), axis=1)
+    not_violating = ops.cast(count_at_or_below(sorted_thresholds, d), dtype)
+    negative_slopes = ops.where(negative, positive_count - not_violating, zeros)
+    values = ops.sum(ops.where(positive, sums, zeros), axis=1)
+    return values, ops.sum(counts, axis=1), counts - negative_slopes
 
 
 def _soft_batch_all_per_anchor(distances, positive, negative):
@@ -155,10 +259,7 @@ def _soft_batch_all_per_anchor(distances, positive, negative):
         return ops.sum(losses), count, gradient
 
     sums, counts, gradient = ops.map(one_anchor, (frozen, positive, negative))
-    # Value = sums, gradient w.r.t. ``distances`` = ``gradient`` (row by row).
-    linear = ops.sum(gradient * distances, axis=1)
-    per_anchor = linear + ops.stop_gradient(sums - linear)
-    return per_anchor, ops.sum(counts)
+    return attach_gradient(distances, sums, gradient), ops.sum(counts)
 
 
 # ---------------------------------------------------------------------------------------------
