@@ -1,4 +1,9 @@
-"""Triplet losses with online mining (functional forms and Keras ``Loss`` classes)."""
+"""Triplet losses.
+
+Online mining (labels + a batch of embeddings; functional forms and Keras ``Loss`` classes):
+``TripletSemiHardLoss``, ``TripletHardLoss``, ``TripletBatchAllLoss``. Offline triplets (the
+Siamese-network workflow, explicit (anchor, positive, negative) inputs): ``TripletLoss``.
+"""
 
 from tripletlab.losses.classes import TripletBatchAllLoss, TripletHardLoss, TripletSemiHardLoss
 from tripletlab.losses.functional import (
@@ -6,12 +11,15 @@ from tripletlab.losses.functional import (
     hard_triplet_loss,
     semi_hard_triplet_loss,
 )
+from tripletlab.losses.offline import TripletLoss, offline_triplet_loss
 
 __all__ = [
     "TripletBatchAllLoss",
     "TripletHardLoss",
+    "TripletLoss",
     "TripletSemiHardLoss",
     "batch_all_triplet_loss",
     "hard_triplet_loss",
+    "offline_triplet_loss",
     "semi_hard_triplet_loss",
 ]
