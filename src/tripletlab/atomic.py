@@ -38,11 +38,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        # mkstemp creates the file private (0600); give it the permissions open() would have.
+        os.chmod(temporary_path, 0o666 & ~_current_umask())
         os.replace(temporary_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temporary_path.unlink()
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

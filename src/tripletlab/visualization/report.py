@@ -1,0 +1,528 @@
+"""One self-contained, offline HTML page for an experiment folder.
+
+Everything the page needs is inside the file: CSS and JavaScript inline, pictures as base64
+``data:`` URIs, the scatter plots as inline SVG with one ``<circle data-point="i">`` per point.
+It references no CDN and no URL, so it opens from disk, from an e-mail attachment or on a
+machine with no network, and shows the same thing in ten years.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tripletlab import _checks
+from tripletlab.atomic import write_text
+from tripletlab.visualization.plot import (
+    _as_labels,
+    _as_uint8_images,
+    _figure_png_bytes,
+    _training_curves_figure,
+    class_colors,
+)
+from tripletlab.visualization.project import as_embedding_matrix, project
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+LOG_FILE = "log.csv"
+EMBEDDINGS_FILE = "embeddings/test_embeddings.npy"
+LABELS_FILE = "embeddings/test_labels.npy"
+IMAGES_FILE = "embeddings/test_images.npy"
+PLOTS_DIR = "plots"
+PICTURE_SUFFIXES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg",
+                    ".jpeg": "image/jpeg"}
+THUMBNAIL_PIXELS = 64
+_FRAME_NAME = re.compile(r"frame_\d+\.png")
+_SVG_SIZE = 560.0
+_SVG_PAD = 12.0
+
+
+def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | None = None, *,
+                 max_points: int = 2000, tsne_max_points: int = 1000, seed: int = 0) -> Path:
+    """Writes one self-contained offline HTML page describing an experiment folder.
+
+    Reads whichever of these exist (paths relative to ``experiment_dir``):
+
+    - ``config.json``: the resolved configuration, shown as a table (nested keys joined by
+      dots).
+    - ``metrics.json``: name → number, shown as a table.
+    - ``log.csv``: a Keras ``CSVLogger`` file, drawn as training curves (a PNG made by
+      :func:`tripletlab.visualization.training_curves`; ``plots/training_curves.png`` is then
+      not repeated).
+    - ``embeddings/test_embeddings.npy`` and ``embeddings/test_labels.npy`` (and optionally
+      ``embeddings/test_images.npy``, ``uint8 [N, H, W, C]``): two interactive scatter plots
+      as inline SVG: PCA fitted on all embeddings, showing at most ``max_points`` points (a
+      sample stratified by class; the page says so), and t-SNE of at most
+      ``tsne_max_points`` of those points (stratified again);
+      hovering a point shows its image and label, and highlights the same point in the other
+      plot; clicking a class in the legend hides or shows it.
+    - ``plots/**.png`` (and ``.gif``, ``.jpg``): e.g. neighbour grids, embedded as they are;
+      ``frame_NNNN.png`` files in a folder that also holds a GIF (as
+      :class:`tripletlab.visualization.LivePCA` writes them) are represented by the GIF.
+
+    A missing part is left out with a note on the page.
+
+    Args:
+      experiment_dir: the experiment folder.
+      path: the output file; default ``experiment_dir / "report.html"``.
+      max_points: the most points drawn in each scatter plot.
+      tsne_max_points: the most points in the t-SNE plot (t-SNE's time grows quickly: about
+        ten seconds for 1,000 points on two cores); 0 turns t-SNE off.
+      seed: seed of the stratified sample and of t-SNE.
+
+    Returns:
+      The path of the HTML file.
+
+    Raises:
+      FileNotFoundError: ``experiment_dir`` does not exist or holds none of the parts above.
+      ValueError: the embedding files disagree in length, or a JSON file is malformed.
+      ImportError: scikit-learn, matplotlib or Pillow is missing (``pip install
+        "tripletlab[viz]"``).
+
+    Example:
+      >>> write_report("experiments/mnist-semihard")  # doctest: +SKIP
+      PosixPath('experiments/mnist-semihard/report.html')
+    """
+    _checks.check_number("max_points", max_points, minimum=1, integer=True)
+    _checks.check_number("tsne_max_points", tsne_max_points, minimum=0, integer=True)
+    _checks.check_number("seed", seed, minimum=0, integer=True)
+    folder = Path(experiment_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Expected `experiment_dir` to be a folder. Received: "
+                                f"experiment_dir={str(experiment_dir)!r}, which does not exist.")
+    parts = {name: folder / name for name in
+             (CONFIG_FILE, METRICS_FILE, LOG_FILE, EMBEDDINGS_FILE, LABELS_FILE, IMAGES_FILE)}
+    pictures = _find_pictures(folder / PLOTS_DIR)
+    has_embeddings = parts[EMBEDDINGS_FILE].is_file() and parts[LABELS_FILE].is_file()
+    if not (parts[CONFIG_FILE].is_file() or parts[METRICS_FILE].is_file()
+            or parts[LOG_FILE].is_file() or has_embeddings or pictures):
+        raise FileNotFoundError(
+            "Expected an experiment folder with at least one of config.json, metrics.json, "
+            "log.csv, embeddings/test_embeddings.npy with embeddings/test_labels.npy, or "
+            f"pictures under plots/. Received: experiment_dir={str(folder)!r} with none of them.")
+
+    sections: list[tuple[str, str, str]] = []  # (id, title, body)
+    sections.append(("metrics", "Metrics", _metrics_section(parts[METRICS_FILE])))
+    curves_drawn = parts[LOG_FILE].is_file()
+    sections.append(("curves", "Training curves", _curves_section(parts[LOG_FILE])))
+    point_data: dict[str, Any] = {}
+    sections.append(("embedding", "Embedding",
+                     _embedding_section(parts, max_points, tsne_max_points, seed, point_data)))
+    if curves_drawn:
+        pictures = [p for p in pictures if p.stem != "training_curves"]
+    sections.append(("plots", "Plots", _plots_section(folder, pictures)))
+    sections.append(("config", "Configuration", _config_section(parts[CONFIG_FILE])))
+
+    target = Path(path) if path is not None else folder / "report.html"
+    page = _page(folder.resolve().name, str(folder), sections, point_data)
+    return write_text(target, page)
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+def _metrics_section(path: Path) -> str:
+    if not path.is_file():
+        return _note(f"No {METRICS_FILE} in this experiment.")
+    metrics = _read_json(path)
+    if not isinstance(metrics, dict) or not metrics:
+        return _note(f"{METRICS_FILE} holds no name → value pairs.")
+    rows = []
+    for name, value in _flatten(metrics).items():
+        shown = _format_value(value)
+        rows.append(f'<tr><th scope="row">{_e(name)}</th>'
+                    f'<td class="num" title="{_e(str(value))}">{_e(shown)}</td></tr>')
+    return f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _config_section(path: Path) -> str:
+    if not path.is_file():
+        return _note(f"No {CONFIG_FILE} in this experiment.")
+    config = _read_json(path)
+    if not isinstance(config, dict):
+        return f"<pre>{_e(json.dumps(config, indent=2))}</pre>"
+    rows = [f'<tr><th scope="row">{_e(name)}</th><td><code>{_e(_format_value(value))}'
+            f"</code></td></tr>" for name, value in _flatten(config).items()]
+    if not rows:
+        return _note(f"{CONFIG_FILE} is empty.")
+    return f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _curves_section(path: Path) -> str:
+    if not path.is_file():
+        return _note(f"No {LOG_FILE} (Keras CSVLogger) in this experiment.")
+    png = _figure_png_bytes(_training_curves_figure(path))
+    return (f'<img class="wide" alt="training curves from {LOG_FILE}" '
+            f'src="{_data_uri(png, "image/png")}">')
+
+
+def _embedding_section(parts: dict[str, Path], max_points: int, tsne_max_points: int,
+                       seed: int, point_data: dict[str, Any]) -> str:
+    embeddings_path, labels_path = parts[EMBEDDINGS_FILE], parts[LABELS_FILE]
+    if not embeddings_path.is_file() or not labels_path.is_file():
+        missing = [name for name in (EMBEDDINGS_FILE, LABELS_FILE) if not parts[name].is_file()]
+        return _note(f"No scatter plot: {', '.join(missing)} missing.")
+    embeddings = as_embedding_matrix(np.load(embeddings_path, allow_pickle=False),
+                                     EMBEDDINGS_FILE)
+    labels = _as_labels(np.load(labels_path, allow_pickle=False), LABELS_FILE)
+    total = embeddings.shape[0]
+    if labels.shape[0] != total:
+        raise ValueError(f"Expected {LABELS_FILE} to have one label per embedding. Received: "
+                         f"{labels.shape[0]} labels for {total} embeddings.")
+    if total < 3:
+        return _note(f"No scatter plot: only {total} embeddings.")
+    images = None
+    if parts[IMAGES_FILE].is_file():
+        images = _as_uint8_images(np.load(parts[IMAGES_FILE], allow_pickle=False), IMAGES_FILE)
+        if images.shape[0] != total:
+            raise ValueError(f"Expected {IMAGES_FILE} to have one image per embedding. "
+                             f"Received: {images.shape[0]} images for {total} embeddings.")
+
+    sample = stratified_sample(labels, max_points, seed)
+    shown = len(sample)
+    classes = [int(label) for label in np.unique(labels)]
+    colors = dict(zip(classes, class_colors(len(classes)), strict=True))
+    notes = [f"{total:,} test embeddings of dimension {embeddings.shape[1]}, "
+             f"{len(classes)} classes."]
+    if shown < total:
+        notes.append(f"Showing {shown:,} of {total:,} points: a random sample stratified by "
+                     f"class (at most {max_points:,}).")
+    else:
+        notes.append(f"Showing all {total:,} points.")
+    everyone = np.arange(shown)
+    plots = [("PCA (fitted on all embeddings)", everyone,
+              project(embeddings, "pca", seed=seed)[sample])]
+    if tsne_max_points == 0:
+        notes.append("t-SNE turned off (tsne_max_points=0).")
+    elif shown < 5:
+        notes.append(f"t-SNE left out: only {shown} points.")
+    else:
+        subset = stratified_sample(labels[sample], tsne_max_points, seed)
+        title = "t-SNE" if len(subset) == shown else f"t-SNE ({len(subset):,} of these points)"
+        plots.append((title, subset, project(embeddings[sample[subset]], "tsne", seed=seed)))
+        if len(subset) < shown:
+            notes.append(f"The t-SNE plot shows {len(subset):,} of the {shown:,} points, "
+                         f"stratified by class (tsne_max_points={tsne_max_points:,}).")
+    if images is None:
+        notes.append(f"No {IMAGES_FILE}: hovering a point shows its label only.")
+    else:
+        notes.append("Hover a point to see its image; click a class to hide or show it.")
+
+    point_data["labels"] = [int(label) for label in labels[sample]]
+    point_data["index"] = [int(index) for index in sample]
+    point_data["thumbs"] = (None if images is None
+                            else [_thumbnail_uri(images[index]) for index in sample])
+    radius = max(1.8, min(5.0, 60.0 / math.sqrt(shown)))
+    figures = "".join(_svg_scatter(title, keys, points, labels[sample][keys], colors, radius)
+                      for title, keys, points in plots)
+    legend = "".join(
+        f'<li data-class="{label}" tabindex="0" role="button" aria-pressed="true">'
+        f'<span class="swatch" style="background:{colors[label]}"></span>{label}'
+        f' <span class="count">({int(np.sum(labels[sample] == label))})</span></li>'
+        for label in classes)
+    paragraphs = "".join(f'<p class="note">{_e(note)}</p>' for note in notes)
+    return (f'{paragraphs}<ul class="legend" aria-label="classes">{legend}</ul>'
+            f'<div class="scatters">{figures}</div>')
+
+
+def _plots_section(folder: Path, pictures: list[Path]) -> str:
+    if not pictures:
+        return _note(f"No pictures under {PLOTS_DIR}/.")
+    figures = []
+    for picture in pictures:
+        name = picture.relative_to(folder).as_posix()
+        uri = _data_uri(picture.read_bytes(), PICTURE_SUFFIXES[picture.suffix.lower()])
+        figures.append(f'<figure class="picture"><img alt="{_e(name)}" src="{uri}">'
+                       f"<figcaption>{_e(name)}</figcaption></figure>")
+    return f'<div class="pictures">{"".join(figures)}</div>'
+
+
+# --- pieces ------------------------------------------------------------------------------------
+
+def stratified_sample(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+    """Returns sorted indices of at most ``max_points`` rows, each class in proportion.
+
+    Every class keeps at least one point when ``max_points`` allows it; the remaining places
+    go to classes by largest remainder.
+
+    Args:
+      labels: ``[N]`` integer labels.
+      max_points: the sample size cap.
+      seed: seed of the random choice within each class.
+
+    Returns:
+      Sorted ``int64`` indices; all of ``range(N)`` when ``N <= max_points``.
+    """
+    total = labels.shape[0]
+    if total <= max_points:
+        return np.arange(total)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * (max_points / total)
+    quota = np.floor(exact).astype(np.int64)
+    if max_points >= len(classes):
+        quota = np.maximum(quota, 1)
+    spare = max_points - int(quota.sum())
+    if spare > 0:
+        order = np.argsort(-(exact - np.floor(exact)), kind="stable")
+        for index in order:
+            if spare == 0:
+                break
+            if quota[index] < counts[index]:
+                quota[index] += 1
+                spare -= 1
+    while quota.sum() > max_points:  # the minimum of one per class overshot
+        quota[np.argmax(quota)] -= 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(labels == label), size=int(size), replace=False)
+              for label, size in zip(classes, quota, strict=True) if size > 0]
+    return np.sort(np.concatenate(chosen))
+
+
+def _svg_scatter(title: str, keys: np.ndarray, points: np.ndarray, labels: np.ndarray,
+                 colors: dict[int, str], radius: float) -> str:
+    """One ``<svg>``; point ``j`` gets ``data-point=keys[j]`` (its place in the sample)."""
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = float(max(high[0] - low[0], high[1] - low[1], 1e-12))
+    scale = (_SVG_SIZE - 2 * _SVG_PAD) / span
+    offset = (_SVG_SIZE - (high - low) * scale) / 2  # centre the shorter axis
+    xs = offset[0] + (points[:, 0] - low[0]) * scale
+    ys = _SVG_SIZE - (offset[1] + (points[:, 1] - low[1]) * scale)
+    order = np.random.default_rng(0).permutation(points.shape[0])  # no class drawn on top
+    circles = "".join(
+        f'<circle data-point="{keys[i]}" data-label="{int(labels[i])}" cx="{xs[i]:.1f}" '
+        f'cy="{ys[i]:.1f}" r="{radius:.1f}" fill="{colors[int(labels[i])]}"></circle>'
+        for i in order)
+    size = f"{_SVG_SIZE:g}"
+    return (f'<figure class="scatter"><figcaption>{_e(title)}</figcaption>'
+            f'<svg class="scatter" viewBox="0 0 {size} {size}" role="img" '
+            f'aria-label="{_e(title)}"><rect class="frame" x="0.5" y="0.5" '
+            f'width="{_SVG_SIZE - 1:g}" height="{_SVG_SIZE - 1:g}"></rect>'
+            f"{circles}</svg></figure>")
+
+
+def _thumbnail_uri(image: np.ndarray) -> str:
+    from PIL import Image
+
+    picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    if max(picture.size) > THUMBNAIL_PIXELS:
+        picture.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return _data_uri(buffer.getvalue(), "image/png")
+
+
+def _find_pictures(plots_dir: Path) -> list[Path]:
+    """Pictures under ``plots_dir``, sorted; ``frame_NNNN.png`` beside a GIF are left out."""
+    if not plots_dir.is_dir():
+        return []
+    found = sorted(p for p in plots_dir.rglob("*")
+                   if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES
+                   and not p.name.startswith("."))
+    animated = {p.parent for p in found if p.suffix.lower() == ".gif"}
+    return [p for p in found if not (p.parent in animated and _FRAME_NAME.fullmatch(p.name))]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Expected {path} to hold JSON. Received: {error}.") from error
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) and value != 0 else str(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _data_uri(payload: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _note(text: str) -> str:
+    return f'<p class="note missing">{_e(text)}</p>'
+
+
+def _page(name: str, folder: str, sections: list[tuple[str, str, str]],
+          point_data: dict[str, Any]) -> str:
+    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title, _ in sections)
+    body = "".join(f'<section id="{key}"><h2>{_e(title)}</h2>{content}</section>'
+                   for key, title, content in sections)
+    data = json.dumps(point_data, separators=(",", ":")).replace("</", "<\\/")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(name)} · tripletlab report</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header><h1>{_e(name)}</h1>
+<p class="sub">tripletlab experiment report · {_e(folder)} · {created}</p>
+<nav>{nav}</nav></header>
+<main>{body}</main>
+<div id="tooltip" role="tooltip" hidden></div>
+<script type="application/json" id="report-data">{data}</script>
+<script>{_JS}</script>
+</body>
+</html>
+"""
+
+
+_CSS = """
+:root { --fg: #1d2330; --muted: #5b6472; --line: #dde1e7; --bg: #ffffff; --panel: #f6f7f9; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+       color: var(--fg); background: var(--bg); }
+header { padding: 20px 32px 12px; border-bottom: 1px solid var(--line); background: var(--panel); }
+h1 { margin: 0 0 2px; font-size: 24px; }
+h2 { font-size: 19px; margin: 0 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+.sub { margin: 0 0 8px; color: var(--muted); font-size: 13px; }
+nav a { margin-right: 16px; color: #1f5fbf; text-decoration: none; font-size: 14px; }
+nav a:hover { text-decoration: underline; }
+main { padding: 8px 32px 48px; max-width: 1280px; }
+section { margin-top: 26px; }
+.note { color: var(--muted); margin: 4px 0; font-size: 14px; }
+.note.missing { font-style: italic; }
+table.kv { border-collapse: collapse; font-size: 14px; min-width: 360px; }
+table.kv th, table.kv td { text-align: left; padding: 4px 14px 4px 8px;
+                           border-bottom: 1px solid var(--line); vertical-align: top; }
+table.kv th { font-weight: 600; white-space: nowrap; }
+table.kv td.num { font-variant-numeric: tabular-nums; text-align: right; }
+table.kv tr:nth-child(even) { background: var(--panel); }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; word-break: break-all; }
+img.wide { max-width: 100%; height: auto; }
+.scatters { display: flex; flex-wrap: wrap; gap: 20px; }
+figure { margin: 0; }
+figure.scatter { flex: 1 1 420px; max-width: 600px; }
+figure.scatter figcaption { font-weight: 600; margin-bottom: 4px; }
+svg.scatter { width: 100%; height: auto; display: block; background: #fff; }
+svg.scatter rect.frame { fill: none; stroke: var(--line); }
+svg.scatter circle { fill-opacity: 0.8; cursor: crosshair; }
+svg.scatter circle.hl { stroke: #000; stroke-width: 2.5; fill-opacity: 1; }
+svg.scatter circle.off { display: none; }
+ul.legend { list-style: none; padding: 0; margin: 10px 0 12px; display: flex; flex-wrap: wrap;
+            gap: 4px 14px; font-size: 13px; }
+ul.legend li { cursor: pointer; user-select: none; display: flex; align-items: center; }
+ul.legend li.off { opacity: 0.35; text-decoration: line-through; }
+ul.legend .count { color: var(--muted); margin-left: 3px; }
+.swatch { display: inline-block; width: 11px; height: 11px; border-radius: 50%;
+          margin-right: 5px; }
+.pictures { display: flex; flex-wrap: wrap; gap: 22px; align-items: flex-start; }
+figure.picture { margin: 0; max-width: 100%; }
+figure.picture img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figure.picture figcaption { color: var(--muted); font-size: 13px; }
+#tooltip { position: fixed; z-index: 10; pointer-events: none; background: #fff;
+           border: 1px solid #9aa3af; border-radius: 4px; padding: 6px;
+           box-shadow: 0 2px 8px rgba(0,0,0,.18); font-size: 13px; text-align: center; }
+#tooltip img { display: block; width: 84px; height: auto; image-rendering: pixelated;
+               margin: 0 auto 4px; }
+"""
+
+_JS = """
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("report-data").textContent || "{}");
+  var tooltip = document.getElementById("tooltip");
+  var byPoint = {};
+  document.querySelectorAll("svg.scatter circle[data-point]").forEach(function (circle) {
+    var key = circle.getAttribute("data-point");
+    (byPoint[key] = byPoint[key] || []).push(circle);
+  });
+
+  function highlight(key, on) {
+    (byPoint[key] || []).forEach(function (circle) { circle.classList.toggle("hl", on); });
+  }
+
+  function place(event) {
+    var x = event.clientX + 14, y = event.clientY + 14;
+    var box = tooltip.getBoundingClientRect();
+    if (x + box.width > window.innerWidth) { x = event.clientX - box.width - 14; }
+    if (y + box.height > window.innerHeight) { y = event.clientY - box.height - 14; }
+    tooltip.style.left = Math.max(0, x) + "px";
+    tooltip.style.top = Math.max(0, y) + "px";
+  }
+
+  function show(event, key) {
+    var i = Number(key);
+    tooltip.textContent = "";
+    if (data.thumbs && data.thumbs[i]) {
+      var img = document.createElement("img");
+      img.src = data.thumbs[i];
+      img.alt = "image of point " + data.index[i];
+      tooltip.appendChild(img);
+    }
+    var text = document.createElement("div");
+    text.textContent = "label " + data.labels[i] + " \\u00b7 #" + data.index[i];
+    tooltip.appendChild(text);
+    tooltip.hidden = false;
+    place(event);
+  }
+
+  document.querySelectorAll("svg.scatter").forEach(function (svg) {
+    svg.addEventListener("mouseover", function (event) {
+      var key = event.target.getAttribute && event.target.getAttribute("data-point");
+      if (key === null || key === undefined) { return; }
+      highlight(key, true);
+      show(event, key);
+    });
+    svg.addEventListener("mousemove", function (event) {
+      if (!tooltip.hidden) { place(event); }
+    });
+    svg.addEventListener("mouseout", function (event) {
+      var key = event.target.getAttribute && event.target.getAttribute("data-point");
+      if (key === null || key === undefined) { return; }
+      highlight(key, false);
+      tooltip.hidden = true;
+    });
+  });
+
+  function toggle(item) {
+    var off = item.classList.toggle("off");
+    item.setAttribute("aria-pressed", off ? "false" : "true");
+    var selector = 'svg.scatter circle[data-label="' + item.getAttribute("data-class") + '"]';
+    document.querySelectorAll(selector).forEach(function (circle) {
+      circle.classList.toggle("off", off);
+    });
+  }
+  document.querySelectorAll("ul.legend li[data-class]").forEach(function (item) {
+    item.addEventListener("click", function () { toggle(item); });
+    item.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); toggle(item); }
+    });
+  });
+  document.documentElement.setAttribute("data-report-ready", "1");
+})();
+"""

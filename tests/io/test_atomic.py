@@ -1,0 +1,42 @@
+"""Atomic output: the file has its old content or its new one, never half of it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tripletlab import atomic
+
+
+def test_write_json_replaces_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "metrics.json"
+    atomic.write_json(path, {"a": 1})
+    atomic.write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_failure_keeps_old_content(tmp_path):
+    path = tmp_path / "out.txt"
+    atomic.write_text(path, "old")
+    with pytest.raises(RuntimeError), atomic.atomic_open(path) as stream:
+        stream.write("half")
+        raise RuntimeError("interrupted")
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_permissions_follow_umask(tmp_path):
+    path = atomic.write_text(tmp_path / "report.html", "<html></html>")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_temporary_name_keeps_the_suffix(tmp_path):
+    with atomic.atomic_path(tmp_path / "model.keras") as temporary:
+        assert temporary.name.endswith(".keras")
+        temporary.write_text("x")
+    assert (tmp_path / "model.keras").read_text() == "x"
