@@ -49,7 +49,56 @@ def _check_arrays(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int32)
 
 
-class PKSampler(keras.utils.PyDataset):
+class _EpochBatches(keras.utils.PyDataset):
+    """Epoch bookkeeping shared by the samplers: epoch ``e``'s batches are drawn from
+    ``(seed, e)`` by ``_draw_epoch``; subclasses set ``_num_batches`` and define
+    ``batch_indices``."""
+
+    _num_batches: int
+
+    def _start_epochs(self) -> None:
+        self._epoch = 0
+        self._plan = self._draw_epoch(0)
+
+    @property
+    def num_batches(self) -> int:
+        """Batches per epoch."""
+        return self._num_batches
+
+    def __len__(self) -> int:
+        return self._num_batches
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose batches ``__getitem__`` returns (0 at first)."""
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Jumps to epoch ``epoch`` (for example to resume training reproducibly).
+
+        Args:
+          epoch: an integer >= 0.
+        """
+        _checks.check_number("epoch", epoch, minimum=0, integer=True)
+        self._epoch = int(epoch)
+        self._plan = self._draw_epoch(self._epoch)
+
+    def on_epoch_end(self) -> None:
+        """Draws the next epoch's batches (called by Keras after each epoch)."""
+        self.set_epoch(self._epoch + 1)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        indices = self.batch_indices(index)
+        return self._x[indices], self._y[indices]
+
+    def batch_indices(self, index: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _draw_epoch(self, epoch: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class PKSampler(_EpochBatches):
     """Batches of P classes × K samples each, for online triplet mining.
 
     Every batch holds ``classes_per_batch`` (P) distinct classes and ``samples_per_class``
@@ -143,40 +192,8 @@ class PKSampler(keras.utils.PyDataset):
             steps_per_epoch = max(1, len(self._y) // batch)
         _checks.check_number("steps_per_epoch", steps_per_epoch, minimum=1, integer=True)
         self.steps_per_epoch = int(steps_per_epoch)
-        self._epoch = 0
-        self._plan = self._draw_epoch(0)
-
-    @property
-    def num_batches(self) -> int:
-        """Batches per epoch (``steps_per_epoch``)."""
-        return self.steps_per_epoch
-
-    def __len__(self) -> int:
-        return self.steps_per_epoch
-
-    @property
-    def epoch(self) -> int:
-        """The epoch whose batches ``__getitem__`` returns (0 at first)."""
-        return self._epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Jumps to epoch ``epoch`` (for example to resume training reproducibly).
-
-        Args:
-          epoch: an integer >= 0.
-        """
-        _checks.check_number("epoch", epoch, minimum=0, integer=True)
-        self._epoch = int(epoch)
-        self._plan = self._draw_epoch(self._epoch)
-
-    def on_epoch_end(self) -> None:
-        """Draws the next epoch's batches (called by Keras after each epoch)."""
-        self.set_epoch(self._epoch + 1)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        index = _check_index(index, self.steps_per_epoch)
-        indices = self._plan[index]
-        return self._x[indices], self._y[indices]
+        self._num_batches = self.steps_per_epoch
+        self._start_epochs()
 
     def batch_indices(self, index: int) -> np.ndarray:
         """The rows of ``x`` in batch ``index`` of the current epoch, ``[P * K]``."""
@@ -216,7 +233,7 @@ class PKSampler(keras.utils.PyDataset):
         return plan
 
 
-class ShuffledBatches(keras.utils.PyDataset):
+class ShuffledBatches(_EpochBatches):
     """Plain shuffled batches, as in the TF Addons triplet-loss tutorial.
 
     Each epoch is one random permutation of the data cut into batches of ``batch_size``; the
@@ -264,44 +281,12 @@ class ShuffledBatches(keras.utils.PyDataset):
         if self._num_batches == 0:
             raise ValueError(f"Expected at least batch_size={self.batch_size} samples with "
                              f"drop_remainder=True. Received: {len(self._y)} samples.")
-        self._epoch = 0
-        self._order = self._draw_epoch(0)
-
-    @property
-    def num_batches(self) -> int:
-        """Batches per epoch."""
-        return self._num_batches
-
-    def __len__(self) -> int:
-        return self._num_batches
-
-    @property
-    def epoch(self) -> int:
-        """The epoch whose batches ``__getitem__`` returns (0 at first)."""
-        return self._epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Jumps to epoch ``epoch`` (for example to resume training reproducibly).
-
-        Args:
-          epoch: an integer >= 0.
-        """
-        _checks.check_number("epoch", epoch, minimum=0, integer=True)
-        self._epoch = int(epoch)
-        self._order = self._draw_epoch(self._epoch)
-
-    def on_epoch_end(self) -> None:
-        """Draws the next epoch's permutation (called by Keras after each epoch)."""
-        self.set_epoch(self._epoch + 1)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        indices = self.batch_indices(index)
-        return self._x[indices], self._y[indices]
+        self._start_epochs()
 
     def batch_indices(self, index: int) -> np.ndarray:
         """The rows of ``x`` in batch ``index`` of the current epoch."""
         index = _check_index(index, self._num_batches)
-        return self._order[index * self.batch_size:(index + 1) * self.batch_size].copy()
+        return self._plan[index * self.batch_size:(index + 1) * self.batch_size].copy()
 
     def _draw_epoch(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(len(self._y))

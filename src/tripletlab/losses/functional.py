@@ -118,15 +118,17 @@ def _semi_hard_rows(d, positive, negative, margin, soft):
     sorted_negative = ops.sort(ops.where(negative, d, infinity), axis=1)
     row_minimum = ops.min(d, axis=1, keepdims=True)
 
-    def chosen_negative(thresholds):
-        rank = count_at_or_below(sorted_negative, thresholds)
+    def chosen_negative(thresholds, rank=None):
+        if rank is None:
+            rank = count_at_or_below(sorted_negative, thresholds)
         found = rank < negative_count
         # found: the first negative beyond the threshold; else the farthest negative.
         value = _take(sorted_negative, ops.minimum(rank, negative_count - 1))
         return ops.where(has_negative, value, row_minimum), found
 
     # Loss and positive-side slopes, per (anchor, column).
-    negative_distance, found = chosen_negative(d)
+    at_or_below = count_at_or_below(sorted_negative, d)
+    negative_distance, found = chosen_negative(d, at_or_below)
     values, slopes = _term_and_slope(d - negative_distance, margin, soft)
     values, slopes = ops.where(positive, values, zeros), ops.where(positive, slopes, zeros)
 
@@ -137,15 +139,15 @@ def _semi_hard_rows(d, positive, negative, margin, soft):
     _, sorted_slopes = _term_and_slope(sorted_positive - sorted_negative_distance, margin, soft)
     sorted_slopes = ops.where(ops.logical_and(is_positive_slot, sorted_found), sorted_slopes, zeros)
     prefix = ops.concatenate([zeros[:, :1], ops.cumsum(sorted_slopes, axis=1)], axis=1)
+    # slope_below[a, k]: the slopes of the positives closer than the k-th sorted negative.
+    slope_below = _take(prefix, count_below(sorted_positive, sorted_negative))
 
-    def slope_below(thresholds):  # sum of those slopes over positives with d(a,p) < threshold
-        return _take(prefix, count_below(sorted_positive, thresholds))
-
+    # A negative at sorted position k (the first of its ties) is chosen by the positives with
+    # sorted_negative[k - 1] <= d(a, p) < sorted_negative[k].
     below = count_below(sorted_negative, d)
-    ties = count_at_or_below(sorted_negative, d) - below
-    previous = _take(sorted_negative, below - 1)
-    chosen_by = slope_below(d) - ops.where(below > 0, slope_below(previous), zeros)
-    chosen_by = chosen_by / ops.maximum(ops.cast(ties, dtype), 1.0)  # tied negatives share
+    chosen_by = _take(slope_below, below) - ops.where(below > 0, _take(slope_below, below - 1), zeros)
+    ties = ops.cast(at_or_below - below, dtype)
+    chosen_by = chosen_by / ops.maximum(ties, 1.0)  # tied negatives share
     negative_slopes = ops.where(negative, chosen_by, zeros)
 
     # Positives without a negative beyond them fall back to the farthest negative; anchors
