@@ -1,0 +1,104 @@
+"""The ``tripletlab`` command line: one module per subcommand, wired in :mod:`.main`.
+
+Nothing here imports Keras at import time: ``--backend`` sets ``KERAS_BACKEND`` first, and the
+subcommands import the Keras-using modules inside their ``run`` functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["add_backend_argument", "add_data_arguments", "load_data", "load_embedding_model",
+           "load_array", "select_backend"]
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def add_backend_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Adds ``--backend {tensorflow,jax,torch}`` (default: Keras' own setting)."""
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend (default: KERAS_BACKEND or Keras' configuration)")
+
+
+def select_backend(name: str | None) -> None:
+    """Sets ``KERAS_BACKEND`` to ``name`` before Keras is imported.
+
+    Raises:
+      ValueError: Keras is already imported with another backend.
+    """
+    if name is None:
+        return
+    if "keras" in sys.modules:
+        current = sys.modules["keras"].backend.backend()
+        if current != name:
+            raise ValueError(f"Expected the Keras backend {name!r}, but Keras was already "
+                             f"imported with {current!r} in this process.")
+        return
+    os.environ["KERAS_BACKEND"] = name
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Adds the data-source arguments: ``--dataset | --data-file | --image-folder`` and the
+    split options."""
+    group = parser.add_argument_group("Dataset parameters")
+    source = group.add_mutually_exclusive_group()
+    source.add_argument("--dataset", metavar="NAME",
+                        help="data set name: mnist, fashion-mnist, mnist-sample, digits")
+    source.add_argument("--data-file", metavar="FILE", help=".npz file (Keras mnist.npz layout)")
+    source.add_argument("--image-folder", metavar="DIR", help="one sub-folder of images per class")
+    group.add_argument("--image-size", type=int, default=None, metavar="N",
+                       help="image-folder only: resize to N x N")
+    group.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    group.add_argument("--test-fraction", type=float, default=0.2,
+                       help="test share for the data sets split here")
+    return group
+
+
+def has_data_arguments(args: argparse.Namespace) -> bool:
+    """Whether one of ``--dataset``, ``--data-file``, ``--image-folder`` was given."""
+    return any(getattr(args, name, None) is not None
+               for name in ("dataset", "data_file", "image_folder"))
+
+
+def load_data(args: argparse.Namespace):
+    """Loads the :class:`tripletlab.data.Dataset` named by the data arguments."""
+    from tripletlab.data import load_dataset
+
+    if not has_data_arguments(args):
+        raise ValueError("Expected one of --dataset, --data-file or --image-folder. "
+                         "Received: none.")
+    name = args.dataset or ("npz" if args.data_file else "image-folder")
+    return load_dataset(name, data_file=args.data_file, image_folder=args.image_folder,
+                        seed=args.seed, test_fraction=args.test_fraction,
+                        image_size=args.image_size)
+
+
+def load_embedding_model(path: str):
+    """Loads a ``.keras`` model with ``safe_mode=True``; a triplet network gives its embedding
+    model.
+
+    Raises:
+      FileNotFoundError: ``path`` does not exist.
+    """
+    import keras
+
+    from tripletlab.train.run import register_classes
+
+    register_classes()  # tripletlab's serialisable classes, before deserialising
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Expected `--model` to be a .keras file. Received: {path!r}, "
+                                "which does not exist.")
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    return getattr(model, "embedding_model", model)
+
+
+def load_array(path: str, flag: str):
+    """``np.load(path, allow_pickle=False)`` with a clear error for a missing file."""
+    import numpy as np
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Expected `{flag}` to be a .npy file. Received: {path!r}, "
+                                "which does not exist.")
+    return np.load(path, allow_pickle=False)

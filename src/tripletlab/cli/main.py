@@ -1,0 +1,58 @@
+"""``tripletlab``: the command-line entry point (argparse, one module per subcommand).
+
+Usage::
+
+    tripletlab train --config configs/quickstart.toml --model-dir runs/quick
+    tripletlab embed --model runs/quick/best.keras --dataset mnist-sample --output runs/emb
+    tripletlab evaluate --embeddings runs/emb/embeddings.npy --labels runs/emb/labels.npy
+    tripletlab visualize --experiment runs/quick
+    tripletlab report --experiment runs/quick
+
+Configuration and usage errors print one line to stderr and exit with status 2 (set
+``TRIPLETLAB_TRACEBACK=1`` to see the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tripletlab import __version__
+from tripletlab.cli import embed, evaluate, report, train, visualize
+
+SUBCOMMANDS = (train, embed, evaluate, visualize, report)
+USAGE_ERRORS = (ValueError, TypeError, OSError, ImportError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: ``tripletlab {train,embed,evaluate,visualize,report} ...``."""
+    parser = argparse.ArgumentParser(
+        prog="tripletlab", allow_abbrev=False,
+        description="Train and inspect embedding models with triplet loss (Keras 3).")
+    parser.add_argument("--version", action="version", version=f"tripletlab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line and returns the exit status (0 ok, 2 usage/config error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("tripletlab: interrupted", file=sys.stderr)
+        return 130
+    except USAGE_ERRORS as error:
+        if os.environ.get("TRIPLETLAB_TRACEBACK"):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"tripletlab {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

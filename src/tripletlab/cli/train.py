@@ -1,0 +1,113 @@
+"""``tripletlab train``: train an embedding model into an experiment folder.
+
+Every option of :class:`tripletlab.train.config.TrainConfig` is also a flag (``--loss``,
+``--learning-rate``, ``--no-plots``...). The options come, each overriding the one before, from
+the defaults, a ``params.json`` in ``--model-dir`` (omoindrot's format), ``--config`` (TOML or
+JSON) and the flags; the result is saved as ``MODEL_DIR/config.json``. ``--resume`` reads that
+saved file instead and accepts only the flags in :data:`RESUME_FLAGS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from tripletlab.cli import select_backend
+from tripletlab.train.config import (
+    FIELDS,
+    GROUPS,
+    ConfigError,
+    field_kind,
+    load_config_file,
+    load_params_json,
+    parse_flag_value,
+    resolve_config,
+)
+
+_METAVARS = {"list": "A,B", "int": "N", "float": "X", "dict": "JSON", "jit": "{true,false,auto}"}
+RESUME_FLAGS = ("epochs", "backend", "plots", "tensorboard", "eval_every", "export_samples")
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "train", allow_abbrev=False, help="train a model (writes an experiment folder)",
+        description="Train an embedding model into an experiment folder. Options come from the "
+                    "defaults, then MODEL_DIR/params.json (omoindrot's format), then --config "
+                    "(TOML or JSON), then the flags; the result is saved as "
+                    "MODEL_DIR/config.json. --resume continues from the saved config and "
+                    f"checkpoint (flags allowed: {', '.join(RESUME_FLAGS)}).")
+    run_group = parser.add_argument_group("Run")
+    run_group.add_argument("--config", metavar="FILE", help=".toml or .json configuration")
+    run_group.add_argument("--model-dir", required=True, metavar="DIR",
+                           help="experiment folder to write")
+    run_group.add_argument("--overwrite", action="store_true",
+                           help="replace a previous experiment in --model-dir")
+    run_group.add_argument("--resume", action="store_true",
+                           help="continue from --model-dir/checkpoints/last.keras")
+    run_group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                           help="0 silent, 1 progress bar + a line per epoch, 2 a line per epoch")
+    groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
+    for name, field in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        meta = field.metadata
+        help_text = meta["help"]
+        if "choices" in meta:
+            help_text += f" ({', '.join(meta['choices'])})"
+        default = field.default if field.default is not dataclasses.MISSING else "{}"
+        help_text += f" [default: {default}]"
+        group = groups[meta["group"]]
+        if field_kind(name) == "bool":
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=help_text)
+        else:
+            group.add_argument(flag, dest=name, default=argparse.SUPPRESS,
+                               metavar=_METAVARS.get(field_kind(name), "NAME"), help=help_text)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def flag_values(args: argparse.Namespace) -> dict:
+    """The configuration keys given as flags, converted to their types."""
+    values = {}
+    for name in FIELDS:
+        if hasattr(args, name):
+            value = getattr(args, name)
+            values[name] = value if isinstance(value, bool) else parse_flag_value(name, value)
+    return values
+
+
+def build_config(args: argparse.Namespace):
+    """Resolves the layered configuration (no Keras import)."""
+    flags = flag_values(args)
+    model_dir = Path(args.model_dir)
+    if args.resume:
+        if args.config is not None:
+            raise ConfigError("Expected no --config with --resume: the run continues with "
+                              f"{model_dir / 'config.json'}. Received: --config {args.config}.")
+        fixed = sorted(set(flags) - set(RESUME_FLAGS))
+        if fixed:
+            raise ConfigError(f"Expected only {', '.join('--' + f.replace('_', '-') for f in RESUME_FLAGS)} "
+                              f"with --resume. Received: "
+                              f"{', '.join('--' + f.replace('_', '-') for f in fixed)}.")
+        saved = model_dir / "config.json"
+        if not saved.is_file():
+            raise FileNotFoundError(f"Expected {str(saved)!r} to resume from. Received: no "
+                                    "such file.")
+        return resolve_config(load_config_file(saved), flags)
+    params = model_dir / "params.json"
+    layers = [load_params_json(params) if params.is_file() else None]
+    layers.append(load_config_file(args.config) if args.config is not None else None)
+    layers.append(flags)
+    return resolve_config(*layers)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    select_backend(config.backend)
+    from tripletlab.train.run import train
+
+    train(config, args.model_dir, resume=args.resume, overwrite=args.overwrite,
+          verbose=args.verbose)
+    print(f"Experiment written to {args.model_dir}")
+    return 0

@@ -1,0 +1,43 @@
+"""Training workflow: configuration, experiment folder, and the ``train`` function.
+
+``tripletlab.train.config`` imports no Keras, so a configuration can be read and checked before
+the backend is chosen; :func:`train` (in :mod:`tripletlab.train.run`) is imported on first use.
+
+Example:
+  >>> from tripletlab.train import resolve_config
+  >>> resolve_config({"dataset": "digits", "epochs": 1}).model
+  'small-cnn'
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from tripletlab.train.config import (
+    ConfigError,
+    TrainConfig,
+    load_config_file,
+    load_params_json,
+    resolve_config,
+)
+
+__all__ = [
+    "ConfigError",
+    "TrainConfig",
+    "load_config",
+    "load_config_file",
+    "load_params_json",
+    "resolve_config",
+    "train",
+]
+
+
+def load_config(path):
+    """Reads a ``.toml`` / ``.json`` file and returns the checked :class:`TrainConfig`."""
+    return resolve_config(load_config_file(path))
+
+
+def __getattr__(name: str):
+    if name == "train":
+        return importlib.import_module("tripletlab.train.run").train
+    raise AttributeError(f"module 'tripletlab.train' has no attribute {name!r}")

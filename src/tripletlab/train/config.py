@@ -1,0 +1,518 @@
+"""The training configuration: one frozen dataclass, strict loaders, and CLI-flag overrides.
+
+A configuration is built in layers, each overriding the one before (as timm does, but strict):
+
+1. the defaults of :class:`TrainConfig`;
+2. an omoindrot-style ``params.json`` found in the model folder (:func:`load_params_json`);
+3. a ``.toml`` or ``.json`` file (``--config``, :func:`load_config_file`);
+4. command-line flags (every field is a flag: ``--learning-rate 0.01``).
+
+Every layer is checked: an unknown key is an error naming the closest valid key, a wrong type
+or a value out of range is an error in Keras' form (``Expected ... Received: key=...``).
+Nothing here imports Keras, so the backend can still be chosen after the configuration is read.
+
+Example:
+  >>> from tripletlab.train.config import TrainConfig, resolve_config
+  >>> config = resolve_config({"dataset": "digits", "epochs": 2, "loss": "batch-all"})
+  >>> config.margin, config.sampler
+  (0.5, 'pk')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tripletlab._checks import check_bool, check_choice, check_number, closest_key_hint
+
+DATASETS = ("mnist", "fashion-mnist", "npz", "mnist-sample", "digits", "image-folder")
+MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn")
+LOSSES = ("semi-hard", "hard", "batch-all", "tfa-semi-hard", "tfa-hard",
+          "omoindrot-batch-all", "omoindrot-batch-hard", "triplet-tools-semihard",
+          "triplet-tools-hard")
+DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
+SAMPLERS = ("pk", "shuffled")
+OPTIMIZERS = ("adam", "sgd", "adamw")
+SCHEDULES = ("constant", "cosine", "exponential")
+MODES = ("online", "offline")
+TRIPLET_STRATEGIES = ("random", "hard")
+BACKENDS = ("tensorflow", "jax", "torch")
+PROJECTIONS = ("pca", "tsne", "umap")
+
+# The default margin of each loss (the original library's default).
+DEFAULT_MARGINS = {
+    "semi-hard": 1.0, "hard": 1.0, "batch-all": 0.5, "tfa-semi-hard": 1.0, "tfa-hard": 1.0,
+    "omoindrot-batch-all": 0.5, "omoindrot-batch-hard": 0.5, "triplet-tools-semihard": 1.0,
+    "triplet-tools-hard": 1.0,
+}
+# The distances each loss accepts (the compat modules take only their original's).
+LOSS_DISTANCES = {
+    "semi-hard": DISTANCES, "hard": DISTANCES, "batch-all": DISTANCES,
+    "tfa-semi-hard": ("L2", "squared-L2", "angular"), "tfa-hard": ("L2", "squared-L2", "angular"),
+    "omoindrot-batch-all": ("L2", "squared-L2"), "omoindrot-batch-hard": ("L2", "squared-L2"),
+    "triplet-tools-semihard": ("L2", "angular", "normalized-L2"),
+    "triplet-tools-hard": ("L2", "angular", "normalized-L2"),
+}
+SOFT_LOSSES = ("semi-hard", "hard", "batch-all", "tfa-hard")
+OFFLINE_DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used: unknown key, wrong type, bad or clashing values."""
+
+
+def _field(default: Any, group: str, help: str, **kwargs: Any) -> Any:  # noqa: A002
+    metadata = {"group": group, "help": help, **kwargs}
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=lambda: type(default)(default),
+                                 metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every option of ``tripletlab train``, with its default.
+
+    Build one with :func:`resolve_config` (which checks everything); the constructor alone
+    checks nothing. ``None`` means "derived": ``dataset`` from ``data_file`` / ``image_folder``,
+    ``margin`` from the loss, ``semi_margin`` / ``decay_rate`` only for the options that use them.
+    """
+
+    # Dataset parameters
+    dataset: str | None = _field(None, "data", "data set name (default: 'npz' with --data-file, "
+                                 "'image-folder' with --image-folder, else 'mnist-sample')",
+                                 choices=DATASETS)
+    data_file: str | None = _field(None, "data", ".npz file in Keras' mnist.npz layout")
+    image_folder: str | None = _field(None, "data", "folder with one sub-folder per class")
+    image_size: int | None = _field(None, "data", "image-folder only: resize images to this square")
+    test_fraction: float = _field(0.2, "data", "test share of the data sets split here")
+    # Model parameters
+    model: str = _field("small-cnn", "model", "embedding network", choices=MODELS)
+    embedding_dim: int = _field(64, "model", "embedding size")
+    model_options: dict = _field({}, "model",
+                                 "extra builder arguments as JSON, e.g. '{\"widths\": [16, 32]}'")
+    # Loss parameters
+    loss: str = _field("semi-hard", "loss", "triplet loss", choices=LOSSES)
+    distance: str = _field("L2", "loss", "distance the loss mines on", choices=DISTANCES)
+    margin: float | None = _field(None, "loss", "margin (default: the loss's own)")
+    soft: bool = _field(False, "loss", "soft margin (semi-hard, hard, batch-all, tfa-hard)")
+    semi_margin: float | None = _field(None, "loss", "triplet-tools-semihard only")
+    mode: str = _field("online", "loss", "online mining in P×K batches, or offline triplets",
+                       choices=MODES)
+    triplets: str | None = _field(None, "loss", "offline only: 'random' or 'hard' triplets",
+                                  choices=TRIPLET_STRATEGIES)
+    # Sampler parameters
+    sampler: str = _field("pk", "sampler", "'pk' (P classes x K samples) or 'shuffled'",
+                          choices=SAMPLERS)
+    classes_per_batch: int = _field(8, "sampler", "P of the P×K sampler")
+    samples_per_class: int = _field(4, "sampler", "K of the P×K sampler")
+    batch_size: int = _field(32, "sampler", "batch size of the shuffled sampler and offline mode")
+    # Optimizer parameters
+    optimizer: str = _field("adam", "optimizer", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float = _field(1e-3, "optimizer", "initial learning rate")
+    weight_decay: float | None = _field(None, "optimizer", "adamw only (default: Keras')")
+    schedule: str = _field("constant", "optimizer", "learning-rate schedule", choices=SCHEDULES)
+    decay_rate: float | None = _field(None, "optimizer", "exponential only: decay per epoch "
+                                      "(default 0.9)")
+    # Training parameters
+    epochs: int = _field(10, "training", "epochs")
+    steps_per_epoch: int | None = _field(None, "training", "batches per epoch (default: one pass)")
+    seed: int = _field(0, "training", "seed of the split, sampler and weights")
+    backend: str | None = _field(None, "training", "Keras backend (default: Keras' own setting)",
+                                 choices=BACKENDS)
+    jit_compile: bool | str = _field("auto", "training", "XLA / torch.compile: true, false or auto")
+    # Evaluation and output parameters
+    eval_every: int = _field(1, "output", "retrieval metrics every N epochs (0: off)")
+    eval_samples: int = _field(1000, "output", "held-out test samples scored each epoch")
+    live_pca: bool = _field(False, "output", "write a PCA frame per epoch and a GIF")
+    tensorboard: bool = _field(True, "output", "write TensorBoard logs")
+    plots: bool = _field(True, "output", "draw plots and report.html at the end")
+    export_samples: int = _field(2000, "output", "test points saved under embeddings/")
+    projections: list = _field(["pca", "tsne"], "output", "scatter plots to draw, comma-separated",
+                               choices=PROJECTIONS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as a JSON-ready dict (what ``config.json`` holds)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+GROUPS = {
+    "data": "Dataset parameters",
+    "model": "Model parameters",
+    "loss": "Loss parameters",
+    "sampler": "Sampler parameters",
+    "optimizer": "Optimizer parameters",
+    "training": "Training parameters",
+    "output": "Evaluation and output parameters",
+}
+
+
+def default_value(name: str) -> Any:
+    """The default of field ``name``."""
+    field = FIELDS[name]
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Reads a ``.toml`` or ``.json`` configuration file into a dict (keys are checked).
+
+    TOML tables (``[loss]``, ``[optimizer]``...) may group the keys; they are flattened, so
+    ``[loss] margin = 0.2`` is the key ``margin``. A table named ``model_options`` is the
+    value of that key.
+
+    Raises:
+      ConfigError: the file is malformed, or holds an unknown key (the message suggests the
+        closest valid one) or a key twice.
+      FileNotFoundError: ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected `config` to be a file. Received: config={str(path)!r}, "
+                                "which does not exist.")
+    suffix = path.suffix.lower()
+    check_choice("config suffix", suffix, (".toml", ".json"))
+    try:
+        if suffix == ".toml":
+            with open(path, "rb") as stream:
+                data = tomllib.load(stream)
+        else:
+            with open(path, encoding="utf-8") as stream:
+                data = json.load(stream)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"Could not parse config file {str(path)!r}: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Expected config file {str(path)!r} to hold a table of keys. "
+                          f"Received: {type(data).__name__}.")
+    return _flatten(data, str(path))
+
+
+def _flatten(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and key != "model_options":
+            for inner_key, inner_value in _flatten(value, where).items():
+                if inner_key in flat:
+                    raise ConfigError(f"Key {inner_key!r} appears twice in {where!r}.")
+                flat[inner_key] = inner_value
+        else:
+            if key in flat:
+                raise ConfigError(f"Key {key!r} appears twice in {where!r}.")
+            flat[key] = value
+    check_keys(flat, where)
+    return flat
+
+
+def check_keys(values: Mapping[str, Any], where: str) -> None:
+    """Raises :class:`ConfigError` for a key that is not a field of :class:`TrainConfig`."""
+    for key in values:
+        if key not in FIELDS:
+            hint = closest_key_hint(str(key), FIELDS)
+            raise ConfigError(f"Unknown config key {key!r} in {where}.{hint} Valid keys: "
+                              f"{', '.join(FIELDS)}.")
+
+
+# omoindrot/tensorflow-triplet-loss params.json keys -> ours (``None``: mapped by hand).
+_PARAMS_MAP = {
+    "learning_rate": "learning_rate",
+    "batch_size": None,
+    "num_epochs": "epochs",
+    "margin": "margin",
+    "embedding_size": "embedding_dim",
+    "triplet_strategy": None,
+    "squared": None,
+}
+_PARAMS_IGNORED = ("num_channels", "use_batch_norm", "bn_momentum", "save_summary_steps",
+                   "image_size", "num_parallel_calls", "num_labels")
+
+
+def load_params_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Reads an omoindrot-style ``params.json`` and maps its keys onto ours.
+
+    ``learning_rate``, ``margin`` keep their names; ``num_epochs`` → ``epochs``,
+    ``embedding_size`` → ``embedding_dim``, ``batch_size`` → ``batch_size`` with
+    ``sampler = "shuffled"`` (the original trains on plain shuffled batches), ``triplet_strategy``
+    ``batch_all`` → ``loss = "omoindrot-batch-all"``, ``batch_hard`` → ``"omoindrot-batch-hard"``,
+    ``squared: true`` → ``distance = "squared-L2"``. Keys of the original's model and logging
+    (``num_channels``, ``use_batch_norm``, ``save_summary_steps``...) have no counterpart and are
+    ignored with a warning.
+
+    Raises:
+      ConfigError: a malformed file, an unknown key or a bad value.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"Could not parse {str(path)!r}: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Expected {str(path)!r} to hold a JSON object. "
+                          f"Received: {type(data).__name__}.")
+    values: dict[str, Any] = {}
+    ignored = []
+    for key, value in data.items():
+        if key in _PARAMS_IGNORED:
+            ignored.append(key)
+        elif key == "triplet_strategy":
+            strategy = _wrap(check_choice, "triplet_strategy", value, ("batch_all", "batch_hard"))
+            values["loss"] = {"batch_all": "omoindrot-batch-all",
+                              "batch_hard": "omoindrot-batch-hard"}[strategy]
+        elif key == "squared":
+            if _wrap(check_bool, "squared", value):
+                values["distance"] = "squared-L2"
+        elif key == "batch_size":
+            values["batch_size"] = value
+            values["sampler"] = "shuffled"
+        elif key in _PARAMS_MAP:
+            values[_PARAMS_MAP[key]] = value
+        else:
+            hint = closest_key_hint(str(key), [*_PARAMS_MAP, *_PARAMS_IGNORED])
+            raise ConfigError(f"Unknown key {key!r} in {str(path)!r}.{hint} Known params.json "
+                              f"keys: {', '.join([*_PARAMS_MAP, *_PARAMS_IGNORED])}.")
+    if ignored:
+        warnings.warn(f"{path.name}: ignoring {', '.join(ignored)} (no counterpart in "
+                      "tripletlab's training).", UserWarning, stacklevel=2)
+    return values
+
+
+def _wrap(check, *args):
+    try:
+        return check(*args)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Resolving and checking
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_config(*layers: Mapping[str, Any] | None) -> TrainConfig:
+    """Merges dicts of options (later ones win) over the defaults and checks the result.
+
+    Args:
+      *layers: dicts of option name → value (``None`` entries are skipped).
+
+    Returns:
+      The checked :class:`TrainConfig`, with derived values filled in (``dataset``,
+      ``margin``, ``decay_rate``...).
+
+    Raises:
+      ConfigError: an unknown key, a wrong type, a bad value or options that clash.
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if layer is None:
+            continue
+        check_keys(layer, "the configuration")
+        merged.update(layer)
+    values = {name: merged.get(name, default_value(name)) for name in FIELDS}
+    try:
+        return TrainConfig(**_checked(values))
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from None
+
+
+def _checked(v: dict[str, Any]) -> dict[str, Any]:
+    def opt(name, check):
+        if v[name] is not None:
+            check(name, v[name])
+
+    def integer(name, minimum):
+        check_number(name, v[name], minimum=minimum, integer=True)
+        v[name] = int(v[name])
+
+    def number(name, minimum=0.0, strict=False, maximum=None):
+        check_number(name, v[name], minimum=minimum, minimum_inclusive=not strict,
+                     maximum=maximum)
+        v[name] = float(v[name])
+
+    def path(name):
+        if v[name] is not None:
+            if not isinstance(v[name], (str, os.PathLike)):
+                raise TypeError(f"Expected `{name}` to be a path. Received: {name}={v[name]!r}.")
+            v[name] = str(v[name])
+
+    # data
+    path("data_file")
+    path("image_folder")
+    if v["dataset"] is None:
+        v["dataset"] = ("npz" if v["data_file"] is not None
+                        else "image-folder" if v["image_folder"] is not None else "mnist-sample")
+    check_choice("dataset", v["dataset"], DATASETS)
+    if v["dataset"] == "npz" and v["data_file"] is None:
+        raise ConfigError("Expected `data_file` with dataset='npz'. Received: data_file=None.")
+    if v["dataset"] != "npz" and v["data_file"] is not None:
+        raise ConfigError(f"Expected `data_file` only with dataset='npz'. Received: "
+                          f"data_file={v['data_file']!r} with dataset={v['dataset']!r}.")
+    if v["dataset"] == "image-folder" and v["image_folder"] is None:
+        raise ConfigError("Expected `image_folder` with dataset='image-folder'. "
+                          "Received: image_folder=None.")
+    if v["dataset"] != "image-folder" and v["image_folder"] is not None:
+        raise ConfigError(f"Expected `image_folder` only with dataset='image-folder'. Received: "
+                          f"image_folder={v['image_folder']!r} with dataset={v['dataset']!r}.")
+    if v["image_size"] is not None:
+        integer("image_size", 1)
+        if v["dataset"] != "image-folder":
+            raise ConfigError(f"Expected `image_size` only with dataset='image-folder'. "
+                              f"Received: image_size={v['image_size']} with "
+                              f"dataset={v['dataset']!r}.")
+    number("test_fraction", 0.0, strict=True, maximum=1.0)
+    if v["test_fraction"] >= 1:
+        raise ConfigError(f"Expected `test_fraction` < 1. Received: "
+                          f"test_fraction={v['test_fraction']!r}.")
+    # model
+    check_choice("model", v["model"], MODELS)
+    integer("embedding_dim", 1)
+    if not isinstance(v["model_options"], Mapping):
+        raise TypeError(f"Expected `model_options` to be a table of builder arguments. "
+                        f"Received: model_options={v['model_options']!r}.")
+    v["model_options"] = {str(k): (list(x) if isinstance(x, tuple) else x)
+                          for k, x in v["model_options"].items()}
+    # loss
+    check_choice("mode", v["mode"], MODES)
+    check_choice("loss", v["loss"], LOSSES)
+    check_choice("distance", v["distance"], DISTANCES)
+    check_bool("soft", v["soft"])
+    if v["mode"] == "online":
+        allowed = LOSS_DISTANCES[v["loss"]]
+        if v["distance"] not in allowed:
+            raise ConfigError(f"Expected `distance` to be one of {set(allowed)} with "
+                              f"loss={v['loss']!r}. Received: distance={v['distance']!r}.")
+        if v["soft"] and v["loss"] not in SOFT_LOSSES:
+            raise ConfigError(f"Expected `soft` only with loss in {set(SOFT_LOSSES)}. "
+                              f"Received: soft=True with loss={v['loss']!r}.")
+        if v["margin"] is None:
+            v["margin"] = DEFAULT_MARGINS[v["loss"]]
+        if v["triplets"] is not None:
+            raise ConfigError(f"Expected `triplets` only with mode='offline'. Received: "
+                              f"triplets={v['triplets']!r} with mode='online'.")
+    else:
+        if v["margin"] is None:
+            v["margin"] = 1.0
+        if v["soft"]:
+            raise ConfigError("Expected `soft` to be False with mode='offline'. Received: soft=True.")
+        if v["triplets"] is None:
+            v["triplets"] = "random"
+        check_choice("triplets", v["triplets"], TRIPLET_STRATEGIES)
+    number("margin", 0.0)
+    if v["semi_margin"] is not None:
+        if v["mode"] != "online" or v["loss"] != "triplet-tools-semihard":
+            raise ConfigError(f"Expected `semi_margin` only with loss='triplet-tools-semihard'. "
+                              f"Received: semi_margin={v['semi_margin']!r} with "
+                              f"loss={v['loss']!r}.")
+        number("semi_margin", 0.0)
+    # sampler
+    check_choice("sampler", v["sampler"], SAMPLERS)
+    integer("classes_per_batch", 2)
+    integer("samples_per_class", 2)
+    integer("batch_size", 1)
+    # optimizer
+    check_choice("optimizer", v["optimizer"], OPTIMIZERS)
+    number("learning_rate", 0.0, strict=True)
+    if v["weight_decay"] is not None:
+        if v["optimizer"] != "adamw":
+            raise ConfigError(f"Expected `weight_decay` only with optimizer='adamw'. Received: "
+                              f"weight_decay={v['weight_decay']!r} with "
+                              f"optimizer={v['optimizer']!r}.")
+        number("weight_decay", 0.0)
+    check_choice("schedule", v["schedule"], SCHEDULES)
+    if v["decay_rate"] is not None and v["schedule"] != "exponential":
+        raise ConfigError(f"Expected `decay_rate` only with schedule='exponential'. Received: "
+                          f"decay_rate={v['decay_rate']!r} with schedule={v['schedule']!r}.")
+    if v["schedule"] == "exponential":
+        if v["decay_rate"] is None:
+            v["decay_rate"] = 0.9
+        number("decay_rate", 0.0, strict=True, maximum=1.0)
+    # training
+    integer("epochs", 1)
+    if v["steps_per_epoch"] is not None:
+        integer("steps_per_epoch", 1)
+    integer("seed", 0)
+    opt("backend", lambda n, x: check_choice(n, x, BACKENDS))
+    if v["jit_compile"] != "auto":
+        check_bool("jit_compile", v["jit_compile"])
+    # output
+    integer("eval_every", 0)
+    integer("eval_samples", 2)
+    integer("export_samples", 0)
+    for name in ("live_pca", "tensorboard", "plots"):
+        check_bool(name, v[name])
+    if not isinstance(v["projections"], (list, tuple)):
+        raise TypeError(f"Expected `projections` to be a list of names. Received: "
+                        f"projections={v['projections']!r}.")
+    for method in v["projections"]:
+        check_choice("projections", method, PROJECTIONS)
+    v["projections"] = list(dict.fromkeys(v["projections"]))
+    return v
+
+
+# --------------------------------------------------------------------------------------------
+# Command-line values
+# --------------------------------------------------------------------------------------------
+
+
+def field_kind(name: str) -> str:
+    """``"bool"``, ``"int"``, ``"float"``, ``"str"``, ``"list"``, ``"dict"`` or ``"jit"``: how a
+    flag parses."""
+    return {
+        "image_size": "int", "test_fraction": "float", "embedding_dim": "int",
+        "model_options": "dict", "margin": "float", "soft": "bool", "semi_margin": "float",
+        "classes_per_batch": "int", "samples_per_class": "int", "batch_size": "int",
+        "learning_rate": "float", "weight_decay": "float", "decay_rate": "float",
+        "epochs": "int", "steps_per_epoch": "int", "seed": "int", "jit_compile": "jit",
+        "eval_every": "int", "eval_samples": "int", "live_pca": "bool", "tensorboard": "bool",
+        "plots": "bool", "export_samples": "int", "projections": "list",
+    }.get(name, "str")
+
+
+def parse_flag_value(name: str, text: str) -> Any:
+    """Converts the text of ``--name TEXT`` into the field's type.
+
+    Raises:
+      ConfigError: the text is not a value of that type.
+    """
+    kind = field_kind(name)
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "list":
+            return [item.strip() for item in text.split(",") if item.strip()]
+        if kind == "dict":
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            return value
+        if kind in ("bool", "jit"):
+            lowered = text.lower()
+            if lowered in ("true", "1", "yes"):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            if kind == "jit" and lowered == "auto":
+                return "auto"
+            raise ValueError("not true/false")
+    except ValueError:
+        expected = {"int": "an integer", "float": "a number", "dict": "a JSON object",
+                    "bool": "true or false", "jit": "true, false or auto"}[kind]
+        raise ConfigError(f"Expected `--{name.replace('_', '-')}` to be {expected}. "
+                          f"Received: {text!r}.") from None
+    return text
