@@ -18,6 +18,8 @@ EXPECTED_FILES = [
     "last.keras", "metrics.json", "embeddings/test_embeddings.npy", "embeddings/test_labels.npy",
     "embeddings/test_images.npy", "plots/training_curves.png", "plots/pca.png",
     "plots/neighbors.png", "plots/live_pca/animation.gif", "report.html",
+    "projector/vecs.tsv", "projector/meta.tsv", "projector/sprite.png",
+    "projector/projector_config.pbtxt",
 ]
 
 

@@ -337,9 +337,11 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
                                 config.export_samples, config.seed)
     write_json(experiment.path(ex.METRICS_FILE), _finite(metrics))
     if config.plots and len(keep):
-        from tripletlab.visualization import write_report
+        from tripletlab.visualization import export_projector, write_report
 
         images = np.load(experiment.path(ex.TEST_IMAGES), allow_pickle=False)
+        export_projector(experiment.path(ex.PROJECTOR_DIR), test[keep], data.y_test[keep],
+                         images=images, class_names=data.class_names, seed=config.seed)
         ex.write_plots(experiment.path(ex.PLOTS_DIR), test[keep], data.y_test[keep],
                        images=images, log_csv=experiment.path(ex.LOG_FILE),
                        class_names=data.class_names, methods=config.projections,
