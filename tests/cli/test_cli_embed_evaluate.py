@@ -75,3 +75,14 @@ def test_embed_shape_mismatch(model_file, tmp_path, capsys):
                  "--output", str(tmp_path / "o")]) == 2
     assert "Expected images of shape (8, 8, 1)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_unknown_flag_names_the_closest_flag(capsys):
+    import pytest
+
+    from tripletlab.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--model-dir", "unused", "--learning-rat", "0.1"])
+    assert exit_info.value.code == 2
+    assert "Did you mean '--learning-rate'?" in capsys.readouterr().err

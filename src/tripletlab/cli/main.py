@@ -19,6 +19,7 @@ import os
 import sys
 
 from tripletlab import __version__
+from tripletlab._checks import closest_key_hint
 from tripletlab.cli import embed, evaluate, report, train, visualize
 
 SUBCOMMANDS = (train, embed, evaluate, visualize, report)
@@ -37,10 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reject_unknown(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> None:
+    """Exits (status 2) naming the unknown arguments and the closest valid flag."""
+    subparsers = next(action for action in parser._actions
+                      if isinstance(action, argparse._SubParsersAction))
+    flags = [flag for action in subparsers.choices[command]._actions
+             for flag in action.option_strings]
+    first = next((token.split("=")[0] for token in unknown if token.startswith("--")), None)
+    hint = closest_key_hint(first, flags) if first else ""
+    parser.error(f"unrecognized arguments for `tripletlab {command}`: {' '.join(unknown)}.{hint}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line and returns the exit status (0 ok, 2 usage/config error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _reject_unknown(parser, args.command, unknown)
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
