@@ -100,10 +100,11 @@ def test_errors_exit_2_and_write_nothing(tmp_path, capsys, flags, message):
     assert not folder.exists()
 
 
-def test_offline_random_triplets(tmp_path):
+@pytest.mark.parametrize("triplets", ["random", "hard"])
+def test_offline_triplets(tmp_path, triplets):
     folder = tmp_path / "offline"
     assert main(["train", "--model-dir", str(folder), *TINY, "--mode", "offline",
-                 "--triplets", "random", "--batch-size", "16", "--no-plots",
+                 "--triplets", triplets, "--batch-size", "16", "--no-plots",
                  "--no-tensorboard"]) == 0
     metrics = json.loads((folder / "metrics.json").read_text())
     assert 0.0 <= metrics["test_to_train"]["precision_at_1"] <= 1.0
