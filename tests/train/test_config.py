@@ -64,6 +64,21 @@ def test_triplet_tools_semi_margin_allowed():
     assert config.semi_margin == 0.1
 
 
+@pytest.mark.parametrize("semi_margin", ["-0.25", "0.25", "0"])
+def test_triplet_tools_semi_margin_of_either_sign_from_the_command_line(tmp_path, semi_margin):
+    """triplet-tools takes a negative semi_margin (a cutoff closer to the anchor): so do we."""
+    args = build_parser().parse_args([
+        "train", "--model-dir", str(tmp_path / "run"), "--loss", "triplet-tools-semihard",
+        "--semi-margin", semi_margin])
+    assert build_config(args).semi_margin == float(semi_margin)
+
+
+@pytest.mark.parametrize("semi_margin", [float("nan"), float("inf")])
+def test_semi_margin_must_be_finite(semi_margin):
+    with pytest.raises(ConfigError, match="semi_margin"):
+        resolve_config({"loss": "triplet-tools-semihard", "semi_margin": semi_margin})
+
+
 def test_offline_mode_defaults():
     config = resolve_config({"mode": "offline"})
     assert config.triplets == "random" and config.margin == 1.0

@@ -6,5 +6,6 @@
 
 Migrating is one import line; names, signatures and values are the originals'. The documented
 deviations: no NaN for a batch without positive pairs (TF Addons issues #1676, #2447), a stable
-soft margin, O(B^2) memory instead of O(B^3), and negative margins are refused.
+soft margin, O(B^2) memory instead of O(B^3), and a negative ``margin`` is refused (a
+negative ``semi_margin`` is accepted, as triplet-tools does).
 """

@@ -417,7 +417,7 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"Expected `semi_margin` only with loss='triplet-tools-semihard'. "
                               f"Received: semi_margin={v['semi_margin']!r} with "
                               f"loss={v['loss']!r}.")
-        number("semi_margin", 0.0)
+        number("semi_margin", None)  # any sign, as triplet-tools
     # sampler
     check_choice("sampler", v["sampler"], SAMPLERS)
     integer("classes_per_batch", 2)
