@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -156,3 +160,35 @@ def test_compat_trains_in_keras():
 
 def test_tripletlab_compat_namespace():
     assert tl.compat.tfa.TripletSemiHardLoss is tfa.TripletSemiHardLoss
+    assert tfa.losses.TripletSemiHardLoss is tfa.TripletSemiHardLoss
+
+
+# TF Addons' ``tfa.losses`` names for the triplet losses.
+TFA_LOSSES_NAMES = ("TripletSemiHardLoss", "TripletHardLoss", "triplet_semihard_loss",
+                    "triplet_hard_loss")
+
+NAMESPACE_SCRIPT = """
+import sys
+import tripletlab as tl
+tl.compat
+assert "keras" not in sys.modules, "tripletlab.compat imported Keras"
+assert sorted(dir(tl.compat)) == ["omoindrot", "tfa", "triplet_tools"], dir(tl.compat)
+for name in NAMES:
+    assert getattr(tl.compat.tfa.losses, name) is getattr(tl.compat.tfa, name), name
+import tripletlab.compat.tfa as tfa
+from tripletlab.compat.tfa.losses import TripletSemiHardLoss
+assert tfa.losses.TripletSemiHardLoss is TripletSemiHardLoss
+assert tfa.losses.TripletSemiHardLoss().name == "triplet_semihard_loss"
+assert tl.compat.omoindrot.batch_all_triplet_loss and tl.compat.triplet_tools
+print("ok")
+"""
+
+
+def test_compat_modules_reachable_from_a_fresh_import_tripletlab():
+    """``import tripletlab as tl; tl.compat.tfa.losses`` in a fresh process, Keras loaded lazily."""
+    script = f"NAMES = {TFA_LOSSES_NAMES!r}\n{NAMESPACE_SCRIPT}"
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                               text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().endswith("ok")
