@@ -133,7 +133,8 @@ def test_triplet_tools_semi_margin_sign_changes_the_mined_negatives(metric):
     """The batch above tells the signs apart: clamping or ignoring semi_margin would fail."""
     labels, x = _triplet_tools_batch()
     d = oracle.triplet_tools_distance_matrix(x, metric)
-    values = {s: oracle.triplet_tools(labels, d, "semihard", 0.3, s) for s in (-0.6, -0.1, 0.0, 0.1)}
+    values = {s: oracle.triplet_tools(labels, d, "semihard", 0.3, s)
+              for s in (-0.6, -0.1, 0.0, 0.1)}
     assert len({round(v, 4) for v in values.values()}) == len(values)
     for semi_margin, expected in values.items():
         loss_function = triplet_tools.triplet_batch_semihard_loss(0.3, semi_margin, metric)
