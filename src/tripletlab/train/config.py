@@ -436,7 +436,7 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
             if v[key] is not None:
                 raise ConfigError(f"Expected `{key}` only with model='omoindrot-cnn'. Received: "
                                   f"{key}={v[key]!r} with model={v['model']!r}. Remove it "
-                                  "(a params.json sets it too) or use model='omoindrot-cnn'.")
+                                  "(omoindrot's params.json sets it) or use model='omoindrot-cnn'.")
     # loss
     check_choice("mode", v["mode"], MODES)
     check_choice("loss", v["loss"], LOSSES)
