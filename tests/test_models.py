@@ -10,7 +10,14 @@ import pytest
 
 from conftest import to_numpy
 from tripletlab.atomic import atomic_path
-from tripletlab.models import MODELS, build_model, siamese_mlp, small_cnn, tfa_tutorial_cnn
+from tripletlab.models import (
+    MODELS,
+    build_model,
+    omoindrot_cnn,
+    siamese_mlp,
+    small_cnn,
+    tfa_tutorial_cnn,
+)
 
 # Small, repeated widths keep every test fast: on JAX each new weight shape costs an XLA
 # compilation of its initializer, so the tests share as few shapes as possible.
@@ -19,7 +26,10 @@ TINY = {
     "tfa-cnn": {"filters": (4, 4)},
     "siamese-mlp": {"widths": (4,)},
     "small-cnn": {"widths": (4, 4)},
+    "omoindrot-cnn": {"num_channels": 2, "use_batch_norm": True},
 }
+# Models that reproduce an original without normalised embeddings.
+UNNORMALIZED = ("omoindrot-cnn",)
 SHAPES = {"digits": (8, 8, 1), "rgb": (6, 10, 3), "hw": (8, 8)}
 
 
@@ -28,7 +38,7 @@ def images(shape, count=5, seed=0):
 
 
 def test_names():
-    assert tuple(MODELS) == ("tfa-cnn", "siamese-mlp", "small-cnn")
+    assert tuple(MODELS) == ("tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn")
     with pytest.raises(TypeError):
         MODELS["other"] = small_cnn  # read-only
 
@@ -40,13 +50,18 @@ def test_output_shape_and_unit_norm(name, shape):
     assert model.output_shape == (None, DIM)
     out = to_numpy(model(images(shape), training=False))
     assert out.shape == (5, DIM)
+    if name in UNNORMALIZED:
+        assert not any(isinstance(layer, keras.layers.UnitNormalization)
+                       for layer in model.layers)
+        return
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
     assert isinstance(model.layers[-1], keras.layers.UnitNormalization)
 
 
 @pytest.mark.parametrize(
-    ("name", "dim"), [("tfa-cnn", 256), ("siamese-mlp", 64), ("small-cnn", 64)],
-    ids=["tfa-cnn", "siamese-mlp", "small-cnn"])
+    ("name", "dim"),
+    [("tfa-cnn", 256), ("siamese-mlp", 64), ("small-cnn", 64), ("omoindrot-cnn", 64)],
+    ids=["tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn"])
 def test_default_embedding_sizes(name, dim):
     # Read from the signature: building the default models is slow on JAX (see DIM); the
     # tfa-cnn and siamese-mlp defaults are built in the tests below.
@@ -82,6 +97,40 @@ def test_small_cnn_pools_down_to_one_pixel_only():
     model = small_cnn((1, 6, 1), DIM, widths=(4, 4))
     assert [p.pool_size for p in model.layers if isinstance(p, keras.layers.MaxPooling2D)] == [
         (1, 2), (1, 2)]
+
+
+@pytest.mark.parametrize("use_batch_norm", [False, True], ids=["no-bn", "bn"])
+def test_omoindrot_architecture(use_batch_norm):
+    """omoindrot's model/model_fn.py: 2 x (3x3 conv 'same' -> [BN] -> ReLU -> 2x2 max-pool)."""
+    model = omoindrot_cnn((28, 28, 1), embedding_dim=64, num_channels=32,
+                          use_batch_norm=use_batch_norm, bn_momentum=0.9)
+    block = ["Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D"]
+    if not use_batch_norm:
+        block.remove("BatchNormalization")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["InputLayer", *block, *block, "Flatten", "Dense"]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.strides, c.padding, c.use_bias) for c in convs] == [
+        (32, (3, 3), (1, 1), "same", True), (64, (3, 3), (1, 1), "same", True)]
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert [(p.pool_size, p.strides) for p in pools] == [((2, 2), (2, 2))] * 2
+    assert model.layers[-2].output.shape == (None, 7 * 7 * 64)  # the original's 7x7x64 reshape
+    dense = model.layers[-1]
+    assert dense.units == 64 and dense.activation is keras.activations.linear
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [(n.momentum, n.epsilon) for n in norms] == ([(0.9, 1e-3)] * 2 if use_batch_norm
+                                                        else [])
+
+
+def test_omoindrot_bn_momentum_is_tensorflow_1s_convention():
+    """TF 1's batch_normalization(momentum=m): moving = m * moving + (1 - m) * batch mean."""
+    model = omoindrot_cnn((4, 4, 1), embedding_dim=DIM, num_channels=2, use_batch_norm=True,
+                          bn_momentum=0.75)
+    norm = model.get_layer("block_1_bn")
+    x = np.random.default_rng(0).normal(2.0, 1.0, size=(6, 4, 4, 2)).astype(np.float32)
+    norm(x, training=True)
+    np.testing.assert_allclose(to_numpy(norm.moving_mean), 0.25 * x.mean(axis=(0, 1, 2)),
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", MODELS, ids=MODELS)
@@ -121,9 +170,13 @@ def test_fit_smoke():
         (lambda: siamese_mlp((4,), output_activation="sigmoidal"), ValueError,
          "output_activation"),
         (lambda: siamese_mlp((4,), normalize="yes"), TypeError, "normalize"),
+        (lambda: omoindrot_cnn((8, 8, 1), num_channels=0), ValueError, "num_channels"),
+        (lambda: omoindrot_cnn((8, 8, 1), use_batch_norm=1), TypeError, "use_batch_norm"),
+        (lambda: omoindrot_cnn((8, 8, 1), bn_momentum=1.5), ValueError, "bn_momentum"),
     ],
     ids=["name", "option-typo", "option-of-other-model", "rank", "zero-side", "no-widths",
-         "dim-0", "dropout-1", "activation", "normalize"],
+         "dim-0", "dropout-1", "activation", "normalize", "channels-0", "bn-type",
+         "bn-momentum"],
 )
 def test_argument_errors(call, error, match):
     with pytest.raises(error, match=match):

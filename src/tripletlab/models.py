@@ -1,17 +1,21 @@
 """Embedding models: Keras functional models from images ``[H, W, C]`` to embeddings ``[D]``.
 
 Every model ends in ``keras.layers.UnitNormalization`` (rows of length 1), except
-``siamese_mlp(normalize=False)``, which reproduces a notebook exactly. No model contains a
-``Lambda`` layer, so a saved model loads with ``keras.saving.load_model(path, safe_mode=True)``.
+``siamese_mlp(normalize=False)``, which reproduces a notebook exactly, and ``omoindrot-cnn``,
+which reproduces omoindrot/tensorflow-triplet-loss's network (no normalisation). No model
+contains a ``Lambda`` layer, so a saved model loads with
+``keras.saving.load_model(path, safe_mode=True)``.
 
-=================  ===========================  ================================================
-name               builder                      architecture
-=================  ===========================  ================================================
-``"tfa-cnn"``      :func:`tfa_tutorial_cnn`     the CNN of the TF Addons triplet-loss tutorial
-``"siamese-mlp"``  :func:`siamese_mlp`          the MLP of the notebook "Create a Siamese
-                                                Network with Triplet Loss in Keras"
-``"small-cnn"``    :func:`small_cnn`            Conv-BN-ReLU blocks + global average pooling
-=================  ===========================  ================================================
+===================  ===========================  ==============================================
+name                 builder                      architecture
+===================  ===========================  ==============================================
+``"tfa-cnn"``        :func:`tfa_tutorial_cnn`     the CNN of the TF Addons triplet-loss tutorial
+``"siamese-mlp"``    :func:`siamese_mlp`          the MLP of the notebook "Create a Siamese
+                                                  Network with Triplet Loss in Keras"
+``"small-cnn"``      :func:`small_cnn`            Conv-BN-ReLU blocks + global average pooling
+``"omoindrot-cnn"``  :func:`omoindrot_cnn`        the CNN of omoindrot/tensorflow-triplet-loss
+                                                  (``model/model_fn.py``)
+===================  ===========================  ==============================================
 """
 
 from __future__ import annotations
@@ -196,10 +200,74 @@ def small_cnn(
     return keras.Model(inputs, outputs, name=name)
 
 
+def omoindrot_cnn(
+    input_shape: Sequence[int],
+    embedding_dim: int = 64,
+    num_channels: int = 32,
+    use_batch_norm: bool = False,
+    bn_momentum: float = 0.9,
+    name: str = "omoindrot_cnn",
+) -> keras.Model:
+    """The network of omoindrot/tensorflow-triplet-loss (``model/model_fn.py``).
+
+    Two blocks, with ``num_channels`` then ``2 * num_channels`` filters, each
+    ``Conv2D(filters, 3, padding="same")`` → ``BatchNormalization(momentum=bn_momentum)`` (only
+    when ``use_batch_norm``) → ``ReLU`` → ``MaxPooling2D(2)``; then ``Flatten`` →
+    ``Dense(embedding_dim)``. No normalisation of the embeddings, as in the original. The
+    defaults are the values of the original's ``experiments/*/params.json`` files
+    (``num_channels`` 32, ``use_batch_norm`` false, ``bn_momentum`` 0.9, ``embedding_size`` 64).
+
+    ``bn_momentum`` has the same meaning in TensorFlow 1's ``tf.layers.batch_normalization``
+    (the original) and in ``keras.layers.BatchNormalization`` on every backend:
+    ``moving = momentum * moving + (1 - momentum) * batch``; it is passed on unchanged (both
+    use ``epsilon=1e-3``). The original expects 28×28 images (two poolings to 7×7); here any
+    image size works (a pooling step is skipped along a side shorter than 2 pixels).
+
+    Args:
+      input_shape: ``(H, W, C)``, or ``(H, W)`` for one channel.
+      embedding_dim: the embedding size ``D`` (the original's ``embedding_size``).
+      num_channels: the first block's filters; the second block has twice as many.
+      use_batch_norm: batch normalisation after each convolution.
+      bn_momentum: the batch normalisation's moving-average momentum, in ``[0, 1]``.
+      name: the model's name.
+
+    Returns:
+      A ``keras.Model`` from ``[B, *input_shape]`` to ``[B, embedding_dim]``.
+
+    Raises:
+      ValueError: a bad shape, size, channel count or momentum.
+      TypeError: an argument of the wrong type.
+
+    Example:
+      >>> from tripletlab.models import omoindrot_cnn
+      >>> model = omoindrot_cnn((28, 28, 1))
+      >>> [layer.filters for layer in model.layers if hasattr(layer, "filters")]
+      [32, 64]
+    """
+    input_shape = _check_image_shape(input_shape)
+    _check_positive_int("embedding_dim", embedding_dim)
+    _check_positive_int("num_channels", num_channels)
+    _checks.check_bool("use_batch_norm", use_batch_norm)
+    _checks.check_number("bn_momentum", bn_momentum, minimum=0, maximum=1)
+
+    inputs, x, (height, width) = _image_input(input_shape)
+    for block, filters in enumerate((int(num_channels), 2 * int(num_channels)), start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"block_{block}_conv")(x)
+        if use_batch_norm:
+            x = keras.layers.BatchNormalization(momentum=float(bn_momentum),
+                                                name=f"block_{block}_bn")(x)
+        x = keras.layers.ReLU(name=f"block_{block}_relu")(x)
+        x, height, width = _pool(x, height, width)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(embedding_dim, name="fc_1")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 MODELS: MappingProxyType[str, Callable[..., keras.Model]] = MappingProxyType({
     "tfa-cnn": tfa_tutorial_cnn,
     "siamese-mlp": siamese_mlp,
     "small-cnn": small_cnn,
+    "omoindrot-cnn": omoindrot_cnn,
 })
 """Model names and their builders (read-only)."""
 
@@ -209,12 +277,13 @@ def build_model(name: str, input_shape: Sequence[int], embedding_dim: int | None
     """Builds the embedding model ``name``.
 
     Args:
-      name: one of :data:`MODELS` (``"tfa-cnn"``, ``"siamese-mlp"``, ``"small-cnn"``). The
+      name: one of :data:`MODELS` (``"tfa-cnn"``, ``"siamese-mlp"``, ``"small-cnn"``,
+        ``"omoindrot-cnn"``). The
         Keras model gets the builder's default name; call the builder itself to choose one.
       input_shape: the shape of one input, ``(H, W, C)``.
       embedding_dim: the embedding size; ``None`` for the builder's default.
       **options: the builder's other arguments (``widths``, ``filters``, ``dropout``,
-        ``normalize``...).
+        ``normalize``, ``num_channels``...).
 
     Returns:
       The ``keras.Model``.

@@ -64,6 +64,21 @@ def test_triplet_tools_semi_margin_allowed():
     assert config.semi_margin == 0.1
 
 
+@pytest.mark.parametrize("semi_margin", ["-0.25", "0.25", "0"])
+def test_triplet_tools_semi_margin_of_either_sign_from_the_command_line(tmp_path, semi_margin):
+    """triplet-tools takes a negative semi_margin (a cutoff closer to the anchor): so do we."""
+    args = build_parser().parse_args([
+        "train", "--model-dir", str(tmp_path / "run"), "--loss", "triplet-tools-semihard",
+        "--semi-margin", semi_margin])
+    assert build_config(args).semi_margin == float(semi_margin)
+
+
+@pytest.mark.parametrize("semi_margin", [float("nan"), float("inf")])
+def test_semi_margin_must_be_finite(semi_margin):
+    with pytest.raises(ConfigError, match="semi_margin"):
+        resolve_config({"loss": "triplet-tools-semihard", "semi_margin": semi_margin})
+
+
 def test_offline_mode_defaults():
     config = resolve_config({"mode": "offline"})
     assert config.triplets == "random" and config.margin == 1.0
@@ -100,9 +115,11 @@ def test_params_json_mapping(tmp_path):
         "triplet_strategy": "batch_all", "squared": True, "image_size": 28,
         "num_labels": 10, "save_summary_steps": 50,
     }))
-    with pytest.warns(UserWarning, match="num_channels"):
+    with pytest.warns(UserWarning, match="image_size"):
         values = load_params_json(path)
     config = resolve_config(values)
+    assert config.model == "omoindrot-cnn"
+    assert (config.num_channels, config.use_batch_norm, config.bn_momentum) == (32, False, 0.9)
     assert (config.epochs, config.batch_size, config.embedding_dim, config.margin) == (7, 64, 64,
                                                                                        0.5)
     assert config.loss == "omoindrot-batch-all" and config.distance == "squared-L2"
@@ -115,6 +132,74 @@ def test_params_json_mapping(tmp_path):
     path.write_text(json.dumps({"triplet_strategy": "batch_semi"}))
     with pytest.raises(ConfigError, match="batch_all"):
         load_params_json(path)
+
+
+# omoindrot/tensorflow-triplet-loss experiments/batch_hard/params.json, key for key.
+OMOINDROT_BATCH_HARD = {
+    "learning_rate": 1e-4, "batch_size": 64, "num_epochs": 20,
+    "num_channels": 32, "use_batch_norm": False, "bn_momentum": 0.9, "margin": 0.5,
+    "embedding_size": 64, "triplet_strategy": "batch_hard", "squared": False,
+    "image_size": 28, "num_labels": 10, "train_size": 50000, "eval_size": 10000,
+    "num_parallel_calls": 4, "save_summary_steps": 50,
+}
+
+
+def test_omoindrot_params_json_as_is(tmp_path):
+    """train_size / eval_size are accepted, with a note saying what tripletlab does instead."""
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps(OMOINDROT_BATCH_HARD))
+    with pytest.warns(UserWarning) as caught:
+        config = resolve_config(load_params_json(path))
+    (note,) = [str(w.message) for w in caught]
+    assert "train_size (the original's shuffle buffer; tripletlab shuffles the whole" in note
+    assert "eval_size" in note and "export_samples" in note
+    assert (config.model, config.loss, config.epochs, config.learning_rate) == (
+        "omoindrot-cnn", "omoindrot-batch-hard", 20, 1e-4)
+    assert (config.num_channels, config.use_batch_norm, config.bn_momentum,
+            config.embedding_dim) == (32, False, 0.9, 64)
+    assert config.model_arguments() == {"num_channels": 32, "use_batch_norm": False,
+                                        "bn_momentum": 0.9}
+
+
+def test_omoindrot_model_keys():
+    config = resolve_config({"model": "omoindrot-cnn"})
+    assert (config.num_channels, config.use_batch_norm, config.bn_momentum) == (32, False, 0.9)
+    config = resolve_config({"model": "omoindrot-cnn", "num_channels": 8, "use_batch_norm": True,
+                             "bn_momentum": 0.99, "model_options": {}})
+    assert config.model_arguments() == {"num_channels": 8, "use_batch_norm": True,
+                                        "bn_momentum": 0.99}
+    assert resolve_config({"model": "small-cnn"}).num_channels is None
+    assert resolve_config({"model": "small-cnn", "model_options": {"widths": [8]}}
+                          ).model_arguments() == {"widths": [8]}
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"num_channels": 32}, "Expected `num_channels` only with model='omoindrot-cnn'"),
+        ({"model": "tfa-cnn", "use_batch_norm": True}, "`use_batch_norm` only with"),
+        ({"model": "siamese-mlp", "bn_momentum": 0.9}, "`bn_momentum` only with"),
+        ({"model": "omoindrot-cnn", "num_channels": 0}, "Expected `num_channels` >= 1"),
+        ({"model": "omoindrot-cnn", "num_channels": 2.5}, "num_channels"),
+        ({"model": "omoindrot-cnn", "use_batch_norm": "yes"}, "use_batch_norm"),
+        ({"model": "omoindrot-cnn", "bn_momentum": 1.5}, "Expected `bn_momentum` <= 1.0"),
+        ({"model": "omoindrot-cnn", "model_options": {"num_channels": 8}},
+         "`num_channels` as a config key of its own"),
+    ],
+    ids=["channels-other-model", "bn-other-model", "momentum-other-model", "channels-0",
+         "channels-float", "bn-type", "momentum-1.5", "in-model-options"],
+)
+def test_omoindrot_model_keys_errors(values, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_config(values)
+
+
+def test_omoindrot_model_flags(tmp_path):
+    args = build_parser().parse_args([
+        "train", "--model-dir", str(tmp_path / "run"), "--model", "omoindrot-cnn",
+        "--num-channels", "16", "--use-batch-norm", "--bn-momentum", "0.8"])
+    config = build_config(args)
+    assert (config.num_channels, config.use_batch_norm, config.bn_momentum) == (16, True, 0.8)
 
 
 def test_layers_defaults_params_file_flags(tmp_path):

@@ -6,5 +6,26 @@
 
 Migrating is one import line; names, signatures and values are the originals'. The documented
 deviations: no NaN for a batch without positive pairs (TF Addons issues #1676, #2447), a stable
-soft margin, O(B^2) memory instead of O(B^3), and negative margins are refused.
+soft margin, O(B^2) memory instead of O(B^3), and a negative ``margin`` is refused (a
+negative ``semi_margin`` is accepted, as triplet-tools does).
 """
+
+from __future__ import annotations
+
+import importlib
+
+_SUBMODULES = ("omoindrot", "tfa", "triplet_tools")
+
+__all__ = list(_SUBMODULES)
+
+
+def __getattr__(name: str):
+    # Imported on first access, like the sub-packages of ``tripletlab``: ``import tripletlab``
+    # must not import Keras (the command line chooses the backend first).
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tripletlab.compat.{name}")
+    raise AttributeError(f"module 'tripletlab.compat' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -8,8 +8,9 @@ triplet-tools' own rules, kept here:
 
 * the hardest positive ``hp(a)`` is the maximum over samples of ``a``'s class **including a
   itself**, so an anchor without other positives still forms a triplet with ``hp ~ 0``;
-* the semi-hard negative is the nearest negative strictly farther than ``hp(a) + semi_margin``;
-  an anchor without one contributes 0;
+* the semi-hard negative is the nearest negative strictly farther than ``hp(a) + semi_margin``
+  (``semi_margin`` of either sign: a negative one moves the cutoff closer to the anchor, a
+  positive one farther); an anchor without one contributes 0;
 * distances do not zero the diagonal: ``euclidean = sqrt(max(d^2, 1e-16))``,
   ``euclidean_norm = sqrt(2 * max(1 - cos, 1e-16))`` (the default), ``cosine = 1 - cos``;
 * every loss is the mean over all ``B`` anchors.
@@ -75,14 +76,15 @@ def triplet_batch_semihard_loss(margin=1.0, semi_margin=0.0, metric="euclidean_n
 
     Args:
       margin: the margin :math:`m` (``>= 0``).
-      semi_margin: the extra gap :math:`s` a negative must clear (``>= 0``).
+      semi_margin: the gap :math:`s` a negative must clear beyond :math:`hp(a)`, any finite
+        number: negative moves the cutoff closer to the anchor, positive farther.
       metric: ``"euclidean_norm"``, ``"euclidean"`` or ``"cosine"``.
 
     Returns:
       A Keras loss function.
     """
     check_number("margin", margin, minimum=0.0)
-    check_number("semi_margin", semi_margin, minimum=0.0)
+    check_number("semi_margin", semi_margin)
     check_choice("metric", metric, METRICS)
 
     def triplet_batch_semihard_loss(y_true, y_pred):

@@ -32,7 +32,10 @@ from typing import Any
 from tripletlab._checks import check_bool, check_choice, check_number, closest_key_hint
 
 DATASETS = ("mnist", "fashion-mnist", "npz", "mnist-sample", "digits", "image-folder")
-MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn")
+MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn")
+# The options of model 'omoindrot-cnn' that are config keys of their own (params.json's names),
+# with their defaults (the values of omoindrot's experiments/*/params.json).
+OMOINDROT_MODEL_KEYS = {"num_channels": 32, "use_batch_norm": False, "bn_momentum": 0.9}
 LOSSES = ("semi-hard", "hard", "batch-all", "tfa-semi-hard", "tfa-hard",
           "omoindrot-batch-all", "omoindrot-batch-hard", "triplet-tools-semihard",
           "triplet-tools-hard")
@@ -81,8 +84,17 @@ class TrainConfig:
 
     Build one with :func:`resolve_config` (which checks everything); the constructor alone
     checks nothing. ``None`` means "derived": ``dataset`` from ``data_file`` / ``image_folder``,
-    ``margin`` from the loss, ``semi_margin`` / ``decay_rate`` only for the options that use them.
+    ``margin`` from the loss, ``semi_margin`` / ``decay_rate`` only for the options that use them,
+    ``num_channels`` / ``use_batch_norm`` / ``bn_momentum`` only for ``model="omoindrot-cnn"``.
     """
+
+    def model_arguments(self) -> dict[str, Any]:
+        """The builder arguments of ``model``: ``model_options`` plus, for ``"omoindrot-cnn"``,
+        ``num_channels``, ``use_batch_norm`` and ``bn_momentum``."""
+        arguments = dict(self.model_options)
+        if self.model == "omoindrot-cnn":
+            arguments.update({key: getattr(self, key) for key in OMOINDROT_MODEL_KEYS})
+        return arguments
 
     # Dataset parameters
     dataset: str | None = _field(None, "data", "data set name (default: 'npz' with --data-file, "
@@ -97,6 +109,13 @@ class TrainConfig:
     embedding_dim: int = _field(64, "model", "embedding size")
     model_options: dict = _field({}, "model",
                                  "extra builder arguments as JSON, e.g. '{\"widths\": [16, 32]}'")
+    num_channels: int | None = _field(None, "model", "omoindrot-cnn only: filters of the first "
+                                      "block, twice as many in the second (default 32)")
+    use_batch_norm: bool | None = _field(None, "model", "omoindrot-cnn only: batch normalisation "
+                                         "after each convolution (default false)")
+    bn_momentum: float | None = _field(None, "model", "omoindrot-cnn only: batch-norm "
+                                       "moving-average momentum, as in TF 1 and Keras "
+                                       "(default 0.9)")
     # Loss parameters
     loss: str = _field("semi-hard", "loss", "triplet loss", choices=LOSSES)
     distance: str = _field("L2", "loss", "distance the loss mines on", choices=DISTANCES)
@@ -234,21 +253,38 @@ _PARAMS_MAP = {
     "embedding_size": "embedding_dim",
     "triplet_strategy": None,
     "squared": None,
+    "num_channels": "num_channels",
+    "use_batch_norm": "use_batch_norm",
+    "bn_momentum": "bn_momentum",
 }
-_PARAMS_IGNORED = ("num_channels", "use_batch_norm", "bn_momentum", "save_summary_steps",
-                   "image_size", "num_parallel_calls", "num_labels")
+# Keys accepted without a value of ours, and what tripletlab does instead (one note lists them).
+_PARAMS_NOTED = {
+    "train_size": "the original's shuffle buffer; tripletlab shuffles the whole training set "
+                  "every epoch",
+    "eval_size": "the original's number of test points in the projector; tripletlab scores the "
+                 "whole test split and exports `export_samples` test points",
+    "image_size": "read from the data",
+    "num_labels": "read from the data",
+    "num_parallel_calls": "no counterpart",
+    "save_summary_steps": "no counterpart: logs are written once per epoch",
+}
 
 
 def load_params_json(path: str | os.PathLike) -> dict[str, Any]:
     """Reads an omoindrot-style ``params.json`` and maps its keys onto ours.
 
-    ``learning_rate``, ``margin`` keep their names; ``num_epochs`` → ``epochs``,
-    ``embedding_size`` → ``embedding_dim``, ``batch_size`` → ``batch_size`` with
-    ``sampler = "shuffled"`` (the original trains on plain shuffled batches), ``triplet_strategy``
-    ``batch_all`` → ``loss = "omoindrot-batch-all"``, ``batch_hard`` → ``"omoindrot-batch-hard"``,
-    ``squared: true`` → ``distance = "squared-L2"``. Keys of the original's model and logging
-    (``num_channels``, ``use_batch_norm``, ``save_summary_steps``...) have no counterpart and are
-    ignored with a warning.
+    omoindrot's ``experiments/batch_all/params.json`` and ``experiments/batch_hard/params.json``
+    are accepted as they are. The file selects omoindrot's network, ``model = "omoindrot-cnn"``,
+    with its ``num_channels``, ``use_batch_norm`` and ``bn_momentum``; ``learning_rate``,
+    ``margin`` keep their names; ``num_epochs`` → ``epochs``, ``embedding_size`` →
+    ``embedding_dim``, ``batch_size`` → ``batch_size`` with ``sampler = "shuffled"`` (the
+    original trains on plain shuffled batches), ``triplet_strategy`` ``batch_all`` →
+    ``loss = "omoindrot-batch-all"``, ``batch_hard`` → ``"omoindrot-batch-hard"``,
+    ``squared: true`` → ``distance = "squared-L2"``. The other keys of the originals
+    (``train_size``, ``eval_size``, ``image_size``, ``num_labels``, ``num_parallel_calls``,
+    ``save_summary_steps``) have no value of ours; one ``UserWarning`` says, for each one
+    present, what tripletlab does instead (e.g. ``train_size``, the original's shuffle buffer:
+    tripletlab shuffles the whole training set every epoch).
 
     Raises:
       ConfigError: a malformed file, an unknown key or a bad value.
@@ -262,11 +298,11 @@ def load_params_json(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"Expected {str(path)!r} to hold a JSON object. "
                           f"Received: {type(data).__name__}.")
-    values: dict[str, Any] = {}
-    ignored = []
+    values: dict[str, Any] = {"model": "omoindrot-cnn"}
+    noted = []
     for key, value in data.items():
-        if key in _PARAMS_IGNORED:
-            ignored.append(key)
+        if key in _PARAMS_NOTED:
+            noted.append(f"{key} ({_PARAMS_NOTED[key]})")
         elif key == "triplet_strategy":
             strategy = _wrap(check_choice, "triplet_strategy", value, ("batch_all", "batch_hard"))
             values["loss"] = {"batch_all": "omoindrot-batch-all",
@@ -280,12 +316,11 @@ def load_params_json(path: str | os.PathLike) -> dict[str, Any]:
         elif key in _PARAMS_MAP:
             values[_PARAMS_MAP[key]] = value
         else:
-            hint = closest_key_hint(str(key), [*_PARAMS_MAP, *_PARAMS_IGNORED])
+            hint = closest_key_hint(str(key), [*_PARAMS_MAP, *_PARAMS_NOTED])
             raise ConfigError(f"Unknown key {key!r} in {str(path)!r}.{hint} Known params.json "
-                              f"keys: {', '.join([*_PARAMS_MAP, *_PARAMS_IGNORED])}.")
-    if ignored:
-        warnings.warn(f"{path.name}: ignoring {', '.join(ignored)} (no counterpart in "
-                      "tripletlab's training).", UserWarning, stacklevel=2)
+                              f"keys: {', '.join([*_PARAMS_MAP, *_PARAMS_NOTED])}.")
+    if noted:
+        warnings.warn(f"{path.name}: not used: {'; '.join(noted)}.", UserWarning, stacklevel=2)
     return values
 
 
@@ -385,6 +420,23 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
                         f"Received: model_options={v['model_options']!r}.")
     v["model_options"] = {str(k): (list(x) if isinstance(x, tuple) else x)
                           for k, x in v["model_options"].items()}
+    if v["model"] == "omoindrot-cnn":
+        for key, default in OMOINDROT_MODEL_KEYS.items():
+            if key in v["model_options"]:
+                raise ConfigError(f"Expected `{key}` as a config key of its own, not in "
+                                  f"model_options. Received: model_options="
+                                  f"{v['model_options']!r}.")
+            if v[key] is None:
+                v[key] = default
+        integer("num_channels", 1)
+        check_bool("use_batch_norm", v["use_batch_norm"])
+        number("bn_momentum", 0.0, maximum=1.0)
+    else:
+        for key in OMOINDROT_MODEL_KEYS:
+            if v[key] is not None:
+                raise ConfigError(f"Expected `{key}` only with model='omoindrot-cnn'. Received: "
+                                  f"{key}={v[key]!r} with model={v['model']!r}. Remove it "
+                                  "(omoindrot's params.json sets it) or use model='omoindrot-cnn'.")
     # loss
     check_choice("mode", v["mode"], MODES)
     check_choice("loss", v["loss"], LOSSES)
@@ -417,7 +469,7 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"Expected `semi_margin` only with loss='triplet-tools-semihard'. "
                               f"Received: semi_margin={v['semi_margin']!r} with "
                               f"loss={v['loss']!r}.")
-        number("semi_margin", 0.0)
+        number("semi_margin", None)  # any sign, as triplet-tools
     # sampler
     check_choice("sampler", v["sampler"], SAMPLERS)
     integer("classes_per_batch", 2)
@@ -473,7 +525,8 @@ def field_kind(name: str) -> str:
     flag parses."""
     return {
         "image_size": "int", "test_fraction": "float", "embedding_dim": "int",
-        "model_options": "dict", "margin": "float", "soft": "bool", "semi_margin": "float",
+        "model_options": "dict", "num_channels": "int", "use_batch_norm": "bool",
+        "bn_momentum": "float", "margin": "float", "soft": "bool", "semi_margin": "float",
         "classes_per_batch": "int", "samples_per_class": "int", "batch_size": "int",
         "learning_rate": "float", "weight_decay": "float", "decay_rate": "float",
         "epochs": "int", "steps_per_epoch": "int", "seed": "int", "jit_compile": "jit",

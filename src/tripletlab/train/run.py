@@ -250,7 +250,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
 
         try:
             network = build_model(config.model, data.input_shape, config.embedding_dim,
-                                  **config.model_options)
+                                  **config.model_arguments())
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model_options: {error}") from None
         if config.mode == "offline":

@@ -1,14 +1,10 @@
-"""Drop-in replacement for ``tensorflow_addons.losses`` triplet losses (TF Addons 0.23).
+"""TF Addons' triplet losses, as ``tripletlab.compat.tfa.losses`` (``tfa.losses`` in TF Addons).
 
-Change ``from tensorflow_addons.losses import TripletSemiHardLoss`` into
-``from tripletlab.compat.tfa import TripletSemiHardLoss``: same names, arguments
-(``distance_metric=``, including a callable that maps ``[B, D]`` embeddings to a ``[B, B]``
-distance matrix) and values, on every Keras 3 backend.
-
-Deviations on purpose: a batch without positive pairs gives 0 instead of NaN; ``soft=True`` uses a
-stable softplus (TF Addons' ``log1p(exp(x))`` overflows to inf in float32); memory is O(B^2)
-(TF Addons' semi-hard tiles a ``B^2 x B`` tensor); ``"angular"`` has an exactly zero diagonal
-(TF Addons leaves rounding noise of about 1e-7 there).
+The implementation behind :mod:`tripletlab.compat.tfa`; both spellings give the same objects, so
+``from tensorflow_addons.losses import TripletSemiHardLoss`` becomes
+``from tripletlab.compat.tfa.losses import TripletSemiHardLoss`` and
+``tfa.losses.TripletSemiHardLoss()`` runs after ``import tripletlab.compat.tfa as tfa``.
+See :mod:`tripletlab.compat.tfa` for the deviations from TF Addons.
 """
 
 from __future__ import annotations
