@@ -324,10 +324,12 @@ def _scores_table(page):
 
 def test_metrics_are_a_table_of_protocols(tmp_path):
     folder = _make_experiment(tmp_path / "run", parts=("config",))
-    (folder / "metrics.json").write_text(json.dumps(TRAINED_METRICS))
+    # sorted keys, as metrics.json is written: the page still puts test -> train first
+    (folder / "metrics.json").write_text(json.dumps(TRAINED_METRICS, sort_keys=True))
     page = write_report(folder).read_text()
     header, rows = _scores_table(page)
     assert header == ["metric", "test → train", "leave-one-out (test)"]
+    assert list(rows) == ["precision_at_1", "recall_at_2", "map_at_r", "nmi"]
     assert rows["precision_at_1"] == ["0.9417", "0.9028"]
     assert rows["recall_at_2"] == ["0.9700", "0.9389"]  # the same decimals everywhere
     assert rows["nmi"] == ["–", "0.6078"]

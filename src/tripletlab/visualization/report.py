@@ -153,8 +153,12 @@ def _metrics_section(path: Path) -> str:
     metrics = _read_json(path)
     if not isinstance(metrics, dict) or not metrics:
         return _note(f"{METRICS_FILE} holds no name → value pairs.")
-    protocols = {key: value for key, value in metrics.items() if isinstance(value, dict)}
+    protocols = {key: metrics[key] for key in sorted(
+        (key for key, value in metrics.items() if isinstance(value, dict)),
+        key=lambda key: (list(PROTOCOLS).index(key) if key in PROTOCOLS else len(PROTOCOLS)))}
     facts = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
+    if isinstance(facts.get("model"), str):
+        facts.pop("best_epoch", None)  # said beside the model's name
     if not protocols:  # a flat file (``tripletlab evaluate --output``): one column of scores
         scores = {key: value for key, value in facts.items()
                   if isinstance(value, float) or value is None}
@@ -162,7 +166,8 @@ def _metrics_section(path: Path) -> str:
         facts = {key: value for key, value in facts.items() if key not in scores}
     parts = []
     if protocols:
-        names = list(dict.fromkeys(name for scores in protocols.values() for name in scores))
+        names = sorted(dict.fromkeys(name for scores in protocols.values() for name in scores),
+                       key=_metric_rank)
         head = "".join(f'<th scope="col">{_e(PROTOCOLS.get(key, key))}</th>' for key in protocols)
         rows = []
         for name in names:
@@ -174,9 +179,19 @@ def _metrics_section(path: Path) -> str:
         ordered = [key for key in RUN_FACTS if key in facts]
         ordered += [key for key in facts if key not in RUN_FACTS]
         rows = "".join(f'<tr><th scope="row">{_e(RUN_FACTS.get(key, key))}</th>'
-                       f'<td>{_e(_fact(key, facts[key], facts))}</td></tr>' for key in ordered)
+                       f'<td>{_e(_fact(key, facts[key], metrics))}</td></tr>' for key in ordered)
         parts.append(f'<table class="kv run"><tbody>{rows}</tbody></table>')
     return "".join(parts)
+
+
+def _metric_rank(name: str) -> tuple[int, float, str]:
+    """P@1, R@k by k, R-precision, MAP@R, NMI, AMI, then any other name alphabetically."""
+    order = ("precision_at_1", "recall_at_", "r_precision", "map_at_r", "nmi", "ami")
+    for rank, prefix in enumerate(order):
+        if name == prefix or (prefix.endswith("_") and name.startswith(prefix)):
+            suffix = name[len(prefix):]
+            return rank, float(suffix) if suffix.isdigit() else 0.0, name
+    return len(order), 0.0, name
 
 
 def _score_cell(value: Any) -> str:
@@ -475,7 +490,8 @@ table.kv th { font-weight: 600; white-space: nowrap; }
 table.kv td.num { font-variant-numeric: tabular-nums; text-align: right; }
 table.kv tr:nth-child(even) { background: var(--panel); }
 table.scores { border-collapse: collapse; font-size: 14px; margin-bottom: 14px; }
-table.scores th, table.scores td { padding: 4px 14px 4px 8px; border-bottom: 1px solid var(--line); }
+table.scores th, table.scores td { padding: 4px 14px 4px 8px;
+                                   border-bottom: 1px solid var(--line); }
 table.scores thead th { text-align: right; border-bottom: 2px solid var(--line); }
 table.scores thead th:first-child, table.scores tbody th { text-align: left; font-weight: 600; }
 table.scores td.num { text-align: right; font-variant-numeric: tabular-nums; }
