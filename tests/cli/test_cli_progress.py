@@ -57,3 +57,27 @@ def test_each_step_after_training_announces_itself(piped_run):
 def test_no_tensorflow_startup_lines_on_other_backends(piped_run):
     found = [line for line in piped_run.stderr.splitlines() if TF_STARTUP.search(line)]
     assert not found, found
+
+
+def test_visualize_experiment_announces_each_step(tmp_path, capsys):
+    import numpy as np
+
+    from tripletlab.cli.main import main
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "run"
+    (folder / "embeddings").mkdir(parents=True)
+    labels = np.arange(40) % 4
+    np.save(folder / "embeddings/test_embeddings.npy",
+            (rng.normal(size=(40, 3)) + labels[:, None]).astype("float32"))
+    np.save(folder / "embeddings/test_labels.npy", labels)
+    np.save(folder / "embeddings/test_images.npy",
+            rng.integers(0, 255, (40, 8, 8, 1), dtype=np.uint8))
+    (folder / "log.csv").write_text("epoch,loss,val_map_at_r\n0,1.0,0.3\n1,0.8,0.5\n")
+    assert main(["visualize", "--experiment", str(folder), "--methods", "pca"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = ["Reading", "training_curves.png", "pca.png", "neighbors.png",
+                "Writing TensorBoard projector files"]
+    positions = [next(i for i, line in enumerate(lines) if word in line) for word in expected]
+    assert positions == sorted(positions), lines
+    assert (folder / "plots/pca.png").is_file()

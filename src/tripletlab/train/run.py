@@ -222,11 +222,13 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
       verbose: 0 silent, 1 progress bar and one line per epoch, 2 one line per epoch.
 
     Returns:
-      The final metrics: ``{"test_to_train": {...}, "test_leave_one_out": {...}, "epochs":
-      ..., "train_seconds": ...}`` (also written to ``metrics.json``).
+      The final metrics of the model in ``best.keras``: ``{"test_to_train": {...},
+      "test_leave_one_out": {...}, "model": "best.keras", "best_epoch": ..., "backend": ...,
+      "epochs": ..., "train_seconds": ...}`` (also written to ``metrics.json``).
 
     Raises:
-      ConfigError: a bad configuration.
+      ConfigError: a bad configuration, or data that cannot train (one class, no positive
+        pair; see :func:`tripletlab.train.config.check_data`).
       FileExistsError: ``model_dir`` holds an experiment and neither flag was given.
       FileNotFoundError: ``resume`` without a checkpoint, or missing data.
     """
@@ -354,7 +356,8 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
     announce(f"Scoring retrieval test -> train ({len(data.y_test):,} queries, "
              f"{len(data.y_train):,} references)")
     to_train = evaluate_embeddings(test, data.y_test, train_embeddings, data.y_train,
-                                   distance=config.distance, clustering=False)
+                                   distance=config.distance, clustering=False,
+                                   progress=bool(bar))
     announce("Scoring retrieval leave-one-out on test, and k-means clustering (NMI, AMI)")
     leave_one_out = evaluate_embeddings(test, data.y_test, distance=config.distance,
                                         clustering=True, seed=config.seed)
