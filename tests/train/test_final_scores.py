@@ -50,3 +50,4 @@ def test_metrics_describe_best_keras(tmp_path, log):
     exported = np.load(experiment.path(ex.TEST_EMBEDDINGS))
     keep = ex.stratified_indices(data.y_test, 50, config.seed)
     np.testing.assert_allclose(exported, embed(best, data.x_test)[keep], atol=1e-5)
+

@@ -146,7 +146,9 @@ def build_batches(config: TrainConfig, data, model=None):
         return PKSampler(data.x_train, data.y_train, config.classes_per_batch,
                          config.samples_per_class, steps_per_epoch=config.steps_per_epoch,
                          seed=config.seed)
-    return ShuffledBatches(data.x_train, data.y_train, config.batch_size, seed=config.seed)
+    # A last batch of one sample holds no positive pair (no loss): drop it.
+    return ShuffledBatches(data.x_train, data.y_train, config.batch_size, seed=config.seed,
+                           drop_remainder=len(data.y_train) % config.batch_size == 1)
 
 
 def _embedding_model(model):
