@@ -106,3 +106,25 @@ def closest_key_hint(key: str, allowed: Iterable[str]) -> str:
     """Returns `` Did you mean 'x'?`` for the closest allowed key, or an empty string."""
     close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.5)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_file(name: str, path: Any, description: str) -> None:
+    """Raises unless ``path`` is an existing file (not a folder).
+
+    Args:
+      name: the argument or flag, used in the message (e.g. ``"--model"``).
+      path: what the caller passed.
+      description: what the file should be, e.g. ``"a .keras model file"``.
+
+    Raises:
+      FileNotFoundError: nothing exists at ``path``.
+      IsADirectoryError: ``path`` is a folder.
+    """
+    import os
+
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Expected `{name}` to be {description}. Received: "
+                                f"{str(path)!r}, which is a folder.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Expected `{name}` to be {description}. Received: "
+                                f"{str(path)!r}, which does not exist.")

@@ -56,33 +56,47 @@ def test_frames_gif_and_one_fixed_pca(tmp_path):
     np.testing.assert_allclose(live.points[-1], expected_pca.transform(after), atol=1e-4)
     assert not np.allclose(live.points[0], live.points[-1], atol=1e-3), "training moved nothing"
 
-    # Unit-norm embeddings: limits are the exact box any unit vector projects into.
-    offsets = expected_pca.mean_ @ expected_pca.components_.T
-    np.testing.assert_allclose(np.array(live.limits),
-                               np.stack([-1.0 - offsets, 1.0 - offsets], axis=1), atol=1e-5)
-    for points in live.points:
-        assert np.all(points >= np.array(live.limits)[:, 0] - 1e-5)
-        assert np.all(points <= np.array(live.limits)[:, 1] + 1e-5)
+    # One box for every frame, and it fits the data (issue 8: not the ±1 box of unit vectors).
+    _assert_limits_fit(live, margin=0.1)
     assert not list((tmp_path / "pca").glob(".*")), "temporary file left behind"
 
 
-def test_unnormalised_embeddings_use_first_range_with_margin(tmp_path):
+def _assert_limits_fit(live, margin):
+    everything = np.concatenate(live.points)
+    low, high = everything.min(axis=0), everything.max(axis=0)
+    pad = (high - low) * margin
+    np.testing.assert_allclose(np.array(live.limits), np.stack([low - pad, high + pad], axis=1),
+                               rtol=1e-5, atol=1e-6)
+    assert all(limits == live.limits for limits in live.frame_limits)
+
+
+def test_unnormalised_embeddings_fit_every_frame_with_margin(tmp_path):
     x, labels, _ = _data()
     model = _model(normalize=False)
     live = LivePCA(x, labels, tmp_path, embedding_model=model, margin=0.25)
     live.on_train_begin()
-    first = live.points[0]
-    low, high = first.min(axis=0), first.max(axis=0)
-    pad = (high - low) * 0.25
-    np.testing.assert_allclose(np.array(live.limits),
-                               np.stack([low - pad, high + pad], axis=1), rtol=1e-5)
-    limits = live.limits
+    _assert_limits_fit(live, margin=0.25)
+    model.layers[-1].kernel.assign(model.layers[-1].kernel * 3.0)  # the cloud grows
     live.on_epoch_end(0, {"loss": 1.5})
     live.on_train_end()
-    assert live.limits == limits
+    _assert_limits_fit(live, margin=0.25)  # frame 0 redrawn in the grown box
     assert [p.name for p in live.frames] == ["frame_0000.png", "frame_0001.png"]
     with Image.open(live.gif_path) as gif:
         assert gif.n_frames == 2
+
+
+def test_tight_unit_norm_cloud_is_not_a_dot(tmp_path):
+    # Unit vectors that all lie near one direction: the old ±1 box made the cloud a blob.
+    rng = np.random.default_rng(0)
+    x = (np.array([1.0, 0.0, 0.0, 0.0]) + 0.02 * rng.normal(size=(48, 4))).astype(np.float32)
+    labels = np.repeat(np.arange(4), 12)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.UnitNormalization()])
+    live = LivePCA(x, labels, tmp_path, embedding_model=model)
+    live.on_train_begin()
+    live.on_train_end()
+    (x_low, x_high), (y_low, y_high) = live.limits
+    spread = np.ptp(live.points[0], axis=0)
+    assert x_high - x_low < 2 * spread[0] and y_high - y_low < 2 * spread[1]
 
 
 @pytest.mark.parametrize("kwargs, error, message",

@@ -296,3 +296,72 @@ def test_headless_check_catches_a_script_error(tmp_path, monkeypatch):
     dom, log = _dump_dom(_chromium(), path, tmp_path / "profile")
     assert "Uncaught TypeError" in log
     assert "data-report-ready" not in _parse(dom).attributes
+
+
+# --- issue 8, item 13: what the metrics describe, and no picture twice ----------------------
+
+TRAINED_METRICS = {
+    "test_to_train": {"precision_at_1": 0.9416666666666667, "map_at_r": 0.4488036678859994,
+                      "recall_at_2": 0.97},
+    "test_leave_one_out": {"precision_at_1": 0.9027777777777778, "map_at_r": 0.43353415,
+                           "recall_at_2": 0.9388888888888889, "nmi": 0.6078040387122515},
+    "model": "best.keras", "best_epoch": 2, "backend": "jax", "epochs": 3,
+    "train_seconds": 26.63,
+}
+
+
+def _scores_table(page):
+    match = re.search(r'<table class="scores">(.*?)</table>', page, re.S)
+    assert match, "no scores table"
+    table = match.group(1)
+    header = re.findall(r'<th scope="col">(.*?)</th>', table)
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table.split("</thead>")[1], re.S):
+        name = re.search(r'<th scope="row">(.*?)</th>', row).group(1)
+        rows[name] = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    return header, rows
+
+
+def test_metrics_are_a_table_of_protocols(tmp_path):
+    folder = _make_experiment(tmp_path / "run", parts=("config",))
+    # sorted keys, as metrics.json is written: the page still puts test -> train first
+    (folder / "metrics.json").write_text(json.dumps(TRAINED_METRICS, sort_keys=True))
+    page = write_report(folder).read_text()
+    header, rows = _scores_table(page)
+    assert header == ["metric", "test → train", "leave-one-out (test)"]
+    assert list(rows) == ["precision_at_1", "recall_at_2", "map_at_r", "nmi"]
+    assert rows["precision_at_1"] == ["0.9417", "0.9028"]
+    assert rows["recall_at_2"] == ["0.9700", "0.9389"]  # the same decimals everywhere
+    assert rows["nmi"] == ["–", "0.6078"]
+    assert "epochs" not in rows and "train_seconds" not in rows
+    run = re.search(r'<table class="kv run">(.*?)</table>', page, re.S).group(1)
+    assert "best.keras (the model of epoch 2, kept as best)" in run
+    assert "Keras backend</th><td>jax" in run and "26.6 s" in run
+
+
+def test_static_copies_of_interactive_plots_are_left_out(tmp_path):
+    folder = _make_experiment(tmp_path / "run")
+    picture = Image.new("RGB", (10, 10))
+    for name in ("pca.png", "tsne.png", "umap.png"):
+        picture.save(folder / "plots" / name)
+    page = write_report(folder, tsne_max_points=0).read_text()
+    assert 'alt="plots/pca.png"' not in page and 'alt="plots/tsne.png"' not in page
+    assert 'alt="plots/umap.png"' in page and 'alt="plots/neighbors.png"' in page
+    # without embeddings there is no interactive plot: the pictures stay
+    bare = _make_experiment(tmp_path / "bare", parts=("plots",))
+    picture.save(bare / "plots" / "pca.png")
+    assert 'alt="plots/pca.png"' in write_report(bare).read_text()
+
+
+def test_held_out_curves_have_a_legend(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tripletlab.visualization.plot import _training_curves_figure
+
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss,val_map_at_r\n0,1.0,0.3\n1,0.8,0.5\n")
+    figure = _training_curves_figure(log)
+    legends = {axis.get_title(): axis.get_legend() for axis in figure.axes if axis.get_visible()}
+    assert legends["map_at_r"] is not None
+    assert [t.get_text() for t in legends["map_at_r"].get_texts()] == ["held-out test (val_)"]

@@ -81,24 +81,70 @@ def load_embedding_model(path: str):
 
     Raises:
       FileNotFoundError: ``path`` does not exist.
+      IsADirectoryError: ``path`` is a folder.
+      ValueError: ``path`` is not a Keras model file (not a zip archive, truncated, a zip
+        without a model in it, or a model that does not load); the message names the file.
     """
+    import zipfile
+
     import keras
 
+    from tripletlab._checks import check_file
     from tripletlab.train.run import register_classes
 
+    check_file("--model", path, "a .keras model file")
+    problem = None
+    if not zipfile.is_zipfile(path):
+        problem = "it is not a zip archive, as .keras files are (truncated or damaged?)"
+    else:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if "config.json" not in archive.namelist():
+                    problem = ("it is a zip archive but not a Keras model (no config.json "
+                               "inside)")
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            problem = f"the zip archive is damaged ({error})"
+    if problem is not None:
+        raise ValueError(f"Could not load `--model` {path!r} as a Keras model: {problem}.")
     register_classes()  # tripletlab's serialisable classes, before deserialising
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Expected `--model` to be a .keras file. Received: {path!r}, "
-                                "which does not exist.")
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(f"Could not load `--model` {path!r} as a Keras model: "
+                         f"{message}") from error
     return getattr(model, "embedding_model", model)
 
 
 def load_array(path: str, flag: str):
-    """``np.load(path, allow_pickle=False)`` with a clear error for a missing file."""
+    """Reads a ``.npy`` file with ``allow_pickle=False``.
+
+    Raises:
+      FileNotFoundError: ``path`` does not exist.
+      IsADirectoryError: ``path`` is a folder.
+      ValueError: ``path`` is not a readable ``.npy`` array (another format, truncated,
+        damaged, or an object array that would need pickle); the message names the file.
+    """
     import numpy as np
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Expected `{flag}` to be a .npy file. Received: {path!r}, "
-                                "which does not exist.")
-    return np.load(path, allow_pickle=False)
+    from tripletlab._checks import check_file
+
+    check_file(flag, path, "a .npy file")
+    with open(path, "rb") as stream:
+        head = stream.read(6)
+    if head != b"\x93NUMPY":
+        what = ("a .npz archive, not a single .npy array" if head.startswith(b"PK")
+                else "not a NumPy .npy file (it does not start with the .npy header)")
+        raise ValueError(f"Could not read `{flag}` {path!r}: it is {what}.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as error:
+        message = " ".join(str(error).split())
+        if "pickle" in message:
+            reason = "it holds Python objects, which are refused for safety (allow_pickle=False)"
+        else:
+            reason = f"it is truncated or damaged ({message})"
+        raise ValueError(f"Could not read `{flag}` {path!r}: {reason}.") from error
+    except (OSError, EOFError) as error:
+        raise ValueError(f"Could not read `{flag}` {path!r}: it is truncated or damaged "
+                         f"({error}).") from error

@@ -27,8 +27,13 @@ def add_parser(commands) -> argparse.ArgumentParser:
     return parser
 
 
-def embed_split(model, data, split: str, batch_size: int, verbose: int = 1):
-    """Embeds ``data``'s ``split``; returns ``(embeddings, labels)``."""
+def embed_split(model, data, split: str, batch_size: int, verbose: int | None = None):
+    """Embeds ``data``'s ``split``; returns ``(embeddings, labels)``.
+
+    ``verbose=None`` shows Keras' progress bar on a terminal only (piped: one line).
+    """
+    import sys
+
     import numpy as np
 
     from tripletlab.train.run import embed
@@ -38,6 +43,9 @@ def embed_split(model, data, split: str, batch_size: int, verbose: int = 1):
     if tuple(x.shape[1:]) != expected and None not in expected:
         raise ValueError(f"Expected images of shape {expected} for this model. Received: "
                          f"{tuple(x.shape[1:])} from data set {data.name!r}.")
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 0
+    print(f"Embedding the {split} split: {len(y):,} images", flush=True)
     return embed(model, x, batch_size, verbose=verbose), np.asarray(y, np.int64)
 
 

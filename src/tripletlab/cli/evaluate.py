@@ -82,8 +82,14 @@ def run(args: argparse.Namespace) -> int:
     queries, labels, references, reference_labels = _inputs(args)
     from tripletlab.evaluation import evaluate_embeddings, format_metrics_table, save_metrics
 
+    import sys
+
+    protocol = "leave-one-out" if references is None else f"against {len(references):,} references"
+    print(f"Scoring {len(queries):,} queries ({protocol})"
+          + (" and k-means clustering" if args.clustering else ""), flush=True)
     metrics = evaluate_embeddings(queries, labels, references, reference_labels,
-                                  distance=args.distance, clustering=args.clustering)
+                                  distance=args.distance, clustering=args.clustering,
+                                  progress=sys.stdout.isatty())
     print(format_metrics_table(metrics))
     if args.output is not None:
         save_metrics(args.output, metrics)

@@ -9,7 +9,8 @@ Usage::
     tripletlab report --experiment runs/quick
 
 Configuration and usage errors print one line to stderr and exit with status 2 (set
-``TRIPLETLAB_TRACEBACK=1`` to see the traceback instead).
+``TRIPLETLAB_TRACEBACK=1`` to see the traceback instead); tripletlab's warnings print one
+line each (``tripletlab train: warning: ...``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from tripletlab import __version__
 from tripletlab._checks import closest_key_hint
@@ -55,8 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _reject_unknown(parser, args.command, unknown)
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning):
+            print(f"tripletlab {args.command}: warning: {' '.join(str(message).split())}",
+                  file=sys.stderr, flush=True)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            default_show = warnings.showwarning
+            warnings.showwarning = show_warning
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("tripletlab: interrupted", file=sys.stderr)
         return 130

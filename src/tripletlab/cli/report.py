@@ -22,6 +22,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from tripletlab.visualization import write_report
 
+    steps = "metrics, curves, PCA" + (f", t-SNE of up to {args.tsne_max_points:,} points"
+                                      if args.tsne_max_points else "")
+    print(f"Writing the report of {args.experiment} ({steps})", flush=True)
     path = write_report(args.experiment, args.output, max_points=args.max_points,
                         tsne_max_points=args.tsne_max_points, seed=args.seed)
     print(f"Report written to {path}")

@@ -94,7 +94,7 @@ def build_config(args: argparse.Namespace):
         if not saved.is_file():
             raise FileNotFoundError(f"Expected {str(saved)!r} to resume from. Received: no "
                                     "such file.")
-        return resolve_config(load_config_file(saved), flags)
+        return resolve_config(load_config_file(saved), flags, warn_unused=False)
     params = model_dir / "params.json"
     layers = [load_params_json(params) if params.is_file() else None]
     layers.append(load_config_file(args.config) if args.config is not None else None)

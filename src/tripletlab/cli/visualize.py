@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if not experiment.folder.is_dir():
             raise FileNotFoundError(f"Expected `--experiment` to be a folder. Received: "
                                     f"{args.experiment!r}, which does not exist.")
+        print(f"Reading {experiment.folder / ex.EMBEDDINGS_DIR}", flush=True)
         embeddings, labels, images = ex.load_experiment_embeddings(experiment)
         output = Path(args.output) if args.output else experiment.folder
         plots, projector = output / ex.PLOTS_DIR, output / ex.PROJECTOR_DIR
@@ -60,14 +61,43 @@ def run(args: argparse.Namespace) -> int:
         embeddings = load_array(args.embeddings, "--embeddings")
         labels = load_array(args.labels, "--labels")
         images = load_array(args.images, "--images") if args.images else None
+        check_lengths(embeddings, labels, images, args)
         if images is not None:
             images = ex.thumbnails(images)
         plots, projector, log_csv = Path(args.output), Path(args.output) / ex.PROJECTOR_DIR, None
+    check_lengths(embeddings, labels, images, args)
+
+    def announce(text: str) -> None:
+        print(text, flush=True)
+
     written = ex.write_plots(plots, embeddings, labels, images=images, log_csv=log_csv,
-                             methods=methods, seed=args.seed)
-    export = export_projector(projector, embeddings, labels, images=images, seed=args.seed)
-    for path in written:
-        print(f"wrote {path}")
-    print(f"wrote TensorBoard projector files to {projector} "
-          f"(tensorboard --logdir {projector}); {type(export).__name__}")
+                             methods=methods, seed=args.seed, announce=announce)
+    announce(f"Writing TensorBoard projector files to {projector}")
+    export_projector(projector, embeddings, labels, images=images, seed=args.seed)
+    print(f"Wrote {len(written)} pictures to {plots} and the projector files to {projector} "
+          f"(tensorboard --logdir {projector})")
     return 0
+
+
+def check_lengths(embeddings, labels, images, args: argparse.Namespace) -> None:
+    """Refuses inputs that do not describe the same points (before anything is written).
+
+    Raises:
+      ValueError: embeddings not ``[N, D]``, or labels / images not ``N`` long; the message
+        names the file.
+    """
+    source = args.experiment or args.embeddings
+    if getattr(embeddings, "ndim", 0) != 2:
+        raise ValueError(f"Expected the embeddings {source!r} to be an array [N, D]. "
+                         f"Received: shape {getattr(embeddings, 'shape', None)}.")
+    count = embeddings.shape[0]
+    for name, array, flag in (("labels", labels, args.labels), ("images", images, args.images)):
+        if array is None:
+            continue
+        if name == "images" and array.ndim not in (3, 4):
+            raise ValueError(f"Expected the images {flag!r} to be an array [N, H, W] or "
+                             f"[N, H, W, C]. Received: shape {array.shape}.")
+        if getattr(array, "ndim", 0) < 1 or array.shape[0] != count:
+            where = f" in {flag!r}" if flag else ""
+            raise ValueError(f"Expected one {name[:-1]} per embedding ({count}){where}. "
+                             f"Received: {name} of shape {getattr(array, 'shape', None)}.")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import zipfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -238,13 +239,23 @@ def _load_downloaded(name: str) -> Dataset:
 
 
 def _load_npz(path: Path) -> Dataset:
+    if path.is_dir():
+        raise IsADirectoryError(f"Expected `data_file` to be an existing .npz file. "
+                                f"Received: data_file={str(path)!r}, which is a folder.")
     if not path.is_file():
         raise FileNotFoundError(f"Expected `data_file` to be an existing .npz file. "
                                 f"Received: data_file={str(path)!r} (no such file).")
+    with open(path, "rb") as stream:
+        head = stream.read(6)
+    if head != b"\x93NUMPY" and not zipfile.is_zipfile(path):
+        raise ValueError(f"Could not read data_file {str(path)!r} as a .npz archive: it is not "
+                         "a zip archive, as .npz files are (another format, truncated or "
+                         "damaged?).")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"Could not read {str(path)!r} as a .npz archive: {error}") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"Could not read data_file {str(path)!r} as a .npz archive (truncated "
+                         f"or damaged?): {error}") from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"Expected {str(path)!r} to be a .npz archive with the keys "
                          f"{', '.join(_NPZ_KEYS)}. Received: a single .npy array.")
@@ -261,10 +272,16 @@ def _load_npz(path: Path) -> Dataset:
                 continue
             try:
                 arrays[key] = archive[key]
-            except ValueError as error:  # object arrays need pickle: refused.
+            except ValueError as error:
+                if "pickle" not in str(error):
+                    raise ValueError(f"Could not read {key!r} from {str(path)!r}: it is "
+                                     f"truncated or damaged ({error}).") from error
                 raise ValueError(f"Could not read {key!r} from {str(path)!r}: {error}. Object "
                                  f"(pickled) arrays are refused for safety; store numeric "
                                  f"arrays.") from error
+            except (OSError, EOFError, zipfile.BadZipFile) as error:
+                raise ValueError(f"Could not read {key!r} from {str(path)!r}: it is truncated "
+                                 f"or damaged ({error}).") from error
     where = str(path)
     x_train = _as_images(arrays["x_train"], where, "x_train")
     x_test = _as_images(arrays["x_test"], where, "x_test")

@@ -65,7 +65,8 @@ def precision_at_1(query_labels, neighbors: Neighbors, *, reference_labels=None)
 
     Raises:
       ValueError: labels and neighbours do not match in size, indices are out of range, or, in
-        leave-one-out, a query is its own neighbour.
+        leave-one-out, a query is its own neighbour; the references (in leave-one-out the
+        queries) hold fewer than 2 classes.
       TypeError: labels are neither integers nor strings.
 
     Example:
@@ -187,6 +188,8 @@ def _retrieval_metric(name, query_labels, neighbors, reference_labels, recall_ks
         reference_labels = query_labels
     else:
         reference_labels = _check_labels("reference_labels", reference_labels)
+    _check_two_classes("query_labels" if leave_one_out else "reference_labels",
+                       reference_labels)
     _check_indices(neighbors, len(reference_labels), leave_one_out)
     query_codes, reference_codes = _encode(query_labels, reference_labels)
     r = _match_counts(query_codes, reference_codes, leave_one_out)
@@ -229,7 +232,8 @@ def clustering_scores(embeddings, labels, seed: int = 0, *, normalize: bool = Fa
 
     Raises:
       ImportError: scikit-learn is not installed.
-      ValueError, TypeError: bad shapes, dtypes or ``seed``.
+      ValueError, TypeError: bad shapes, dtypes or ``seed``; ``labels`` of fewer than 2
+        classes.
 
     Example:
       >>> import numpy as np
@@ -241,6 +245,7 @@ def clustering_scores(embeddings, labels, seed: int = 0, *, normalize: bool = Fa
     check_bool("normalize", normalize)
     embeddings = _as_embeddings("embeddings", embeddings)
     labels = _check_labels("labels", labels, embeddings.shape[0])
+    _check_two_classes("labels", labels)
     KMeans, normalized_mutual_info_score, adjusted_mutual_info_score = _import_sklearn()
     points = np.asarray(embeddings, dtype=np.float32)
     if normalize:
@@ -314,7 +319,9 @@ def evaluate_embeddings(
 
     Raises:
       ImportError: faiss (or, with ``clustering``, scikit-learn) is not installed.
-      ValueError, TypeError: bad shapes, dtypes, labels or options.
+      ValueError, TypeError: bad shapes, dtypes, labels or options; references (in
+        leave-one-out the queries) of fewer than 2 classes, or, with ``clustering``, queries
+        of fewer than 2 classes.
 
     Example:
       >>> import numpy as np
@@ -348,6 +355,10 @@ def evaluate_embeddings(
         reference_embeddings = _as_embeddings("reference_embeddings", reference_embeddings)
         reference_labels = _check_labels(
             "reference_labels", reference_labels, reference_embeddings.shape[0])
+    _check_two_classes("query_labels" if leave_one_out else "reference_labels",
+                       reference_labels)
+    if clustering and not leave_one_out:
+        _check_two_classes("query_labels", query_labels)
     query_codes, reference_codes = _encode(query_labels, reference_labels)
     r = _match_counts(query_codes, reference_codes, leave_one_out)
     answered = _warn_unanswered(r, leave_one_out, stacklevel=3)
@@ -498,6 +509,18 @@ def _check_labels(name: str, labels, length: int | None = None) -> np.ndarray:
             f"Received: {name}.shape={array.shape}."
         )
     return array
+
+
+def _check_two_classes(name: str, labels: np.ndarray) -> None:
+    """Refuses labels of a single class: every neighbour would be relevant (all scores 1)."""
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        shown = f" ({classes[0]!r})" if len(classes) else ""
+        raise ValueError(
+            f"Expected `{name}` to hold at least 2 classes: with one class every neighbour "
+            f"has the query's class and every score is 1. Received: {len(classes)} "
+            f"class{'' if len(classes) == 1 else 'es'}{shown} in {len(labels)} labels."
+        )
 
 
 def _check_recall_ks(recall_ks) -> tuple[int, ...]:

@@ -197,8 +197,12 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
       ConfigError: the file is malformed, or holds an unknown key (the message suggests the
         closest valid one) or a key twice.
       FileNotFoundError: ``path`` does not exist.
+      IsADirectoryError: ``path`` is a folder.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"Expected `config` to be a .toml or .json file. Received: "
+                                f"config={str(path)!r}, which is a folder.")
     if not path.is_file():
         raise FileNotFoundError(f"Expected `config` to be a file. Received: config={str(path)!r}, "
                                 "which does not exist.")
@@ -336,11 +340,14 @@ def _wrap(check, *args):
 # --------------------------------------------------------------------------------------------
 
 
-def resolve_config(*layers: Mapping[str, Any] | None) -> TrainConfig:
+def resolve_config(*layers: Mapping[str, Any] | None,
+                   warn_unused: bool = True) -> TrainConfig:
     """Merges dicts of options (later ones win) over the defaults and checks the result.
 
     Args:
       *layers: dicts of option name → value (``None`` entries are skipped).
+      warn_unused: warn (``UserWarning``) about a given option that the other options make
+        unused (see :func:`unused_options`).
 
     Returns:
       The checked :class:`TrainConfig`, with derived values filled in (``dataset``,
@@ -357,11 +364,84 @@ def resolve_config(*layers: Mapping[str, Any] | None) -> TrainConfig:
         merged.update(layer)
     values = {name: merged.get(name, default_value(name)) for name in FIELDS}
     try:
-        return TrainConfig(**_checked(values))
+        config = TrainConfig(**_checked(values))
     except ConfigError:
         raise
     except (TypeError, ValueError) as error:
         raise ConfigError(str(error)) from None
+    if warn_unused:
+        for message in unused_options(config, merged):
+            warnings.warn(message, UserWarning, stacklevel=2)
+    return config
+
+
+def unused_options(config: TrainConfig, given: Mapping[str, Any]) -> list[str]:
+    """Messages for options in ``given`` that ``config`` does not use.
+
+    ``batch_size`` with the P×K sampler (a batch holds ``classes_per_batch ×
+    samples_per_class`` samples) and ``margin`` with ``soft=True`` (the soft-margin loss has
+    no margin). A value equal to the default is not reported (a saved ``config.json`` holds
+    every key).
+
+    Args:
+      config: the resolved configuration.
+      given: the options as given (before defaults were filled in).
+
+    Returns:
+      One line per unused option (empty when every given option is used).
+    """
+    messages = []
+    if (config.mode == "online" and config.sampler == "pk" and "batch_size" in given
+            and config.batch_size != default_value("batch_size")):
+        messages.append(
+            f"batch_size={config.batch_size} is ignored with sampler='pk': each batch holds "
+            f"classes_per_batch × samples_per_class = {config.classes_per_batch} × "
+            f"{config.samples_per_class} = {config.classes_per_batch * config.samples_per_class}"
+            " samples (use sampler='shuffled' for plain batches of batch_size).")
+    if (config.soft and given.get("margin") is not None
+            and config.margin != DEFAULT_MARGINS[config.loss]):
+        messages.append(f"margin={config.margin:g} is ignored with soft=True: the soft-margin "
+                        "loss log(1 + exp(d(a,p) - d(a,n))) has no margin.")
+    return messages
+
+
+def check_data(config: TrainConfig, y_train: Any, y_test: Any) -> None:
+    """Refuses data that cannot train or be scored with ``config``; warns about weak setups.
+
+    Training needs two classes (a negative for every triplet) and a class with two training
+    samples (a positive pair); the retrieval metrics need two test classes (with one, every
+    neighbour is relevant and every score is 1). With ``sampler='shuffled'`` a batch of
+    ``batch_size`` samples from ``C`` classes is sure to hold a positive pair only when
+    ``batch_size > C``; otherwise a ``UserWarning`` says that some batches may add nothing.
+
+    Args:
+      config: the resolved configuration.
+      y_train: the training labels.
+      y_test: the test labels.
+
+    Raises:
+      ConfigError: fewer than 2 classes in either split, or no class with 2 training samples.
+    """
+    import numpy as np
+
+    source = config.data_file or config.image_folder or config.dataset
+    for split, labels in (("training", y_train), ("test", y_test)):
+        classes = np.unique(np.asarray(labels))
+        if len(classes) < 2:
+            raise ConfigError(
+                f"Expected {split} data with at least 2 classes: triplets need a negative and "
+                f"retrieval metrics mean nothing with one class. Received: {len(classes)} "
+                f"class{'' if len(classes) == 1 else 'es'} in the {split} split of {source!r}.")
+    classes, counts = np.unique(np.asarray(y_train), return_counts=True)
+    if counts.max() < 2:
+        raise ConfigError(f"Expected a class with at least 2 training samples (a positive "
+                          f"pair). Received: one sample per class in {source!r}.")
+    if config.mode == "online" and config.sampler == "shuffled" and config.batch_size <= len(
+            classes):
+        warnings.warn(
+            f"batch_size={config.batch_size} with {len(classes)} classes: a shuffled batch may "
+            "hold no positive pair (and then adds no loss); batch_size > the number of classes "
+            "guarantees one, or use sampler='pk'.", UserWarning, stacklevel=2)
 
 
 def _checked(v: dict[str, Any]) -> dict[str, Any]:
@@ -475,6 +555,10 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     integer("classes_per_batch", 2)
     integer("samples_per_class", 2)
     integer("batch_size", 1)
+    if v["mode"] == "online" and v["sampler"] == "shuffled" and v["batch_size"] < 2:
+        raise ConfigError(f"Expected `batch_size` >= 2 with sampler='shuffled': a batch needs "
+                          f"a positive pair (two samples of a class) to give any loss. "
+                          f"Received: batch_size={v['batch_size']}.")
     # optimizer
     check_choice("optimizer", v["optimizer"], OPTIMIZERS)
     number("learning_rate", 0.0, strict=True)

@@ -31,7 +31,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,12 @@ class Experiment:
         path = self.path(STATE_FILE)
         if not path.is_file():
             return None
-        with open(path, encoding="utf-8") as stream:
-            state = json.load(stream)
+        try:
+            with open(path, encoding="utf-8") as stream:
+                state = json.load(stream)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"Could not read the checkpoint state {str(path)!r}: it is not "
+                             f"valid JSON (truncated or damaged?): {error}.") from None
         if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
             raise ValueError(f"Expected {str(path)!r} to hold {{'epoch': <int>, ...}}. "
                              f"Received: {state!r}.")
@@ -384,28 +388,36 @@ def available_projections() -> tuple[str, ...]:
 def write_plots(folder: str | os.PathLike, embeddings: np.ndarray, labels: np.ndarray, *,
                 images: np.ndarray | None = None, log_csv: str | os.PathLike | None = None,
                 class_names: Sequence[str] | None = None, methods: Sequence[str] | None = None,
-                seed: int = 0, num_queries: int = 8, num_neighbors: int = 6) -> list[Path]:
+                seed: int = 0, num_queries: int = 8, num_neighbors: int = 6,
+                announce: Callable[[str], None] | None = None) -> list[Path]:
     """Draws the pictures of an experiment into ``folder``.
 
     ``training_curves.png`` (from ``log_csv``), ``{method}.png`` for each projection
     (``pca``, ``tsne``, and ``umap`` if installed), and ``neighbors.png`` (with ``images``): a few
     test queries, one per class, and their nearest other test points (L2).
 
+    ``announce``, if given, is called with one line before each picture is drawn.
+
     Returns:
       The files written.
     """
     from tripletlab import visualization as viz
+
+    announce = announce or (lambda text: None)
 
     folder = Path(folder)
     written = []
     labels = np.asarray(labels).reshape(-1)
     names = list(class_names) if class_names is not None else None
     if log_csv is not None and Path(log_csv).is_file():
+        announce(f"Drawing {folder / 'training_curves.png'}")
         written.append(viz.training_curves(log_csv, folder / "training_curves.png"))
     titles = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
     for method in available_projections() if methods is None else methods:
         if len(labels) < 5:
             break
+        announce(f"Drawing {folder / (method + '.png')} ({titles.get(method, method)} of "
+                 f"{len(labels):,} points)")
         points = viz.project(embeddings, method, seed=seed)
         written.append(viz.scatter_plot(points, labels, folder / f"{method}.png",
                                         title=f"{titles.get(method, method)} of "
@@ -414,6 +426,7 @@ def write_plots(folder: str | os.PathLike, embeddings: np.ndarray, labels: np.nd
     if images is not None and len(labels) > num_neighbors:
         queries = np.array([np.flatnonzero(labels == c)[0] for c in np.unique(labels)])
         queries = queries[:num_queries]
+        announce(f"Drawing {folder / 'neighbors.png'}")
         x = np.asarray(embeddings, np.float64)
         squared = np.sum((x[queries, None, :] - x[None, :, :]) ** 2, axis=-1)
         squared[np.arange(len(queries)), queries] = np.inf

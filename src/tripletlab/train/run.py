@@ -21,7 +21,7 @@ import numpy as np
 
 from tripletlab.atomic import write_json
 from tripletlab.train import experiment as ex
-from tripletlab.train.config import ConfigError, TrainConfig, resolve_config
+from tripletlab.train.config import ConfigError, TrainConfig, check_data, resolve_config
 
 _TRIPLET_TOOLS_METRICS = {"L2": "euclidean", "normalized-L2": "euclidean_norm",
                           "angular": "cosine"}
@@ -146,7 +146,9 @@ def build_batches(config: TrainConfig, data, model=None):
         return PKSampler(data.x_train, data.y_train, config.classes_per_batch,
                          config.samples_per_class, steps_per_epoch=config.steps_per_epoch,
                          seed=config.seed)
-    return ShuffledBatches(data.x_train, data.y_train, config.batch_size, seed=config.seed)
+    # A last batch of one sample holds no positive pair (no loss): drop it.
+    return ShuffledBatches(data.x_train, data.y_train, config.batch_size, seed=config.seed,
+                           drop_remainder=len(data.y_train) % config.batch_size == 1)
 
 
 def _embedding_model(model):
@@ -172,6 +174,9 @@ def _retrieval_callback(config: TrainConfig, data, embedding_model):
 
 
 def _tensorboard_callback(folder):
+    if keras.backend.backend() != "tensorflow":
+        # TensorBoard imports TensorFlow: keep its start-up log lines out of other backends.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorboard  # noqa: F401
         import tensorflow  # noqa: F401
@@ -219,11 +224,13 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
       verbose: 0 silent, 1 progress bar and one line per epoch, 2 one line per epoch.
 
     Returns:
-      The final metrics: ``{"test_to_train": {...}, "test_leave_one_out": {...}, "epochs":
-      ..., "train_seconds": ...}`` (also written to ``metrics.json``).
+      The final metrics of the model in ``best.keras``: ``{"test_to_train": {...},
+      "test_leave_one_out": {...}, "model": "best.keras", "best_epoch": ..., "backend": ...,
+      "epochs": ..., "train_seconds": ...}`` (also written to ``metrics.json``).
 
     Raises:
-      ConfigError: a bad configuration.
+      ConfigError: a bad configuration, or data that cannot train (one class, no positive
+        pair; see :func:`tripletlab.train.config.check_data`).
       FileExistsError: ``model_dir`` holds an experiment and neither flag was given.
       FileNotFoundError: ``resume`` without a checkpoint, or missing data.
     """
@@ -240,6 +247,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
 
     # Everything that can fail on bad input happens before the first write.
     data = load_data(config)
+    check_data(config, data.y_train, data.y_test)
     keras.utils.set_random_seed(config.seed)
     if resume:
         register_classes()
@@ -294,7 +302,9 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         experiment, config.epochs, monitor, mode, best=(state or {}).get("best"),
         export_model=embedding_model))
     if verbose:
-        callbacks.append(ex.EpochLine(config.epochs, stream=sys.stdout, defer=verbose == 1))
+        # Keras' progress bar only on a terminal: piped, one plain line per epoch.
+        callbacks.append(ex.EpochLine(config.epochs, stream=sys.stdout,
+                                      defer=verbose == 1 and sys.stdout.isatty()))
 
     # From here on, files are written.
     if overwrite:
@@ -308,7 +318,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     if initial_epoch < config.epochs:
         model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps, callbacks=callbacks,
-                  verbose=1 if verbose == 1 else 0)
+                  verbose=1 if verbose == 1 and sys.stdout.isatty() else 0)
     train_seconds = time.perf_counter() - start
 
     return finish(experiment, config, data, embedding_model, train_seconds=train_seconds,
@@ -317,22 +327,53 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
 
 def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model, *,
            train_seconds: float, verbose: int = 1) -> dict[str, Any]:
-    """Writes ``last.keras``, the embeddings, ``metrics.json``, the plots and the report."""
-    from tripletlab.evaluation import evaluate_embeddings, format_metrics_table
+    """Writes ``last.keras``, the embeddings, ``metrics.json``, the plots and the report.
 
+    The scores in ``metrics.json`` (and the embeddings, plots and report) are those of the
+    model in ``best.keras``, the one users keep; ``metrics.json`` says so (``"model"``,
+    ``"best_epoch"``) and records the Keras ``"backend"`` that ran. With ``verbose``, each step
+    prints one line before it starts.
+    """
+    from tripletlab.evaluation import evaluate_embeddings
+
+    def announce(text: str) -> None:
+        if verbose:
+            print(text, flush=True)
+
+    announce(f"Saving {ex.LAST_MODEL}")
     ex.save_model(embedding_model, experiment.path(ex.LAST_MODEL))
     if not experiment.path(ex.BEST_MODEL).is_file():
         ex.save_model(embedding_model, experiment.path(ex.BEST_MODEL))
-    test = embed(embedding_model, data.x_test)
-    train_embeddings = embed(embedding_model, data.x_train)
+    best_epoch = _best_epoch(experiment.path(ex.LOG_FILE), config)
+    announce(f"Loading {ex.BEST_MODEL}" + (f" (epoch {best_epoch})" if best_epoch else "")
+             + " to score it")
+    register_classes()
+    best_model = keras.saving.load_model(experiment.path(ex.BEST_MODEL), safe_mode=True,
+                                         compile=False)
+    best_model = _embedding_model(best_model)
+    bar = 1 if verbose == 1 and sys.stdout.isatty() else 0
+    announce(f"Embedding {len(data.y_test):,} test and {len(data.y_train):,} train images")
+    test = embed(best_model, data.x_test, verbose=bar)
+    train_embeddings = embed(best_model, data.x_train, verbose=bar)
+    announce(f"Scoring retrieval test -> train ({len(data.y_test):,} queries, "
+             f"{len(data.y_train):,} references)")
+    to_train = evaluate_embeddings(test, data.y_test, train_embeddings, data.y_train,
+                                   distance=config.distance, clustering=False,
+                                   progress=bool(bar))
+    announce("Scoring retrieval leave-one-out on test, and k-means clustering (NMI, AMI)")
+    leave_one_out = evaluate_embeddings(test, data.y_test, distance=config.distance,
+                                        clustering=True, seed=config.seed)
     metrics: dict[str, Any] = {
-        "test_to_train": evaluate_embeddings(test, data.y_test, train_embeddings, data.y_train,
-                                             distance=config.distance, clustering=False),
-        "test_leave_one_out": evaluate_embeddings(test, data.y_test, distance=config.distance,
-                                                  clustering=True, seed=config.seed),
+        "test_to_train": to_train,
+        "test_leave_one_out": leave_one_out,
+        "model": ex.BEST_MODEL,
+        "best_epoch": best_epoch,
+        "backend": keras.backend.backend(),
         "epochs": config.epochs,
         "train_seconds": round(train_seconds, 2),
     }
+    announce(f"Writing {ex.EMBEDDINGS_DIR}/ (up to {config.export_samples:,} test points) and "
+             f"{ex.METRICS_FILE}")
     keep = ex.save_test_exports(experiment, test, data.y_test, data.x_test,
                                 config.export_samples, config.seed)
     write_json(experiment.path(ex.METRICS_FILE), _finite(metrics))
@@ -340,17 +381,70 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
         from tripletlab.visualization import export_projector, write_report
 
         images = np.load(experiment.path(ex.TEST_IMAGES), allow_pickle=False)
+        announce(f"Writing TensorBoard projector files to {ex.PROJECTOR_DIR}/")
         export_projector(experiment.path(ex.PROJECTOR_DIR), test[keep], data.y_test[keep],
                          images=images, class_names=data.class_names, seed=config.seed)
         ex.write_plots(experiment.path(ex.PLOTS_DIR), test[keep], data.y_test[keep],
                        images=images, log_csv=experiment.path(ex.LOG_FILE),
                        class_names=data.class_names, methods=config.projections,
-                       seed=config.seed)
-        write_report(experiment.folder, seed=config.seed,
-                     tsne_max_points=2000 if "tsne" in config.projections else 0)
+                       seed=config.seed, announce=announce)
+        tsne = 2000 if "tsne" in config.projections else 0
+        announce(f"Writing {ex.REPORT_FILE} (PCA" + (", t-SNE" if tsne else "")
+                 + f" of up to 2,000 points)")
+        write_report(experiment.folder, seed=config.seed, tsne_max_points=tsne)
     if verbose:
-        print(format_metrics_table(ex.flatten_metrics(metrics)), flush=True)
+        print(f"Scores of {ex.BEST_MODEL}"
+              + (f" (epoch {best_epoch} of {config.epochs})" if best_epoch else "") + ":",
+              flush=True)
+        print(scores_table(metrics), flush=True)
+        print(f"backend {metrics['backend']}, {config.epochs} epochs, "
+              f"{metrics['train_seconds']:.1f} s of training", flush=True)
     return metrics
+
+
+def scores_table(metrics: Mapping[str, Any]) -> str:
+    """The retrieval scores of ``metrics.json`` as a text table: one row per metric, one
+    column per protocol (test -> train, leave-one-out), four decimals."""
+    columns = [("test -> train", metrics.get("test_to_train") or {}),
+               ("leave-one-out", metrics.get("test_leave_one_out") or {})]
+    names = list(dict.fromkeys(name for _, scores in columns for name in scores))
+    rows = [["metric", *(title for title, _ in columns)]]
+    for name in names:
+        cells = []
+        for _, scores in columns:
+            value = scores.get(name)
+            cells.append("-" if value is None or not np.isfinite(value) else f"{value:.4f}")
+        rows.append([name, *cells])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join([row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width
+                                                   in zip(row[1:], widths[1:]))])
+             for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _best_epoch(log_csv, config: TrainConfig) -> int | None:
+    """The 1-based epoch whose model ``best.keras`` holds, read back from ``log.csv``: the
+    first epoch with the best ``val_map_at_r`` (else the lowest ``loss``), as
+    :class:`~tripletlab.train.experiment.CheckpointCallback` chose it; ``None`` if unknown."""
+    import csv
+    import math
+
+    monitor, larger = ("val_map_at_r", True) if config.eval_every > 0 else ("loss", False)
+    if not os.path.isfile(log_csv):
+        return None
+    best = None
+    with open(log_csv, encoding="utf-8", newline="") as stream:
+        for row in csv.DictReader(stream):
+            try:
+                value, epoch = float(row.get(monitor, "nan")), int(row["epoch"]) + 1
+            except (TypeError, ValueError, KeyError):
+                continue
+            if not math.isfinite(value):
+                continue
+            if best is None or (value > best[0] if larger else value < best[0]):
+                best = (value, epoch)
+    return None if best is None else best[1]
 
 
 def _finite(value):

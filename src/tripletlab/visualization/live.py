@@ -21,9 +21,6 @@ from tripletlab.atomic import atomic_path
 from tripletlab.visualization.plot import _as_labels, _save_figure, _scatter_figure
 from tripletlab.visualization.project import as_embedding_matrix
 
-_UNIT_NORM_TOLERANCE = 1e-3
-
-
 class LivePCA(keras.callbacks.Callback):
     """Writes a PCA scatter of a fixed sample after every epoch, then an animated GIF.
 
@@ -34,11 +31,12 @@ class LivePCA(keras.callbacks.Callback):
     - ``on_train_end``: assembles all frames into ``animation.gif`` (Pillow); the last frame
       stays on screen three times as long.
 
-    Axis limits: when the embeddings are L2-normalised (every model of tripletlab ends in
-    ``UnitNormalization``), a PCA coordinate ``(e - mean) · v`` of a unit vector ``e`` lies in
-    ``[-1 - mean · v, 1 - mean · v]`` for each unit component ``v``, so those limits contain
-    every later frame. Otherwise the limits are the first frame's range widened by
-    ``margin`` on each side; points that later leave that box are not drawn.
+    Axis limits fit the data and are the same in every frame of the animation: each frame is
+    drawn when its epoch ends with the smallest box that holds every frame so far (the range
+    of the points widened by ``margin`` on each side), and at the end of training every frame
+    is redrawn with the box that holds all of them, before the GIF is assembled. Nothing falls
+    outside, and a tight cloud is not shrunk to a dot by a box sized for the whole unit
+    sphere.
 
     A later ``fit`` with the same callback keeps the first PCA and adds frames (numbered by
     epoch, so use ``initial_epoch`` to continue the numbering).
@@ -51,13 +49,13 @@ class LivePCA(keras.callbacks.Callback):
         trained (pass the inner embedding network when training a Siamese wrapper).
       class_names: legend names, a sequence indexed by label or a mapping label → name.
       frame_duration_ms: how long each GIF frame shows.
-      margin: relative margin around the first frame's range, for embeddings that are not
-        unit vectors.
+      margin: relative margin around the points' range, on each side.
       batch_size: batch size for embedding ``x``.
 
     Attributes:
       pca: the fitted ``sklearn.decomposition.PCA`` (after ``on_train_begin``).
-      limits: ``((x_min, x_max), (y_min, y_max))`` used by every frame.
+      limits: ``((x_min, x_max), (y_min, y_max))``: after training, the box of every frame.
+      frame_limits: the limits each frame file was last drawn with.
       frames: the frame files written so far, in order.
       points: the projected ``[N, 2]`` points of each frame.
       gif_path: ``folder / "animation.gif"``.
@@ -100,6 +98,8 @@ class LivePCA(keras.callbacks.Callback):
         self.limits: tuple[tuple[float, float], tuple[float, float]] | None = None
         self.frames: list[Path] = []
         self.points: list[np.ndarray] = []
+        self.frame_limits: list[tuple[tuple[float, float], tuple[float, float]]] = []
+        self._captions: list[tuple[int, str]] = []
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self.pca is not None:
@@ -108,18 +108,7 @@ class LivePCA(keras.callbacks.Callback):
 
         embeddings = self._embed()
         self.pca = PCA(n_components=2, random_state=0).fit(embeddings)
-        points = self.pca.transform(embeddings)
-        norms = np.linalg.norm(embeddings, axis=1)
-        if np.all(np.abs(norms - 1.0) <= _UNIT_NORM_TOLERANCE):
-            offsets = self.pca.mean_ @ self.pca.components_.T
-            self.limits = tuple((float(-1.0 - offset), float(1.0 - offset))
-                                for offset in offsets)
-        else:
-            low, high = points.min(axis=0), points.max(axis=0)
-            pad = np.maximum((high - low) * self.margin, 1e-6)
-            self.limits = tuple((float(lo), float(hi))
-                                for lo, hi in zip(low - pad, high + pad, strict=True))
-        self._write_frame(0, points, "before training")
+        self._write_frame(0, self.pca.transform(embeddings), "before training")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.pca is None:  # used outside fit(): nothing was fitted yet
@@ -133,6 +122,12 @@ class LivePCA(keras.callbacks.Callback):
         if not self.frames:
             return
         from PIL import Image
+
+        self.limits = self._fit_limits(self.points)
+        for position, (index, caption) in enumerate(self._captions):
+            if self.frame_limits[position] != self.limits:
+                self._draw(index, self.points[position], caption)
+                self.frame_limits[position] = self.limits
 
         images = [Image.open(frame).convert("RGB") for frame in self.frames]
         palette = [image.quantize(colors=255, method=Image.Quantize.MEDIANCUT,
@@ -150,16 +145,40 @@ class LivePCA(keras.callbacks.Callback):
         embeddings = model.predict(self.x, batch_size=self.batch_size, verbose=0)
         return as_embedding_matrix(embeddings, "embeddings").astype(np.float64)
 
+    def _fit_limits(self, frames: Sequence[np.ndarray]
+                    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The range of every point of ``frames``, widened by ``margin`` on each side."""
+        points = np.concatenate([np.asarray(frame, np.float64) for frame in frames])
+        points = points[np.all(np.isfinite(points), axis=1)]
+        if len(points) == 0:
+            return ((-1.0, 1.0), (-1.0, 1.0))
+        low, high = points.min(axis=0), points.max(axis=0)
+        pad = np.maximum((high - low) * self.margin, 1e-6)
+        return tuple((float(lo), float(hi)) for lo, hi in zip(low - pad, high + pad, strict=True))
+
     def _write_frame(self, index: int, points: np.ndarray, caption: str) -> None:
+        points = np.asarray(points, dtype=np.float32)
+        known = [self.points[i] for i, (number, _) in enumerate(self._captions)
+                 if number != index]
+        self.limits = self._fit_limits([*known, points])
+        path = self._draw(index, points, caption)
+        if path in self.frames:  # the same epoch again (a repeated fit)
+            position = self.frames.index(path)
+            self.points[position], self._captions[position] = points, (index, caption)
+            self.frame_limits[position] = self.limits
+        else:
+            self.frames.append(path)
+            self.points.append(points)
+            self._captions.append((index, caption))
+            self.frame_limits.append(self.limits)
+
+    def _draw(self, index: int, points: np.ndarray, caption: str) -> Path:
         variance = float(np.sum(self.pca.explained_variance_ratio_))
         figure = _scatter_figure(
             points, self.y, class_names=self.class_names, limits=self.limits,
             classes=self.classes, axis_labels=("PC 1", "PC 2"),
             title=f"PCA fitted before training ({variance:.0%} of variance), {caption}")
-        path = _save_figure(figure, self.folder / f"frame_{index:04d}.png")
-        self.points.append(np.asarray(points, dtype=np.float32))
-        if path not in self.frames:
-            self.frames.append(path)
+        return _save_figure(figure, self.folder / f"frame_{index:04d}.png")
 
 
 def _num_rows(x: Any) -> int:

@@ -333,7 +333,7 @@ def _training_curves_figure(csv_path: str | os.PathLike) -> Any:
             validation = name.startswith("val_") and name != base
             panel.plot(epochs, columns[name], linestyle="--" if validation else "-",
                        marker=marker, markersize=3, color="#ff7f0e" if validation else "#1f77b4",
-                       label="validation" if validation else "training")
+                       label="held-out test (val_)" if validation else "training batches")
         values = np.concatenate([columns[name] for name in names])
         if base in ("lr", "learning_rate") and np.all(values[np.isfinite(values)] > 0):
             panel.set_yscale("log")
@@ -341,7 +341,7 @@ def _training_curves_figure(csv_path: str | os.PathLike) -> Any:
         panel.set_xlabel("epoch", fontsize=8)
         panel.tick_params(labelsize=8)
         panel.grid(True, linewidth=0.4, alpha=0.5)
-        if len(names) > 1:
+        if len(names) > 1 or any(name.startswith("val_") and name != base for name in names):
             panel.legend(fontsize=8)
         if len(epochs) <= 12:
             panel.set_xticks(epochs)

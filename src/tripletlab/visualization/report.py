@@ -55,7 +55,10 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
 
     - ``config.json``: the resolved configuration, shown as a table (nested keys joined by
       dots).
-    - ``metrics.json``: name → number, shown as a table.
+    - ``metrics.json``: the scores of each protocol (``test_to_train``,
+      ``test_leave_one_out``: name → number) as one table with a column per protocol and four
+      decimals; the other keys (``model``, ``best_epoch``, ``backend``, ``epochs``,
+      ``train_seconds``) in a table of their own below it.
     - ``log.csv``: a Keras ``CSVLogger`` file, drawn as training curves (a PNG made by
       :func:`tripletlab.visualization.training_curves`; ``plots/training_curves.png`` is then
       not repeated).
@@ -68,7 +71,9 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
       plot; clicking a class in the legend hides or shows it.
     - ``plots/**.png`` (and ``.gif``, ``.jpg``): e.g. neighbour grids, embedded as they are;
       ``frame_NNNN.png`` files in a folder that also holds a GIF (as
-      :class:`tripletlab.visualization.LivePCA` writes them) are represented by the GIF.
+      :class:`tripletlab.visualization.LivePCA` writes them) are represented by the GIF, and
+      ``plots/pca.png`` / ``plots/tsne.png`` are left out when the interactive scatter plots
+      are drawn.
 
     A missing part is left out with a note on the page.
 
@@ -120,6 +125,9 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
                      _embedding_section(parts, max_points, tsne_max_points, seed, point_data)))
     if curves_drawn:
         pictures = [p for p in pictures if p.stem != "training_curves"]
+    if point_data:  # the interactive scatter plots replace the static PCA / t-SNE pictures
+        pictures = [p for p in pictures if p.relative_to(folder).as_posix()
+                    not in (f"{PLOTS_DIR}/pca.png", f"{PLOTS_DIR}/tsne.png")]
     sections.append(("plots", "Plots", _plots_section(folder, pictures)))
     sections.append(("config", "Configuration", _config_section(parts[CONFIG_FILE])))
 
@@ -130,18 +138,77 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
 
 # --- sections ----------------------------------------------------------------------------------
 
+# metrics.json's protocols (tables of scores) and their column titles
+PROTOCOLS = {"test_to_train": "test → train", "test_leave_one_out": "leave-one-out (test)"}
+# how metrics.json's other keys are shown (in this order; others follow)
+RUN_FACTS = {"model": "scores of", "best_epoch": "best epoch", "backend": "Keras backend",
+             "epochs": "epochs", "train_seconds": "training time"}
+
+
 def _metrics_section(path: Path) -> str:
+    """Retrieval scores as one table (rows: metrics, columns: protocols, four decimals), then
+    the facts of the run (which model was scored, backend, epochs, training time)."""
     if not path.is_file():
         return _note(f"No {METRICS_FILE} in this experiment.")
     metrics = _read_json(path)
     if not isinstance(metrics, dict) or not metrics:
         return _note(f"{METRICS_FILE} holds no name → value pairs.")
-    rows = []
-    for name, value in _flatten(metrics).items():
-        shown = _format_value(value)
-        rows.append(f'<tr><th scope="row">{_e(name)}</th>'
-                    f'<td class="num" title="{_e(str(value))}">{_e(shown)}</td></tr>')
-    return f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>'
+    protocols = {key: metrics[key] for key in sorted(
+        (key for key, value in metrics.items() if isinstance(value, dict)),
+        key=lambda key: (list(PROTOCOLS).index(key) if key in PROTOCOLS else len(PROTOCOLS)))}
+    facts = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
+    if isinstance(facts.get("model"), str):
+        facts.pop("best_epoch", None)  # said beside the model's name
+    if not protocols:  # a flat file (``tripletlab evaluate --output``): one column of scores
+        scores = {key: value for key, value in facts.items()
+                  if isinstance(value, float) or value is None}
+        protocols = {"score": scores} if scores else {}
+        facts = {key: value for key, value in facts.items() if key not in scores}
+    parts = []
+    if protocols:
+        names = sorted(dict.fromkeys(name for scores in protocols.values() for name in scores),
+                       key=_metric_rank)
+        head = "".join(f'<th scope="col">{_e(PROTOCOLS.get(key, key))}</th>' for key in protocols)
+        rows = []
+        for name in names:
+            cells = "".join(_score_cell(scores.get(name)) for scores in protocols.values())
+            rows.append(f'<tr><th scope="row">{_e(name)}</th>{cells}</tr>')
+        parts.append(f'<table class="scores"><thead><tr><th scope="col">metric</th>{head}</tr>'
+                     f'</thead><tbody>{"".join(rows)}</tbody></table>')
+    if facts:
+        ordered = [key for key in RUN_FACTS if key in facts]
+        ordered += [key for key in facts if key not in RUN_FACTS]
+        rows = "".join(f'<tr><th scope="row">{_e(RUN_FACTS.get(key, key))}</th>'
+                       f'<td>{_e(_fact(key, facts[key], metrics))}</td></tr>' for key in ordered)
+        parts.append(f'<table class="kv run"><tbody>{rows}</tbody></table>')
+    return "".join(parts)
+
+
+def _metric_rank(name: str) -> tuple[int, float, str]:
+    """P@1, R@k by k, R-precision, MAP@R, NMI, AMI, then any other name alphabetically."""
+    order = ("precision_at_1", "recall_at_", "r_precision", "map_at_r", "nmi", "ami")
+    for rank, prefix in enumerate(order):
+        if name == prefix or (prefix.endswith("_") and name.startswith(prefix)):
+            suffix = name[len(prefix):]
+            return rank, float(suffix) if suffix.isdigit() else 0.0, name
+    return len(order), 0.0, name
+
+
+def _score_cell(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f'<td class="num" title="{_e(repr(value))}">{value:.4f}</td>'
+    return '<td class="num missing">–</td>'
+
+
+def _fact(key: str, value: Any, facts: dict[str, Any]) -> str:
+    if key == "model" and isinstance(value, str):
+        epoch = facts.get("best_epoch")
+        return value + (f" (the model of epoch {epoch}, kept as best)" if epoch else "")
+    if key == "train_seconds" and isinstance(value, (int, float)):
+        return f"{value:,.1f} s"
+    if key == "backend" and value is None:
+        return "not recorded"
+    return _format_value(value)
 
 
 def _config_section(path: Path) -> str:
@@ -422,6 +489,13 @@ table.kv th, table.kv td { text-align: left; padding: 4px 14px 4px 8px;
 table.kv th { font-weight: 600; white-space: nowrap; }
 table.kv td.num { font-variant-numeric: tabular-nums; text-align: right; }
 table.kv tr:nth-child(even) { background: var(--panel); }
+table.scores { border-collapse: collapse; font-size: 14px; margin-bottom: 14px; }
+table.scores th, table.scores td { padding: 4px 14px 4px 8px;
+                                   border-bottom: 1px solid var(--line); }
+table.scores thead th { text-align: right; border-bottom: 2px solid var(--line); }
+table.scores thead th:first-child, table.scores tbody th { text-align: left; font-weight: 600; }
+table.scores td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.scores tr:nth-child(even) { background: var(--panel); }
 code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; word-break: break-all; }
 img.wide { max-width: 100%; height: auto; }
 .scatters { display: flex; flex-wrap: wrap; gap: 20px; }
