@@ -316,8 +316,10 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         write_json(experiment.path(ex.CONFIG_FILE), config.to_dict())
         try:
             if initial_epoch < config.epochs:
+                # shuffle=False: the samplers shuffle already; Keras' shuffle of the batch
+                # order draws from Python's global `random`, which a resume cannot restore
                 model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch,
-                          steps_per_epoch=steps, callbacks=callbacks,
+                          steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
                           verbose=1 if verbose == 1 else 0)
         finally:
             experiment.record_tensorboard()
