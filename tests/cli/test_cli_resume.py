@@ -155,8 +155,8 @@ def test_ctrl_c_stops_training_and_resume_completes(tmp_path):
     # KeyboardInterrupt while waiting for a step. Steps of real MNIST images with the default
     # CNN take long enough for Ctrl-C to land there.
     model_dir = tmp_path / "run"
-    epochs = 3
-    flags = ["--dataset", "mnist-sample", "--epochs", str(epochs), "--steps-per-epoch", "8",
+    epochs = 2
+    flags = ["--dataset", "mnist-sample", "--epochs", str(epochs), "--steps-per-epoch", "6",
              "--eval-samples", "100", "--no-plots", "--verbose", "2"]
     process = _start(model_dir, flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      text=True)

@@ -2,12 +2,15 @@
 
 ```
 MODEL_DIR/
+  manifest.json               every file this run wrote, recorded before writing it (atomic)
   config.json                 the resolved configuration
   log.csv                     one row per epoch (rewritten atomically each epoch)
   tensorboard/                TensorBoard logs: loss, mining statistics, retrieval metrics
   checkpoints/last.keras      the training state after the last finished epoch (atomic)
-  checkpoints/state.json      {"epoch": finished epochs, ...} (atomic, written after last.keras)
-  best.keras, last.keras      the best (by val_map_at_r, else by loss) and the final model
+  checkpoints/state.json      {"epoch": finished epochs, ...} (atomic, written after last.keras):
+                              with last.keras, everything --resume needs
+  best.keras, last.keras      the best (by val_map_at_r, else by loss) and the final embedding
+                              model, uncompiled: they load with plain Keras
   metrics.json                retrieval scores: test -> train, and leave-one-out on test
   embeddings/test_embeddings.npy, test_labels.npy, test_images.npy
                               a class-stratified sample of up to 2,000 test points
@@ -17,11 +20,15 @@ MODEL_DIR/
 ```
 
 Every file except the TensorBoard event streams is written to a temporary name and renamed
-(:mod:`tripletlab.atomic`), so a killed run leaves either the old file or the new one.
+(:mod:`tripletlab.atomic`), so a killed run leaves either the old file or the new one. A run
+writes only into a new or empty folder (``params.json`` may be there) or into a tripletlab
+experiment (one with ``manifest.json``); ``--overwrite`` removes only the files the manifest
+names.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import importlib.util
@@ -383,7 +390,8 @@ class CheckpointCallback(keras.callbacks.Callback):
     ``state.json`` is written after the checkpoint, so the epoch it names always has its
     checkpoint on disk: ``{"epoch": finished epochs, "epochs": total, "monitor": ...,
     "best": best value so far, "logs": the epoch's logs, "train_seconds": training time of all
-    segments so far, "seed_generators": the model's random-generator states}``. With an
+    segments so far, "seed_generators": the model's random-generator states,
+    "global_random_state": the backend's global one (PyTorch)}``. With an
     :class:`InterruptGuard`, Ctrl-C during these writes takes effect once they are done.
 
     Args:
@@ -439,6 +447,7 @@ class CheckpointCallback(keras.callbacks.Callback):
                 "best": self.best, "logs": {k: v for k, v in logs.items() if v is not None},
                 "train_seconds": self.train_seconds,
                 "seed_generators": seed_generator_states(self.model),
+                "global_random_state": global_random_state(),
             })
 
 
@@ -469,6 +478,56 @@ def restore_seed_generator_states(model: keras.Model, states: Sequence[Any] | No
                          f"{len(states)} ({[path for path, _ in states]}).")
     for variable, (_, value) in zip(variables, states):
         variable.assign(np.asarray(value, dtype=keras.backend.standardize_dtype(variable.dtype)))
+
+
+def global_random_state() -> dict[str, Any]:
+    """The backend's global random state, which Keras uses for unseeded dropout on PyTorch
+    (``torch.nn.functional.dropout``): ``{"torch": base64 bytes, "torch_cuda": [...]}``, or
+    ``{}`` on the other backends (their layers draw from their ``SeedGenerator``)."""
+    if keras.backend.backend() != "torch":
+        return {}
+    import torch
+
+    def encode(tensor) -> str:
+        return base64.b64encode(tensor.cpu().numpy().tobytes()).decode("ascii")
+
+    state: dict[str, Any] = {"torch": encode(torch.get_rng_state())}
+    if torch.cuda.is_available():
+        state["torch_cuda"] = [encode(item) for item in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_global_random_state(state: Mapping[str, Any] | None) -> None:
+    """Sets the state saved by :func:`global_random_state` (nothing for other backends)."""
+    if not state or keras.backend.backend() != "torch":
+        return
+    import torch
+
+    def decode(text: str):
+        return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy())
+
+    if "torch" in state:
+        torch.set_rng_state(decode(state["torch"]))
+    if "torch_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([decode(item) for item in state["torch_cuda"]])
+
+
+class RestoreGlobalRandomState(keras.callbacks.Callback):
+    """Restores :func:`global_random_state` when the first resumed epoch begins: where the
+    uninterrupted run was (``fit``'s start draws from it on PyTorch, e.g. its data loader).
+
+    Args:
+      state: the saved state (``state.json``'s ``"global_random_state"``).
+    """
+
+    def __init__(self, state: Mapping[str, Any] | None):
+        super().__init__()
+        self.state = state
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.state is not None:
+            restore_global_random_state(self.state)
+            self.state = None
 
 
 def _is_seed_state(variable) -> bool:

@@ -274,6 +274,8 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     steps = config.steps_per_epoch if config.sampler == "shuffled" else None
     guard = ex.InterruptGuard()
     callbacks = [guard]
+    if state:
+        callbacks.append(ex.RestoreGlobalRandomState(state.get("global_random_state")))
     if hasattr(batches, "set_epoch"):
         # batches of fit epoch e depend on e alone, so a resumed run draws the same ones
         batches = ex.FitEpochBatches(batches, steps)
