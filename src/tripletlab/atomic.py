@@ -2,6 +2,10 @@
 
 An interrupted run (Ctrl-C, a killed process, a full disk) therefore never leaves a half-written
 checkpoint, metrics file or export behind: the file either has its old content or its new one.
+
+:func:`recording` lets a caller learn every file written through this module, before it is
+written (the experiment folder keeps such a record, so ``--overwrite`` removes only what a run
+wrote).
 """
 
 from __future__ import annotations
@@ -10,9 +14,46 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+_RECORDERS: list[Callable[[Path], None]] = []
+_RECORDERS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def recording(recorder: Callable[[Path], None]) -> Iterator[None]:
+    """Calls ``recorder(path)`` for every file written through this module, inside the block.
+
+    The call comes before the file is written (and before its temporary file is created), so a
+    run killed in between leaves no file that its record does not name. Every thread's writes
+    are reported; an exception in ``recorder`` stops that write.
+
+    Args:
+      recorder: a function of the final ``Path`` (as given to the writer).
+
+    Example:
+      >>> written = []
+      >>> with recording(written.append):  # doctest: +SKIP
+      ...     write_text("out/a.txt", "a")
+    """
+    with _RECORDERS_LOCK:
+        _RECORDERS.append(recorder)
+    try:
+        yield
+    finally:
+        with _RECORDERS_LOCK:
+            _RECORDERS.remove(recorder)
+
+
+def temporary_pattern(path: str | os.PathLike) -> str:
+    """The ``glob`` pattern of the temporary files :func:`atomic_path` makes for ``path``
+    (in ``path``'s folder), e.g. ``".model.*.tmp.keras"`` for ``model.keras``."""
+    target = Path(path)
+    return f".{target.stem}.*.tmp{''.join(target.suffixes)}"
 
 
 @contextlib.contextmanager
@@ -30,6 +71,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
       The temporary ``Path`` to write to.
     """
     target = Path(path)
+    with _RECORDERS_LOCK:
+        recorders = list(_RECORDERS)
+    for recorder in recorders:
+        recorder(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{target.stem}.", suffix=f".tmp{''.join(target.suffixes)}", dir=target.parent

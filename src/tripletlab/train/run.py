@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -189,15 +188,11 @@ def _tensorboard_callback(folder):
 
 
 def register_classes() -> None:
-    """Imports every module with serialisable tripletlab classes (before ``load_model``)."""
-    import importlib
+    """Registers every serialisable tripletlab class with Keras (before ``load_model``): those
+    of :func:`tripletlab.register_keras_classes` and this module's :class:`CompatLoss`."""
+    import tripletlab
 
-    for name in ("tripletlab.losses", "tripletlab.metrics", "tripletlab.compat.tfa",
-                 "tripletlab.losses.offline", "tripletlab.triplet_network"):
-        try:
-            importlib.import_module(name)
-        except ImportError:  # pragma: no cover - a module still being written
-            pass
+    tripletlab.register_keras_classes()
 
 
 def check_backend(config: TrainConfig) -> None:
@@ -214,13 +209,18 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     """Trains an embedding model and fills the experiment folder ``model_dir``.
 
     Everything is checked (configuration, target folder, data, model) before the first file
-    is written: a bad option or bad data writes nothing.
+    is written: a bad option or bad data writes nothing. Every file written is recorded in
+    ``manifest.json`` first; ``overwrite`` removes only recorded files. Ctrl-C stops training
+    between two steps (``KeyboardInterrupt``), leaving the last finished epoch resumable.
 
     Args:
       config: a :class:`TrainConfig`, or a dict of options for :func:`resolve_config`.
       model_dir: the experiment folder (see :mod:`tripletlab.train.experiment`).
-      resume: continue from ``checkpoints/last.keras`` at the epoch in ``state.json``.
-      overwrite: replace a previous experiment's outputs in ``model_dir``.
+      resume: continue from ``checkpoints/last.keras`` at the epoch in ``state.json``, with
+        the samplers' and random generators' state, so the run continues as if never
+        stopped; a run stopped before its first checkpoint starts again.
+      overwrite: replace a previous experiment's outputs in ``model_dir`` (the files its
+        ``manifest.json`` names; other files stay).
       verbose: 0 silent, 1 progress bar and one line per epoch, 2 one line per epoch.
 
     Returns:
@@ -231,14 +231,17 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     Raises:
       ConfigError: a bad configuration, or data that cannot train (one class, no positive
         pair; see :func:`tripletlab.train.config.check_data`).
-      FileExistsError: ``model_dir`` holds an experiment and neither flag was given.
-      FileNotFoundError: ``resume`` without a checkpoint, or missing data.
+      FileExistsError: ``model_dir`` holds an experiment and neither flag was given, or
+        holds other files and is not a tripletlab experiment.
+      FileNotFoundError: missing data.
+      KeyboardInterrupt: Ctrl-C.
     """
     if not isinstance(config, TrainConfig):
         config = resolve_config(config)
     check_backend(config)
     experiment = ex.Experiment(model_dir)
-    experiment.check_target(resume=resume, overwrite=overwrite)
+    target = experiment.check_target(resume=resume, overwrite=overwrite)
+    resume = target == "resume"
     state = experiment.read_state() if resume else None
     initial_epoch = int(state["epoch"]) if state else 0
     if initial_epoch > config.epochs:
@@ -252,6 +255,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     if resume:
         register_classes()
         model = keras.saving.load_model(experiment.path(ex.LAST_CHECKPOINT), safe_mode=True)
+        ex.restore_seed_generator_states(model, state.get("seed_generators"))
         batches = build_batches(config, data, model)
     else:
         from tripletlab.models import build_model
@@ -275,11 +279,18 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
             metrics = mining_metrics(config.margin, config.distance)
         model.compile(optimizer=build_optimizer(config, len(batches)), loss=build_loss(config),
                       metrics=metrics, jit_compile=config.jit_compile)
+    steps = config.steps_per_epoch if config.sampler == "shuffled" else None
+    guard = ex.InterruptGuard()
+    callbacks = [guard]
+    if state:
+        callbacks.append(ex.RestoreGlobalRandomState(state.get("global_random_state")))
     if hasattr(batches, "set_epoch"):
-        batches.set_epoch(initial_epoch)
+        # batches of fit epoch e depend on e alone, so a resumed run draws the same ones
+        batches = ex.FitEpochBatches(batches, steps)
+        steps = None
+        callbacks.append(batches.callback())
     embedding_model = _embedding_model(model)
 
-    callbacks = []
     if config.eval_every > 0:
         callbacks.append(_retrieval_callback(config, data, embedding_model))
     if config.mode == "offline" and config.triplets == "hard":
@@ -298,31 +309,35 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         if board is not None:
             callbacks.append(board)
     monitor, mode = ("val_map_at_r", "max") if config.eval_every > 0 else ("loss", "min")
-    callbacks.append(ex.CheckpointCallback(
+    checkpoints = ex.CheckpointCallback(
         experiment, config.epochs, monitor, mode, best=(state or {}).get("best"),
-        export_model=embedding_model))
+        export_model=embedding_model, train_seconds=(state or {}).get("train_seconds", 0.0),
+        guard=guard)
+    callbacks.append(checkpoints)
     if verbose:
         # Keras' progress bar only on a terminal: piped, one plain line per epoch.
         callbacks.append(ex.EpochLine(config.epochs, stream=sys.stdout,
                                       defer=verbose == 1 and sys.stdout.isatty()))
 
-    # From here on, files are written.
-    if overwrite:
+    # From here on, files are written, each recorded in the manifest first.
+    if target in ("overwrite", "restart"):
         experiment.clear()
-    experiment.folder.mkdir(parents=True, exist_ok=True)
+    experiment.start_manifest()
     experiment.remove_temporaries()
-    write_json(experiment.path(ex.CONFIG_FILE), config.to_dict())
-
-    steps = config.steps_per_epoch if config.sampler == "shuffled" else None
-    start = time.perf_counter()
-    if initial_epoch < config.epochs:
-        model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch,
-                  steps_per_epoch=steps, callbacks=callbacks,
-                  verbose=1 if verbose == 1 and sys.stdout.isatty() else 0)
-    train_seconds = time.perf_counter() - start
-
-    return finish(experiment, config, data, embedding_model, train_seconds=train_seconds,
-                  verbose=verbose)
+    with experiment.recording(), guard:
+        write_json(experiment.path(ex.CONFIG_FILE), config.to_dict())
+        try:
+            if initial_epoch < config.epochs:
+                # shuffle=False: the samplers shuffle already; Keras' shuffle of the batch
+                # order draws from Python's global `random`, which a resume cannot restore.
+                # Keras' progress bar only on a terminal; piped, one plain line per epoch.
+                model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch,
+                          steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
+                          verbose=1 if verbose == 1 and sys.stdout.isatty() else 0)
+        finally:
+            experiment.record_tensorboard()
+        return finish(experiment, config, data, embedding_model,
+                      train_seconds=checkpoints.train_seconds, verbose=verbose)
 
 
 def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model, *,
@@ -341,9 +356,9 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
             print(text, flush=True)
 
     announce(f"Saving {ex.LAST_MODEL}")
-    ex.save_model(embedding_model, experiment.path(ex.LAST_MODEL))
+    ex.save_inference_model(embedding_model, experiment.path(ex.LAST_MODEL))
     if not experiment.path(ex.BEST_MODEL).is_file():
-        ex.save_model(embedding_model, experiment.path(ex.BEST_MODEL))
+        ex.save_inference_model(embedding_model, experiment.path(ex.BEST_MODEL))
     best_epoch = _best_epoch(experiment.path(ex.LOG_FILE), config)
     announce(f"Loading {ex.BEST_MODEL}" + (f" (epoch {best_epoch})" if best_epoch else "")
              + " to score it")

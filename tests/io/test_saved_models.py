@@ -1,0 +1,98 @@
+"""Saved models load where users load them: the models an experiment writes with plain Keras and
+no tripletlab at all, a user's model compiled with tripletlab losses after a bare
+``import tripletlab`` (in either import order). Each load runs in a fresh process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tripletlab.cli.main import main
+
+# Makes tripletlab unimportable in the child, whatever sys.path or an editable install holds.
+NO_TRIPLETLAB = """
+import sys
+sys.modules["tripletlab"] = None
+try:
+    import tripletlab
+except ImportError:
+    pass
+else:
+    raise SystemExit("tripletlab is importable")
+"""
+
+
+def _run(script, cwd):
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "run"
+    # tfa-cnn holds Dropout, small-cnn BatchNormalization: both must load without tripletlab
+    assert main(["train", "--model-dir", str(folder), "--dataset", "digits", "--epochs", "1",
+                 "--steps-per-epoch", "2", "--eval-samples", "60", "--embedding-dim", "8",
+                 "--model", "tfa-cnn", "--model-options", '{"filters": [8]}', "--no-plots",
+                 "--no-tensorboard", "--verbose", "0"]) == 0
+    return folder
+
+
+def test_experiment_models_load_with_plain_keras(experiment, tmp_path):
+    x = np.random.default_rng(0).random((5, 8, 8, 1), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = NO_TRIPLETLAB + f"""
+import keras, numpy as np
+x = np.load("x.npy")
+for name in ("best", "last"):
+    model = keras.saving.load_model({str(experiment)!r} + f"/{{name}}.keras", safe_mode=True)
+    assert not model.compiled, name
+    np.save(f"{{name}}.npy", np.asarray(model.predict(x, verbose=0)))
+"""
+    result = _run(script, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = keras.saving.load_model(experiment / "last.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "last.npy"), expected, rtol=1e-5, atol=1e-6)
+    assert np.load(tmp_path / "best.npy").shape == (5, 8)
+
+
+def test_checkpoint_keeps_the_training_state(experiment):
+    # --resume needs the compiled loss and the optimizer: they stay in checkpoints/
+    import tripletlab.train.run  # noqa: F401  (registers CompatLoss too)
+
+    model = keras.saving.load_model(experiment / "checkpoints/last.keras", safe_mode=True)
+    assert model.compiled and int(model.optimizer.iterations.numpy()) == 2
+
+
+@pytest.mark.parametrize("imports", ["import tripletlab, keras", "import keras, tripletlab"])
+def test_user_model_loads_after_bare_import(tmp_path, imports):
+    from tripletlab.losses import TripletSemiHardLoss
+    from tripletlab.metrics import mining_metrics
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile("adam", loss=TripletSemiHardLoss(margin=0.5),
+                  metrics=mining_metrics(0.5, "L2"))
+    x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
+    model.fit(x, np.arange(16) % 4, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    script = f"""
+import sys
+{imports}
+model = keras.saving.load_model("m.keras", safe_mode=True)
+print(type(model.loss).__name__, model.loss.margin)
+"""
+    result = _run(script, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["TripletSemiHardLoss", "0.5"]
+
+
+def test_bare_import_does_not_import_keras(tmp_path):
+    result = _run("import sys, tripletlab\nprint('keras' in sys.modules)", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "False"
