@@ -13,13 +13,15 @@ Numerics (DESIGN.md §2, tested in ``tests/losses/test_distance_numerics.py``):
 * Every matrix has an exactly zero diagonal, identical rows are at distance exactly 0, and zero
   entries have a finite, zero gradient (the square root is taken of a safe value and the result
   is masked, so no ``inf * 0 = NaN`` reaches the backward pass).
-* The Gram-matrix form :math:`\\lVert x_i \\rVert^2 + \\lVert x_j \\rVert^2 - 2 x_i \\cdot x_j`
-  (a ``[B, B]`` matmul, never ``[B, B, D]``) is computed on the batch shifted by its
-  per-dimension median, so cancellation is that of the spread of the batch, not of its distance
-  from the origin; the squared norms are the diagonal of the same matmul. Matmul kernels round
-  the diagonal and off-diagonal dot products of two identical rows differently on some backends
-  (TensorFlow and PyTorch on CPU), so entries whose rows agree in the batch's widest column and
-  whose value is within the matmul's rounding bound are set to exactly 0.
+* The Gram-matrix form :math:`\lVert x_i \rVert^2 + \lVert x_j \rVert^2 - 2 x_i \cdot x_j`
+  (a ``[B, B]`` matmul, never ``[B, B, D]``) is computed on the batch shifted by its (rounded)
+  mean when that mean is longer than the batch's spread, so cancellation is that of the spread
+  of the batch, not of its distance from the origin; the squared norms are the diagonal of the same matmul. The rounding error of a
+  squared distance is then at most about :math:`(2D + 3)\,u\,(\lVert \tilde x_i \rVert^2 +
+  \lVert \tilde x_j \rVert^2)` (:math:`u = 2^{-24}` in float32, :math:`\tilde x` the shifted
+  rows); matmul kernels round the diagonal and off-diagonal dot products of two identical rows
+  differently on some backends (TensorFlow and PyTorch on CPU), so squared distances within
+  that bound, which carry no significant digit, are set to exactly 0.
 * The batch is scaled by a power of two (exact) before anything is squared, so every finite
   input gives finite distances whenever the distance itself fits in the dtype; larger distances
   (only for inputs near the top of the float range, or ``squared-L2`` beyond ~1.8e19) are
@@ -52,6 +54,9 @@ _DEFAULT_MIN_NORM = 2.0**-110
 # Unit roundoff of each floating dtype (the bound on the rounding of identical rows' distances).
 _UNIT_ROUNDOFF = {
     "float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24, "float64": 2.0**-53}
+
+# The batch mean is rounded to multiples of 1 / _CENTRE_GRID of the scaled values (|x| < 2).
+_CENTRE_GRID = 256.0
 
 # Exponent range of the power-of-two scales: normal float32 numbers (XLA and TensorFlow flush
 # subnormals to zero on CPU).
@@ -144,51 +149,43 @@ def _static_or_dynamic(tensor, axis):
     return size if size is not None else ops.shape(tensor)[axis]
 
 
-def _column_median(x):
-    """The lower median of every column of ``x`` (an element of the column), without gradient."""
-    middle = (_static_or_dynamic(x, 0) - 1) // 2
-    return ops.take(ops.sort(ops.stop_gradient(x), axis=0), middle, axis=0)
-
-
-def _key_column(embeddings):
-    """One column of ``embeddings`` (the widest), copied without arithmetic: identical rows have
-    bitwise equal keys on every backend."""
-    frozen = ops.stop_gradient(embeddings)
-    column = ops.argmax(ops.max(frozen, axis=0) - ops.min(frozen, axis=0))
-    return ops.take(frozen, column, axis=1)
-
-
-def _scaled_squared_l2(x, key, rounding=0.0):
+def _scaled_squared_l2(x, rounding=0.0):
     """Squared distances of ``x / scale``, and the power-of-two ``scale``.
 
     Args:
       x: ``[B, D]`` rows.
-      key: ``[B]`` values equal for identical rows (see :func:`_key_column`).
-      rounding: how far apart (squared, in units of ``x``) rows with equal keys may be by
+      rounding: how far apart (squared, in units of ``x``) identical rows may already be by
         rounding before this function (0 when they are bitwise equal).
 
     Returns:
       ``(squared, scale)``: ``squared`` is ``>= 0`` with an exactly zero diagonal and exact
-      zeros for rows with equal keys that are equal up to rounding; the squared distances are
-      ``scale**2 * squared``.
+      zeros for identical rows; the squared distances are ``scale**2 * squared``.
     """
-    dtype = keras.backend.standardize_dtype(x.dtype)
-    roundoff = _UNIT_ROUNDOFF.get(dtype, 2.0**-24)
+    roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(x.dtype), 2.0**-24)
     scale = power_of_two_scale(ops.max(ops.abs(x)))
     x = x / scale  # |x| < 2: nothing below overflows
-    x = x - _column_median(x)  # distances do not change; cancellation shrinks to the spread
+    # When the batch sits away from the origin (its mean is longer than its RMS spread), shift
+    # it by its mean rounded to multiples of 2**-8 of the scaled values: distances do not
+    # change, cancellation shrinks to the spread of the batch, and inputs with few significant
+    # bits (dyadic test data) stay exact. A batch around the origin is left as it is, so small
+    # rows among large ones keep errors relative to their own norms.
+    frozen = ops.stop_gradient(x)
+    centre = ops.mean(frozen, axis=0)
+    spread = ops.mean(ops.sum(ops.square(frozen - centre), axis=1))
+    offset = ops.where(ops.sum(ops.square(centre)) > spread, centre, ops.zeros_like(centre))
+    x = x - ops.round(offset * _CENTRE_GRID) / _CENTRE_GRID
     gram = ops.matmul(x, ops.transpose(x))
     norms = ops.diagonal(gram)  # the same dot products as the off-diagonal entries
     total = ops.expand_dims(norms, 1) + ops.expand_dims(norms, 0)
     squared = total - 2.0 * gram  # the diagonal is exactly 0
-    # For identical rows i, j, |squared_ij| <= (2 D + 3) u (n_i + n_j) in whatever order the
-    # matmul sums (u: unit roundoff); matmul kernels of TensorFlow and PyTorch on CPU do sum
-    # the diagonal and off-diagonal entries differently. Entries within twice that bound whose
-    # rows have equal keys are set to 0; negative entries are clamped to 0.
-    bound = 2.0 * (2.0 * _static_or_dynamic(x, 1) + 4.0) * roundoff
-    slack = ops.stop_gradient(total) * bound + rounding / ops.square(scale)
-    same_key = ops.expand_dims(key, 1) == ops.expand_dims(key, 0)
-    threshold = ops.where(same_key, slack, ops.zeros_like(slack))
+    # For identical rows i, j, |squared_ij| <= (2 D + 3) u (n_i + n_j) whatever order the
+    # matmul sums in (u: unit roundoff), and matmul kernels of TensorFlow and PyTorch on CPU do
+    # round the diagonal and off-diagonal entries differently. Entries within that bound carry
+    # no significant digit: they are set to exactly 0 (as are negative entries).
+    bound = (2.0 * _static_or_dynamic(x, 1) + 6.0) * roundoff
+    threshold = ops.stop_gradient(total) * bound
+    if rounding:
+        threshold = threshold + rounding / ops.square(scale)
     return ops.where(squared <= threshold, ops.zeros_like(squared), squared), scale
 
 
@@ -201,7 +198,7 @@ def pairwise_squared_l2(embeddings):
     embeddings = ops.convert_to_tensor(embeddings)
     if embeddings.shape[0] == 0:
         return ops.zeros((0, 0), dtype=embeddings.dtype)
-    squared, scale = _scaled_squared_l2(embeddings, _key_column(embeddings))
+    squared, scale = _scaled_squared_l2(embeddings)
     # Squaring the distance (not scale**2 * squared) keeps the backward pass's intermediate
     # values near the true gradient, 2 (x_i - x_j), so they overflow no sooner than it does.
     return ops.square(scale * _safe_sqrt(squared))
@@ -236,9 +233,8 @@ def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | No
     embeddings = ops.convert_to_tensor(embeddings)
     if embeddings.shape[0] == 0:
         return ops.zeros((0, 0), dtype=embeddings.dtype)
-    key = _key_column(embeddings)
     if distance == "L2":
-        squared, scale = _scaled_squared_l2(embeddings, key)
+        squared, scale = _scaled_squared_l2(embeddings)
         return scale * _safe_sqrt(squared)
     if distance == "squared-L2":
         return pairwise_squared_l2(embeddings)
@@ -247,7 +243,7 @@ def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | No
     # sums may be taken in different orders at different positions).
     dim = _static_or_dynamic(embeddings, 1)
     roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(embeddings.dtype), 2.0**-24)
-    squared, scale = _scaled_squared_l2(normalized, key, (4.0 * (dim + 2.0) * roundoff) ** 2)
+    squared, scale = _scaled_squared_l2(normalized, (4.0 * (dim + 2.0) * roundoff) ** 2)
     # 1 - cos_ij = 1 - (w_i + w_j - |u_i - u_j|^2) / 2 with the rows' exact squared norms w
     # (1 for normalised rows), so identical rows give exactly 0 and zero rows cosine 0.
     weight = ops.reshape(weight, (-1,))
