@@ -105,13 +105,15 @@ def _normalize_rows(x, min_norm):
     peak = ops.max(ops.abs(x), axis=-1, keepdims=True)
     scale = power_of_two_scale(peak)
     scaled = x / scale
+    is_zero = peak == 0
     squared_norm = ops.sum(ops.square(scaled), axis=-1, keepdims=True)  # >= 1 unless zero
     floor = ops.square(min_norm / scale)  # inf for rows far below min_norm: they become 0
-    normalized = scaled * ops.rsqrt(ops.maximum(squared_norm, floor))
+    # Zero rows divide by 1 (the result is replaced below; no inf may reach their gradient).
+    divisor = ops.maximum(ops.where(is_zero, ops.ones_like(squared_norm), squared_norm), floor)
+    normalized = scaled * ops.rsqrt(divisor)
     frozen = ops.stop_gradient(squared_norm)
     weight = ops.where(frozen >= floor, ops.ones_like(frozen),
                        frozen / ops.where(floor > 0, floor, ops.ones_like(floor)))
-    is_zero = peak == 0
     return ops.where(is_zero, x, normalized), ops.where(is_zero, ops.zeros_like(weight), weight)
 
 
