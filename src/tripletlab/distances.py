@@ -13,12 +13,12 @@ Numerics (DESIGN.md §2, tested in ``tests/losses/test_distance_numerics.py``):
 * Every matrix has an exactly zero diagonal, identical rows are at distance exactly 0, and zero
   entries have a finite, zero gradient (the square root is taken of a safe value and the result
   is masked, so no ``inf * 0 = NaN`` reaches the backward pass).
-* The Gram-matrix form :math:`\lVert x_i \rVert^2 + \lVert x_j \rVert^2 - 2 x_i \cdot x_j`
+* The Gram-matrix form :math:`\\lVert x_i \\rVert^2 + \\lVert x_j \\rVert^2 - 2 x_i \\cdot x_j`
   (a ``[B, B]`` matmul, never ``[B, B, D]``) is computed on the batch shifted by its (rounded)
   mean when that mean is longer than the batch's spread, so cancellation is that of the spread
-  of the batch, not of its distance from the origin; the squared norms are the diagonal of the same matmul. The rounding error of a
-  squared distance is then at most about :math:`(2D + 3)\,u\,(\lVert \tilde x_i \rVert^2 +
-  \lVert \tilde x_j \rVert^2)` (:math:`u = 2^{-24}` in float32, :math:`\tilde x` the shifted
+  of the batch, not of its distance from the origin; the squared norms are the diagonal of the
+  same matmul. The rounding error of a squared distance is then at most about :math:`(2D + 3)\\,u\\,(\\lVert \\tilde x_i \\rVert^2 +
+  \\lVert \\tilde x_j \\rVert^2)` (:math:`u = 2^{-24}` in float32, :math:`\\tilde x` the shifted
   rows); matmul kernels round the diagonal and off-diagonal dot products of two identical rows
   differently on some backends (TensorFlow and PyTorch on CPU), so squared distances within
   that bound, which carry no significant digit, are set to exactly 0.
