@@ -17,8 +17,8 @@ Numerics (DESIGN.md §2, tested in ``tests/losses/test_distance_numerics.py``):
   (a ``[B, B]`` matmul, never ``[B, B, D]``) is computed on the batch shifted by its (rounded)
   mean when that mean is longer than the batch's spread, so cancellation is that of the spread
   of the batch, not of its distance from the origin; the squared norms are the diagonal of the
-  same matmul. The rounding error of a squared distance is then at most about :math:`(2D + 3)\\,u\\,(\\lVert \\tilde x_i \\rVert^2 +
-  \\lVert \\tilde x_j \\rVert^2)` (:math:`u = 2^{-24}` in float32, :math:`\\tilde x` the shifted
+  same matmul. The rounding error of a squared distance is then at most about
+  :math:`(2D + 3)\\,u\\,(\\lVert \\tilde x_i \\rVert^2 + \\lVert \\tilde x_j \\rVert^2)` (:math:`u = 2^{-24}` in float32, :math:`\\tilde x` the shifted
   rows); matmul kernels round the diagonal and off-diagonal dot products of two identical rows
   differently on some backends (TensorFlow and PyTorch on CPU), so squared distances within
   that bound, which carry no significant digit, are set to exactly 0.
