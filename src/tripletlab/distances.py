@@ -18,10 +18,11 @@ Numerics (DESIGN.md §2, tested in ``tests/losses/test_distance_numerics.py``):
   mean when that mean is longer than the batch's spread, so cancellation is that of the spread
   of the batch, not of its distance from the origin; the squared norms are the diagonal of the
   same matmul. The rounding error of a squared distance is then at most about
-  :math:`(2D + 3)\\,u\\,(\\lVert \\tilde x_i \\rVert^2 + \\lVert \\tilde x_j \\rVert^2)` (:math:`u = 2^{-24}` in float32, :math:`\\tilde x` the shifted
-  rows); matmul kernels round the diagonal and off-diagonal dot products of two identical rows
-  differently on some backends (TensorFlow and PyTorch on CPU), so squared distances within
-  that bound, which carry no significant digit, are set to exactly 0.
+  :math:`(2D + 3)\\,u\\,(\\lVert \\tilde x_i \\rVert^2 + \\lVert \\tilde x_j \\rVert^2)`
+  (:math:`u = 2^{-24}` in float32, :math:`\\tilde x` the shifted rows); matmul kernels round
+  the diagonal and off-diagonal dot products of two identical rows differently on some backends
+  (TensorFlow and PyTorch on CPU), so squared distances within that bound, which carry no
+  significant digit, are set to exactly 0.
 * The batch is scaled by a power of two (exact) before anything is squared, so every finite
   input gives finite distances whenever the distance itself fits in the dtype; larger distances
   (only for inputs near the top of the float range, or ``squared-L2`` beyond ~1.8e19) are
