@@ -8,13 +8,32 @@ One canonical spelling per distance (TF Addons' spellings):
 * ``"normalized-L2"``: Euclidean distance between L2-normalised rows,
   :math:`\\sqrt{\\max(2 - 2\\cos(x_i, x_j), 0)}` (triplet-tools' ``euclidean_norm``).
 
-Every matrix has an exactly zero diagonal, and entries whose squared distance is ``<= 0`` (the
-diagonal, duplicate points) are exactly zero with a finite, zero gradient: the square root is
-taken of a safe value and the result is masked, so no ``inf * 0 = NaN`` reaches the backward pass.
+Numerics (DESIGN.md §2, tested in ``tests/losses/test_distance_numerics.py``):
+
+* Every matrix has an exactly zero diagonal, identical rows are at distance exactly 0, and zero
+  entries have a finite, zero gradient (the square root is taken of a safe value and the result
+  is masked, so no ``inf * 0 = NaN`` reaches the backward pass).
+* The Gram-matrix form :math:`\\lVert x_i \\rVert^2 + \\lVert x_j \\rVert^2 - 2 x_i \\cdot x_j`
+  (a ``[B, B]`` matmul, never ``[B, B, D]``) is computed on the batch shifted by its (rounded)
+  mean when that mean is longer than the batch's spread, so cancellation is that of the spread
+  of the batch, not of its distance from the origin; the squared norms are the diagonal of the
+  same matmul. The rounding error of a squared distance is then at most about
+  :math:`(2D + 3)\\,u\\,(\\lVert \\tilde x_i \\rVert^2 + \\lVert \\tilde x_j \\rVert^2)`
+  (:math:`u = 2^{-24}` in float32, :math:`\\tilde x` the shifted rows); matmul kernels round
+  the diagonal and off-diagonal dot products of two identical rows differently on some backends
+  (TensorFlow and PyTorch on CPU), so squared distances within that bound, which carry no
+  significant digit, are set to exactly 0.
+* The batch is scaled by a power of two (exact) before anything is squared, so every finite
+  input gives finite distances whenever the distance itself fits in the dtype; larger distances
+  (only for inputs near the top of the float range, or ``squared-L2`` beyond ~1.8e19) are
+  ``inf``.
+* Rows are normalised after scaling each row by a power of two, so ``angular`` and
+  ``normalized-L2`` do not depend on a row's scale down to ``min_norm``.
 """
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 from tripletlab._checks import check_choice
@@ -25,11 +44,24 @@ DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
 # Distances computed on L2-normalised rows (so they lie in [0, 2] or [0, 4]).
 NORMALIZED_DISTANCES = frozenset({"angular", "normalized-L2"})
 
-# Clamp of the squared norm in L2 normalisation. The gradient of x / max(|x|, sqrt(eps)) near
-# x = 0 is about 1 / sqrt(eps): 1e-8 keeps it near 1e4, inside float16's range (65504), so a
-# zero or tiny embedding row never turns into an inf gradient under mixed precision (found by
-# tests/losses/test_fuzz.py). Rows with norm below 1e-4 are scaled by 1e4 instead of normalised.
-_NORM_EPSILON = 1e-8
+# The smallest row norm that is normalised; smaller rows are scaled by 1 / min_norm instead (an
+# all-zero row stays zero, with gradient 1). The gradient of x / |x| is about 1 / |x|, so the
+# floor is where that gradient still fits the dtype the loss's gradient is returned in: for
+# float16 (largest 65504) 1e-4 keeps it near 1e4, so a tiny row never turns into an inf gradient
+# under mixed precision (found by tests/losses/test_fuzz.py); float32 and bfloat16 hold 2**110.
+_MIN_NORM = {"float16": 1e-4}
+_DEFAULT_MIN_NORM = 2.0**-110
+
+# Unit roundoff of each floating dtype (the bound on the rounding of identical rows' distances).
+_UNIT_ROUNDOFF = {
+    "float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24, "float64": 2.0**-53}
+
+# The batch mean is rounded to multiples of 1 / _CENTRE_GRID of the scaled values (|x| < 2).
+_CENTRE_GRID = 256.0
+
+# Exponent range of the power-of-two scales: normal float32 numbers (XLA and TensorFlow flush
+# subnormals to zero on CPU).
+_MIN_EXPONENT, _MAX_EXPONENT = -126, 127
 
 
 def check_distance(distance: str) -> str:
@@ -37,11 +69,70 @@ def check_distance(distance: str) -> str:
     return check_choice("distance", distance, DISTANCES)
 
 
-def l2_normalize(x, epsilon: float = _NORM_EPSILON):
-    """Scales every row of ``x`` to unit L2 norm (an all-zero row stays zero)."""
+def min_norm_for(dtype) -> float:
+    """The smallest row norm :func:`l2_normalize` normalises for embeddings of ``dtype``.
+
+    Below it the gradient of the normalisation (about ``1 / norm``) would overflow the dtype the
+    gradient is returned in: ``1e-4`` for float16, ``2**-110`` (about ``7.7e-34``) otherwise.
+    """
+    return _MIN_NORM.get(keras.backend.standardize_dtype(dtype), _DEFAULT_MIN_NORM)
+
+
+def _power_of_two_at_most(value):
+    """``2**floor(log2(value))`` for positive ``value`` (exact; clipped to normal numbers)."""
+    exponent = ops.clip(ops.floor(ops.log2(value)), _MIN_EXPONENT, _MAX_EXPONENT)
+    return ops.ldexp(ops.ones_like(value), ops.cast(exponent, "int32"))
+
+
+def power_of_two_scale(peak):
+    """``2**floor(log2(peak))`` (1 where ``peak`` is 0), without gradient.
+
+    Dividing by it is exact and brings values whose largest magnitude is ``peak`` into
+    ``[1, 2)``, so they can be squared and summed without overflow or underflow.
+    """
+    peak = ops.stop_gradient(peak)
+    return _power_of_two_at_most(ops.where(peak > 0, peak, ops.ones_like(peak)))
+
+
+def _normalize_rows(x, min_norm):
+    """``(normalized, weight)``: the rows of :func:`l2_normalize` and their exact squared norms.
+
+    ``weight`` is ``[..., 1]``: exactly 1 for rows that were normalised, ``(|x| / min_norm)**2``
+    for rows below ``min_norm`` and 0 for zero rows.
+    """
     x = ops.convert_to_tensor(x)
-    squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    return x * ops.rsqrt(ops.maximum(squared_norm, epsilon))
+    if min_norm is None:
+        min_norm = min_norm_for(x.dtype)
+    peak = ops.max(ops.abs(x), axis=-1, keepdims=True)
+    scale = power_of_two_scale(peak)
+    scaled = x / scale
+    is_zero = peak == 0
+    squared_norm = ops.sum(ops.square(scaled), axis=-1, keepdims=True)  # >= 1 unless zero
+    floor = ops.square(min_norm / scale)  # inf for rows far below min_norm: they become 0
+    # Zero rows divide by 1 (the result is replaced below; no inf may reach their gradient).
+    divisor = ops.maximum(ops.where(is_zero, ops.ones_like(squared_norm), squared_norm), floor)
+    normalized = scaled * ops.rsqrt(divisor)
+    frozen = ops.stop_gradient(squared_norm)
+    weight = ops.where(frozen >= floor, ops.ones_like(frozen),
+                       frozen / ops.where(floor > 0, floor, ops.ones_like(floor)))
+    return ops.where(is_zero, x, normalized), ops.where(is_zero, ops.zeros_like(weight), weight)
+
+
+def l2_normalize(x, min_norm: float | None = None):
+    """Scales every row of ``x`` to unit L2 norm, independently of the row's scale.
+
+    Each row is first divided by a power of two near its largest magnitude (exact), so nothing
+    overflows or underflows when it is squared. Rows whose norm is below ``min_norm`` are scaled
+    by ``1 / min_norm`` instead; an all-zero row stays zero (with gradient 1).
+
+    Args:
+      x: ``[..., D]`` floating tensor.
+      min_norm: the smallest norm that is normalised (default: :func:`min_norm_for` the dtype).
+
+    Returns:
+      A tensor like ``x``.
+    """
+    return _normalize_rows(x, min_norm)[0]
 
 
 def _safe_sqrt(squared):
@@ -56,28 +147,80 @@ def _zero_diagonal(matrix):
     return ops.where(ops.eye(size, dtype="bool"), ops.zeros_like(matrix), matrix)
 
 
-def pairwise_squared_l2(embeddings):
-    """Squared Euclidean distances, clamped at 0, with an exactly zero diagonal.
+def _static_or_dynamic(tensor, axis):
+    size = tensor.shape[axis]
+    return size if size is not None else ops.shape(tensor)[axis]
 
-    Uses :math:`d^2_{ij} = \\lVert x_i \\rVert^2 + \\lVert x_j \\rVert^2 - 2 x_i \\cdot x_j`, which
-    needs only a ``[B, B]`` matrix (never ``[B, B, D]``).
+
+def _scaled_squared_l2(x, rounding=0.0):
+    """Squared distances of ``x / scale``, and the power-of-two ``scale``.
+
+    Args:
+      x: ``[B, D]`` rows.
+      rounding: how far apart (squared, in units of ``x``) identical rows may already be by
+        rounding before this function (0 when they are bitwise equal).
+
+    Returns:
+      ``(squared, scale)``: ``squared`` is ``>= 0`` with an exactly zero diagonal and exact
+      zeros for identical rows; the squared distances are ``scale**2 * squared``.
     """
-    squared_norms = ops.sum(ops.square(embeddings), axis=1)
-    gram = ops.matmul(embeddings, ops.transpose(embeddings))
-    squared = ops.expand_dims(squared_norms, 1) + ops.expand_dims(squared_norms, 0) - 2.0 * gram
-    squared = ops.maximum(squared, 0.0)
-    return _zero_diagonal(squared)
+    roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(x.dtype), 2.0**-24)
+    scale = power_of_two_scale(ops.max(ops.abs(x)))
+    x = x / scale  # |x| < 2: nothing below overflows
+    # When the batch sits away from the origin (its mean is longer than its RMS spread), shift
+    # it by its mean rounded to multiples of 2**-8 of the scaled values: distances do not
+    # change, cancellation shrinks to the spread of the batch, and inputs with few significant
+    # bits (dyadic test data) stay exact. A batch around the origin is left as it is, so small
+    # rows among large ones keep errors relative to their own norms.
+    frozen = ops.stop_gradient(x)
+    centre = ops.mean(frozen, axis=0)
+    spread = ops.mean(ops.sum(ops.square(frozen - centre), axis=1))
+    offset = ops.where(ops.sum(ops.square(centre)) > spread, centre, ops.zeros_like(centre))
+    x = x - ops.round(offset * _CENTRE_GRID) / _CENTRE_GRID
+    gram = ops.matmul(x, ops.transpose(x))
+    norms = ops.diagonal(gram)  # the same dot products as the off-diagonal entries
+    total = ops.expand_dims(norms, 1) + ops.expand_dims(norms, 0)
+    squared = total - 2.0 * gram  # the diagonal is exactly 0
+    # For identical rows i, j, |squared_ij| <= (2 D + 3) u (n_i + n_j) whatever order the
+    # matmul sums in (u: unit roundoff), and matmul kernels of TensorFlow and PyTorch on CPU do
+    # round the diagonal and off-diagonal entries differently. Entries within that bound carry
+    # no significant digit: they are set to exactly 0 (as are negative entries).
+    bound = (2.0 * _static_or_dynamic(x, 1) + 6.0) * roundoff
+    threshold = ops.stop_gradient(total) * bound
+    if rounding:
+        threshold = threshold + rounding / ops.square(scale)
+    return ops.where(squared <= threshold, ops.zeros_like(squared), squared), scale
 
 
-def pairwise_distances(embeddings, distance: str = "L2"):
+def pairwise_squared_l2(embeddings):
+    """Squared Euclidean distances, ``>= 0``, with an exactly zero diagonal.
+
+    Identical rows are at distance exactly 0; the result is ``inf`` only where the squared
+    distance exceeds the dtype's range. Needs only ``[B, B]`` matrices (never ``[B, B, D]``).
+    """
+    embeddings = ops.convert_to_tensor(embeddings)
+    if embeddings.shape[0] == 0:
+        return ops.zeros((0, 0), dtype=embeddings.dtype)
+    squared, scale = _scaled_squared_l2(embeddings)
+    # Squaring the distance (not scale**2 * squared) keeps the backward pass's intermediate
+    # values near the true gradient, 2 (x_i - x_j), so they overflow no sooner than it does.
+    return ops.square(scale * _safe_sqrt(squared))
+
+
+def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | None = None):
     """Computes the ``[B, B]`` matrix of distances between the rows of ``embeddings``.
 
     Args:
       embeddings: a ``[B, D]`` floating tensor of any Keras backend.
       distance: one of ``"L2"``, ``"squared-L2"``, ``"angular"``, ``"normalized-L2"``.
+      min_norm: for ``"angular"`` and ``"normalized-L2"``, the smallest row norm that is
+        normalised (see :func:`l2_normalize`; default :func:`min_norm_for` the dtype). A zero
+        row has cosine 0 with every row.
 
     Returns:
-      A ``[B, B]`` tensor of the same dtype as ``embeddings`` with a zero diagonal.
+      A ``[B, B]`` tensor of the same dtype as ``embeddings`` with a zero diagonal, exact zeros
+      between identical (nonzero) rows, and ``inf`` only where a distance exceeds the dtype's
+      range.
 
     Raises:
       ValueError: ``distance`` is not one of the canonical names.
@@ -91,33 +234,53 @@ def pairwise_distances(embeddings, distance: str = "L2"):
     """
     check_distance(distance)
     embeddings = ops.convert_to_tensor(embeddings)
+    if embeddings.shape[0] == 0:
+        return ops.zeros((0, 0), dtype=embeddings.dtype)
     if distance == "L2":
-        return _safe_sqrt(pairwise_squared_l2(embeddings))
+        squared, scale = _scaled_squared_l2(embeddings)
+        return scale * _safe_sqrt(squared)
     if distance == "squared-L2":
         return pairwise_squared_l2(embeddings)
-    normalized = l2_normalize(embeddings)
-    cosine = ops.matmul(normalized, ops.transpose(normalized))
+    normalized, weight = _normalize_rows(embeddings, min_norm)
+    # Two normalisations of one row differ by at most ~2 (D + 2) u per unit of norm (the row
+    # sums may be taken in different orders at different positions).
+    dim = _static_or_dynamic(embeddings, 1)
+    roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(embeddings.dtype), 2.0**-24)
+    squared, scale = _scaled_squared_l2(normalized, (4.0 * (dim + 2.0) * roundoff) ** 2)
+    # 1 - cos_ij = 1 - (w_i + w_j - |u_i - u_j|^2) / 2 with the rows' exact squared norms w
+    # (1 for normalised rows), so identical rows give exactly 0 and zero rows cosine 0.
+    weight = ops.reshape(weight, (-1,))
+    offset = 1.0 - 0.5 * (ops.expand_dims(weight, 1) + ops.expand_dims(weight, 0))
+    angular = _zero_diagonal(offset + (0.5 * scale) * (scale * squared))
     if distance == "angular":
-        return _zero_diagonal(ops.maximum(1.0 - cosine, 0.0))
-    # normalized-L2
-    return _zero_diagonal(_safe_sqrt(ops.maximum(2.0 - 2.0 * cosine, 0.0)))
+        return angular
+    return _safe_sqrt(2.0 * angular)
 
 
-def paired_distances(first, second, distance: str = "L2"):
+def paired_distances(first, second, distance: str = "L2", *, min_norm: float | None = None):
     """Distances between matching rows of ``first`` and ``second`` (both ``[B, D]``) -> ``[B]``.
 
     Accepts the canonical names and, for the Siamese-network workflow, ``"mean-squared"``
-    (the mean over embedding dimensions of the squared difference).
+    (the mean over embedding dimensions of the squared difference). Identical rows give exactly
+    0; rows are scaled by powers of two before squaring, as in :func:`pairwise_distances`.
     """
     check_choice("distance", distance, DISTANCES + ("mean-squared",))
     first, second = ops.convert_to_tensor(first), ops.convert_to_tensor(second)
     if distance in NORMALIZED_DISTANCES:
-        first, second = l2_normalize(first), l2_normalize(second)
-    if distance == "angular":
-        return ops.maximum(1.0 - ops.sum(first * second, axis=-1), 0.0)
-    squared = ops.sum(ops.square(first - second), axis=-1)
+        first, first_weight = _normalize_rows(first, min_norm)
+        second, second_weight = _normalize_rows(second, min_norm)
+        squared = ops.sum(ops.square(first - second), axis=-1)
+        offset = 1.0 - 0.5 * ops.reshape(first_weight + second_weight, ops.shape(squared))
+        angular = offset + 0.5 * squared
+        return angular if distance == "angular" else _safe_sqrt(2.0 * angular)
+    peak = ops.maximum(ops.max(ops.abs(first), axis=-1), ops.max(ops.abs(second), axis=-1))
+    scale = power_of_two_scale(peak)
+    row_scale = ops.expand_dims(scale, -1)
+    squared = ops.sum(ops.square(first / row_scale - second / row_scale), axis=-1)
+    distance_ = scale * _safe_sqrt(squared)
+    if distance == "L2":
+        return distance_
+    squared = ops.square(distance_)
     if distance == "mean-squared":
         return squared / ops.cast(ops.shape(first)[-1], squared.dtype)
-    if distance == "squared-L2":
-        return squared
-    return _safe_sqrt(squared)
+    return squared

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import keras
 import numpy as np
 import pytest
 
@@ -48,6 +51,68 @@ LABELS = np.array([0, 0, 1, 1, 2, 2])
 def test_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+FUNCTIONAL = {
+    "semi-hard": tl.losses.semi_hard_triplet_loss,
+    "hard": tl.losses.hard_triplet_loss,
+    "batch-all": tl.losses.batch_all_triplet_loss,
+}
+CLASSES = {
+    "semi-hard": tl.losses.TripletSemiHardLoss,
+    "hard": tl.losses.TripletHardLoss,
+    "batch-all": tl.losses.TripletBatchAllLoss,
+}
+EMPTY = r"Expected a non-empty batch: `embeddings` of shape \[batch_size, embedding_dim\] " \
+    r"with batch_size >= 1\. Received: embeddings.shape=\(0, 3\)"
+NOT_INTEGER = r"Expected `labels` to hold integer class ids .* Received: labels with the " \
+    r"non-integer value 0\.5"
+
+
+@pytest.mark.parametrize("loss", sorted(FUNCTIONAL))
+def test_empty_batch(loss):
+    with pytest.raises(ValueError, match=EMPTY):
+        FUNCTIONAL[loss](LABELS[:0], X[:0])
+    with pytest.raises(ValueError, match=EMPTY):
+        CLASSES[loss]()(LABELS[:0].astype("float32"), X[:0])
+
+
+@pytest.mark.parametrize("loss", sorted(FUNCTIONAL))
+def test_non_integer_float_labels(loss):
+    with pytest.raises(ValueError, match=NOT_INTEGER):
+        FUNCTIONAL[loss](LABELS + 0.5, X)
+    with pytest.raises(ValueError, match=NOT_INTEGER):
+        CLASSES[loss]()((LABELS + 0.5).astype("float32"), X)
+    with pytest.raises(ValueError, match=r"non-integer value nan"):
+        FUNCTIONAL[loss](np.where(LABELS == 2, np.nan, LABELS), X)
+
+
+@pytest.mark.parametrize("loss", sorted(FUNCTIONAL))
+def test_float_encoded_integer_labels_are_accepted(loss):
+    """Keras hands ``y_true`` over as floats: integer values in a float tensor stay valid."""
+    expected = CLASSES[loss]()(LABELS, X)
+    got = CLASSES[loss]()(LABELS.astype("float32")[:, None], X)
+    np.testing.assert_allclose(np.asarray(keras.ops.convert_to_numpy(got)),
+                               np.asarray(keras.ops.convert_to_numpy(expected)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(5,), (7,), (6, 2), (2, 3)])
+@pytest.mark.parametrize("loss", sorted(CLASSES))
+def test_sample_weight_of_the_wrong_shape(loss, shape):
+    message = (r"Expected `sample_weight` of shape \[batch_size\] or \[batch_size, 1\] \(one "
+               r"weight per anchor\), or a scalar\. Received: sample_weight.shape="
+               + re.escape(str(shape)) + r" for embeddings.shape=\(6, 3\)")
+    with pytest.raises(ValueError, match=message):
+        CLASSES[loss]()(LABELS.astype("float32"), X, sample_weight=np.ones(shape, "float32"))
+
+
+@pytest.mark.parametrize("shape", [(), (6,), (6, 1)])
+def test_sample_weight_shapes_that_are_accepted(shape):
+    loss = tl.losses.TripletSemiHardLoss()
+    unweighted = float(keras.ops.convert_to_numpy(loss(LABELS, X)))
+    weighted = loss(LABELS, X, sample_weight=np.full(shape, 2.0, "float32"))
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(weighted)), 2 * unweighted,
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize(

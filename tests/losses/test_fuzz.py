@@ -1,11 +1,11 @@
-"""Hypothesis fuzzing: any label structure, duplicate or zero rows, large or tiny scales, every
-loss/distance/margin kind and dtype -> a finite loss and a finite gradient."""
+"""Hypothesis fuzzing: any label structure, duplicate or zero rows, scales from 1e-30 to 1e19,
+every loss/distance/margin kind and dtype -> a finite loss and a finite gradient."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tripletlab as tl
@@ -25,7 +25,7 @@ def batches(draw):
     classes = draw(st.integers(1, size))
     labels = np.array(draw(st.lists(st.integers(0, classes - 1), min_size=size, max_size=size)))
     dim = draw(st.sampled_from([1, 4]))
-    scale = draw(st.sampled_from([1e-3, 1.0, 30.0]))
+    scale = draw(st.sampled_from([1e-30, 1e-3, 1.0, 30.0, 1e19]))
     seed = draw(st.integers(0, 2**32 - 1))
     x = np.random.default_rng(seed).normal(size=(size, dim)) * scale
     duplicates = draw(st.lists(st.tuples(st.integers(0, size - 1), st.integers(0, size - 1)),
@@ -48,6 +48,10 @@ def batches(draw):
 )
 def test_no_nan_or_inf(batch, loss, distance, margin, soft, dtype):
     labels, x = batch
+    if dtype == "float16":
+        assume(np.abs(x).max() < 1e4)  # float16 holds neither 1e19 nor 1e-30
+    # squared-L2 distances of 1e19 embeddings exceed float32: a ValueError (test_distance_numerics)
+    assume(not (distance == "squared-L2" and np.abs(x).max() > 1e15))
     tensor = keras.ops.convert_to_tensor(x.astype(np.float32), dtype=dtype)
     value, grad = value_and_gradient(
         lambda t: LOSSES[loss](labels, t, margin, distance, soft), tensor)

@@ -15,14 +15,14 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tripletlab.distances import pairwise_distances
+from tripletlab.distances import min_norm_for, pairwise_distances
 from tripletlab.losses.functional import (
     batch_all_terms,
     check_loss_arguments,
     hard_terms,
     semi_hard_terms,
 )
-from tripletlab.losses.inputs import prepare_inputs
+from tripletlab.losses.inputs import bounded_distances, check_sample_weight, prepare_inputs
 
 
 class _MiningLoss(keras.losses.Loss):
@@ -37,15 +37,24 @@ class _MiningLoss(keras.losses.Loss):
         self.distance = distance
         self.soft = soft
 
-    def distances(self, embeddings):
-        """The ``[B, B]`` distance matrix this loss mines on."""
-        return pairwise_distances(embeddings, self.distance)
+    def distances(self, embeddings, min_norm=None):
+        """The ``[B, B]`` distance matrix this loss mines on (``min_norm``: see
+        :func:`tripletlab.distances.pairwise_distances`)."""
+        return pairwise_distances(embeddings, self.distance, min_norm=min_norm)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        check_sample_weight(sample_weight, y_pred)
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
 
     def call(self, y_true, y_pred):
         labels, embeddings, input_dtype = prepare_inputs(y_true, y_pred)
-        terms = type(self)._terms(labels, self.distances(embeddings), self.margin, self.soft)
-        batch = ops.cast(ops.shape(terms.per_anchor)[0], terms.per_anchor.dtype)
-        return ops.cast(terms.per_anchor * (batch / terms.normalizer), input_dtype)
+        if type(self).distances is _MiningLoss.distances:
+            distances = self.distances(embeddings, min_norm=min_norm_for(input_dtype))
+        else:  # a subclass with its own distances (compat.tfa's callable distance_metric)
+            distances = self.distances(embeddings)
+        distances = bounded_distances(distances, self.distance)
+        terms = type(self)._terms(labels, distances, self.margin, self.soft)
+        return ops.cast(terms.per_anchor_losses(), input_dtype)
 
     def get_config(self):
         config = super().get_config()

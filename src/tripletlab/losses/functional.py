@@ -21,8 +21,13 @@ from typing import NamedTuple
 from keras import ops
 
 from tripletlab._checks import check_bool, check_number
-from tripletlab.distances import check_distance, pairwise_distances
-from tripletlab.losses.inputs import prepare_inputs
+from tripletlab.distances import (
+    check_distance,
+    min_norm_for,
+    pairwise_distances,
+    power_of_two_scale,
+)
+from tripletlab.losses.inputs import bounded_distances, prepare_inputs
 from tripletlab.mining import (
     attach_gradient,
     count_at_or_below,
@@ -48,15 +53,23 @@ class TripletTerms(NamedTuple):
       normalizer: scalar the sum is divided by (already safe: never 0).
       fraction_positive: scalar fraction of valid triplets with a positive loss (batch-all
         only; ``None`` for the other losses).
+      scale: the power of two the distances were divided by while mining (see
+        :func:`mining_scale`); ``per_anchor`` is in those units.
     """
 
     per_anchor: object
     normalizer: object
     fraction_positive: object = None
+    scale: object = 1.0
 
     def loss(self):
         """The reduced scalar loss."""
-        return ops.sum(self.per_anchor) / self.normalizer
+        return ops.sum(self.per_anchor) / self.normalizer * self.scale
+
+    def per_anchor_losses(self):
+        """``[B]`` values whose mean is :meth:`loss` (what the Keras classes return)."""
+        batch = ops.cast(ops.shape(self.per_anchor)[0], self.per_anchor.dtype)
+        return self.per_anchor * (batch / self.normalizer) * self.scale
 
 
 def check_loss_arguments(margin, soft, *, distance=None):
@@ -65,6 +78,27 @@ def check_loss_arguments(margin, soft, *, distance=None):
     check_bool("soft", soft)
     if distance is not None:
         check_distance(distance)
+
+
+# Hinge losses mine on distances divided by a power of two when they exceed 2**64, so that the
+# sums over pairs and triplets stay finite for any finite distance (exact: the hinge is
+# positively homogeneous when the margin is scaled too). The scaled distances stay below 2**33,
+# which keeps the backward pass (multiplied by the scale before it is divided again) finite.
+_MINING_SCALE_ABOVE = 2.0**64
+_MINING_HEADROOM = 2.0**-32
+
+
+def mining_scale(distances, soft):
+    """The power of two by which a hinge loss divides ``distances`` (and the margin) while mining.
+
+    1 unless the largest distance exceeds ``2**64``; always 1 for the soft margin, which is not
+    homogeneous (soft losses on distances near the top of the float range can overflow).
+    """
+    if soft:
+        return 1.0
+    peak = ops.stop_gradient(ops.max(distances))
+    large = peak > _MINING_SCALE_ABOVE
+    return ops.where(large, power_of_two_scale(peak) * _MINING_HEADROOM, ops.ones_like(peak))
 
 
 def _hinge_or_soft(gap, margin, soft):
@@ -171,12 +205,14 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False):
     (see :mod:`tripletlab.mining.chunks`), so memory stays a few ``[B, B]`` matrices.
     """
     positive, negative = label_masks(labels)
+    scale = mining_scale(distances, soft)
+    distances, margin = distances / scale, margin / scale
     values, coefficients = map_row_chunks(
         lambda d, p, n: _semi_hard_rows(d, p, n, margin, soft),
         ops.stop_gradient(distances), positive, negative)
     num_pairs = ops.sum(ops.cast(positive, distances.dtype))
     per_anchor = attach_gradient(distances, values, coefficients)
-    return TripletTerms(per_anchor, ops.maximum(num_pairs, 1.0))
+    return TripletTerms(per_anchor, ops.maximum(num_pairs, 1.0), scale=scale)
 
 
 def hard_terms(labels, distances, margin=1.0, soft=False):
@@ -187,13 +223,15 @@ def hard_terms(labels, distances, margin=1.0, soft=False):
     over all ``B`` anchors.
     """
     positive, negative = label_masks(labels)
+    scale = mining_scale(distances, soft)
+    distances, margin = distances / scale, margin / scale
     positive_distance, has_positive = hardest_positive(distances, positive)
     negative_distance, has_negative = hardest_negative(distances, negative)
     positive_distance = ops.where(has_positive, positive_distance, ops.min(distances, axis=1))
     negative_distance = ops.where(has_negative, negative_distance, ops.max(distances, axis=1))
     per_anchor = _hinge_or_soft(positive_distance - negative_distance, margin, soft)
     batch = ops.cast(ops.shape(distances)[0], distances.dtype)
-    return TripletTerms(per_anchor, batch)
+    return TripletTerms(per_anchor, batch, scale=scale)
 
 
 def batch_all_terms(labels, distances, margin=0.5, soft=False):
@@ -204,6 +242,8 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False):
     an explicit gradient instead of storing ``B`` intermediate ``[B, B]`` blocks for autodiff.
     """
     positive, negative = label_masks(labels)
+    scale = mining_scale(distances, soft)
+    distances, margin = distances / scale, margin / scale
     dtype = distances.dtype
     num_positives = ops.sum(ops.cast(positive, dtype), axis=1)
     num_negatives = ops.sum(ops.cast(negative, dtype), axis=1)
@@ -218,7 +258,7 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False):
         num_positive_triplets = ops.sum(counts)
     normalizer = num_positive_triplets + _DENOMINATOR_EPSILON
     fraction = num_positive_triplets / (num_valid + _DENOMINATOR_EPSILON)
-    return TripletTerms(per_anchor, normalizer, fraction)
+    return TripletTerms(per_anchor, normalizer, fraction, scale)
 
 
 def _batch_all_rows(d, positive, negative, margin):
@@ -271,7 +311,8 @@ def _soft_batch_all_per_anchor(distances, positive, negative):
 
 def _distances_for(labels, embeddings, distance):
     labels, embeddings, input_dtype = prepare_inputs(labels, embeddings)
-    return labels, pairwise_distances(embeddings, distance), input_dtype
+    distances = pairwise_distances(embeddings, distance, min_norm=min_norm_for(input_dtype))
+    return labels, bounded_distances(distances, distance), input_dtype
 
 
 def semi_hard_triplet_loss(labels, embeddings, margin=1.0, distance="L2", soft=False):
