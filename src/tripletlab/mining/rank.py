@@ -3,8 +3,11 @@
 ``keras.ops.searchsorted`` takes a 1-D sequence only. TensorFlow (``tf.searchsorted``), PyTorch
 (``torch.searchsorted``) and JAX (``vmap`` of ``jnp.searchsorted``) each have a batched search;
 ``benchmarks/bench_losses.py --component rank`` measured them 2x (JAX) to 5-7x (TensorFlow,
-PyTorch) faster than the portable version here, so they are used on their backend. Every other
-backend gets :func:`binary_search`, a vectorised binary search over all rows at once with
+PyTorch) faster than the portable version here, so they are used on their backend, except
+inside XLA-compiled TensorFlow code (``tf.function(jit_compile=True)``, which Keras' ``fit`` uses
+on TensorFlow): XLA lowers ``tf.searchsorted`` to a broadcast comparison of every query with
+every entry, an ``R x Q x N`` tensor (16 GB at B = 1024). Every other case gets
+:func:`binary_search`, a vectorised binary search over all rows at once with
 ``take_along_axis``: ``ceil(log2(N + 1))`` steps of ``O(R x Q)`` work and memory, static
 shapes. Both paths are tested to agree.
 """
@@ -50,6 +53,8 @@ def _native_search(sorted_rows, queries, strictly_below: bool):
     if backend == "tensorflow":
         import tensorflow as tf
 
+        if _in_xla_context():
+            return binary_search(sorted_rows, queries, strictly_below)
         return tf.searchsorted(sorted_rows, queries, side=side, out_type=tf.int32)
     if backend == "torch":
         import torch
@@ -65,6 +70,14 @@ def _native_search(sorted_rows, queries, strictly_below: bool):
 
         return jax.vmap(search_row)(sorted_rows, queries).astype("int32")
     return binary_search(sorted_rows, queries, strictly_below)
+
+
+def _in_xla_context() -> bool:
+    """Whether TensorFlow is tracing code that XLA will compile (``jit_compile=True``)."""
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def count_below(sorted_rows, queries):
