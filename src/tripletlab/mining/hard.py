@@ -31,8 +31,16 @@ def hardest_columns(d, positive, negative):
     infinity = ops.full_like(d, float("inf"))
     positive_column, positive_key = _arg_extreme(ops.where(positive, d, -infinity), True)
     negative_column, negative_key = _arg_extreme(ops.where(negative, d, infinity), False)
-    nearest, _ = _arg_extreme(d, False)
-    farthest, _ = _arg_extreme(d, True)
-    positive_column = ops.where(positive_key > -float("inf"), positive_column, nearest)
-    negative_column = ops.where(negative_key < float("inf"), negative_column, farthest)
-    return positive_column, negative_column
+    has_positive = positive_key > -float("inf")
+    has_negative = negative_key < float("inf")
+
+    def with_fallbacks():
+        nearest, _ = _arg_extreme(d, False)
+        farthest, _ = _arg_extreme(d, True)
+        return (ops.where(has_positive, positive_column, nearest),
+                ops.where(has_negative, negative_column, farthest))
+
+    # The fallbacks cost two more passes over the rows; most batches need none.
+    every_anchor_has_both = ops.all(ops.logical_and(has_positive, has_negative))
+    return ops.cond(every_anchor_has_both, lambda: (positive_column, negative_column),
+                    with_fallbacks)
