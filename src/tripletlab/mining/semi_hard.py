@@ -129,15 +129,23 @@ def semi_hard_slot_rows(d, positive, negative, max_positives):
     positive_columns, valid = positive_slots(positive, max_positives)
     positive_distance = ops.take_along_axis(d, positive_columns, axis=1)
     negative_distance = ops.where(negative, d, infinity)
-    has_negative = ops.any(negative, axis=1)
-    farthest = ops.argmax(ops.where(negative, d, -infinity), axis=1)
-    nearest = ops.argmin(d, axis=1)
-    fallback = ops.cast(ops.where(has_negative, farthest, nearest), "int32")
-    chosen = []
+    columns, found = [], []
     for slot in range(positive_columns.shape[1]):
         threshold = positive_distance[:, slot:slot + 1]
         beyond = ops.where(negative_distance > threshold, negative_distance, infinity)
-        column = ops.cast(ops.argmin(beyond, axis=1), "int32")
-        found = ops.take_along_axis(beyond, ops.expand_dims(column, 1), axis=1)[:, 0] < float("inf")
-        chosen.append(ops.where(found, column, fallback))
-    return positive_columns, ops.stack(chosen, axis=1), valid
+        column = ops.expand_dims(ops.cast(ops.argmin(beyond, axis=1), "int32"), 1)
+        columns.append(column)
+        found.append(ops.take_along_axis(beyond, column, axis=1) < float("inf"))
+    columns, found = ops.concatenate(columns, axis=1), ops.concatenate(found, axis=1)
+
+    def with_fallbacks():
+        has_negative = ops.any(negative, axis=1, keepdims=True)
+        farthest = ops.argmax(ops.where(negative, d, -infinity), axis=1)
+        nearest = ops.argmin(d, axis=1)
+        fallback = ops.cast(ops.where(has_negative[:, 0], farthest, nearest), "int32")
+        return ops.where(found, columns, ops.expand_dims(fallback, 1))
+
+    # The fallbacks cost three more passes over the rows; most P x K batches need none.
+    every_pair_found = ops.all(ops.logical_or(found, ops.logical_not(valid)))
+    negative_columns = ops.cond(every_pair_found, lambda: columns, with_fallbacks)
+    return positive_columns, negative_columns, valid
