@@ -122,6 +122,8 @@ def main():
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
     parser.add_argument("--child", nargs=2, metavar=("LOSS", "B"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds a cell may take (compilation included) before it is skipped")
     args = parser.parse_args()
     if args.child:
         result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats)
@@ -150,7 +152,13 @@ def _run_cells(backend, batch, args):
     for loss_name in ["distance-matrix", *[n for n in args.losses if n != "distance-matrix"]]:
         command = [sys.executable, __file__, "--child", loss_name, str(batch),
                    "--dim", str(args.dim), "--repeats", str(args.repeats)]
-        completed = subprocess.run(command, capture_output=True, text=True, env=environment)
+        try:
+            completed = subprocess.run(command, capture_output=True, text=True, env=environment,
+                                       timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            print(f"| {batch} | {backend} | {loss_name} | over {args.timeout:.0f} s | | |",
+                  flush=True)
+            continue
         lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
         if completed.returncode != 0 or not lines:
             error = completed.stderr.strip().splitlines()[-1:]

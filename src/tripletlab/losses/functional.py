@@ -86,14 +86,18 @@ def check_max_positives(max_positives):
     return max_positives
 
 
-def _fast_path_or_sort_path(positive, max_positives, fast, sort):
-    """``fast()`` when every anchor has at most ``max_positives`` positives, else ``sort()``.
+def _fits(positive, max_positives):
+    """Whether no anchor has more than ``max_positives`` positives (a boolean scalar)."""
+    return ops.max(positive_counts(positive)) <= max_positives
+
+
+def _fast_path_or_sort_path(fits, fast, sort):
+    """``fast()`` if ``fits`` (see :func:`_fits`), else ``sort()``.
 
     With concrete values (eager) only the branch taken runs; inside compiled code both are
-    compiled and the count decides at run time (``keras.ops.cond``), so a batch with more
+    compiled and ``fits`` decides at run time (``keras.ops.cond``), so a batch with more
     positives per anchor than ``max_positives`` still gets the exact loss, just slower.
     """
-    fits = ops.max(positive_counts(positive)) <= max_positives
     if is_concrete(fits):
         return fast() if bool(fits) else sort()
     return ops.cond(fits, fast, sort)
@@ -134,7 +138,8 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=Non
     if max_positives is None:
         per_anchor = sort_path()
     else:
-        per_anchor = _fast_path_or_sort_path(positive, max_positives, slot_path, sort_path)
+        per_anchor = _fast_path_or_sort_path(_fits(positive, max_positives), slot_path,
+                                             sort_path)
     num_pairs = ops.sum(ops.cast(positive, distances.dtype))
     return TripletTerms(per_anchor, ops.maximum(num_pairs, 1.0))
 
@@ -169,32 +174,28 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=Non
     """
     positive, negative = label_masks(labels)
     dtype = distances.dtype
-    frozen = ops.stop_gradient(distances)
     num_positives = ops.sum(ops.cast(positive, dtype), axis=1)
     num_negatives = ops.sum(ops.cast(negative, dtype), axis=1)
     num_valid = ops.sum(num_positives * num_negatives)
 
-    def sort_path():
-        if soft:
-            values, counts, coefficients = soft_batch_all_rows(frozen, positive, negative)
-        else:
-            values, counts, coefficients = map_row_chunks(
-                lambda d, p, n: batch_all_rows(d, p, n, margin), frozen, positive, negative)
-        return attach_gradient(distances, values, coefficients), ops.sum(counts)
+    def sort_rows(d, p, n):
+        return soft_batch_all_rows(d, p, n) if soft else batch_all_rows(d, p, n, margin)
 
-    def slot_path():
-        values, counts, columns, positive_slopes, negative_slopes = map_row_chunks(
-            lambda d, p, n: batch_all_slot_rows(d, p, n, margin, soft, max_positives),
-            frozen, positive, negative)
-        linear = (ops.sum(ops.stop_gradient(positive_slopes) * _gathered(distances, columns), axis=1)
-                  + ops.sum(ops.stop_gradient(negative_slopes) * distances, axis=1))
-        return linear + ops.stop_gradient(values - linear), ops.sum(counts)
+    rows = sort_rows
+    if max_positives is not None:
+        fits = _fits(positive, max_positives)
 
-    if max_positives is None:
-        per_anchor, num_positive_triplets = sort_path()
-    else:
-        per_anchor, num_positive_triplets = _fast_path_or_sort_path(
-            positive, max_positives, slot_path, sort_path)
+        def rows(d, p, n):
+            return _fast_path_or_sort_path(
+                fits, lambda: batch_all_slot_rows(d, p, n, margin, soft, max_positives),
+                lambda: sort_rows(d, p, n))
+
+    # Both paths give the sums' derivative in closed form, so the choice between them (a
+    # run-time condition under jit) involves no autodiff.
+    values, counts, coefficients = map_row_chunks(
+        rows, ops.stop_gradient(distances), positive, negative)
+    per_anchor = attach_gradient(distances, values, coefficients)
+    num_positive_triplets = ops.sum(counts)
     normalizer = num_positive_triplets + _DENOMINATOR_EPSILON
     fraction = num_positive_triplets / (num_valid + _DENOMINATOR_EPSILON)
     return TripletTerms(per_anchor, normalizer, fraction)

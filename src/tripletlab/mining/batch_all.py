@@ -81,6 +81,8 @@ def soft_batch_all_rows(d, positive, negative):
 def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives):
     """Batch-all sums for a slice of anchors, one masked row sum per positive slot (no sort).
 
+    Same results as :func:`batch_all_rows` (hinge) and :func:`soft_batch_all_rows` (soft).
+
     Args:
       d: ``[R, B]`` distances of ``R`` anchors (not differentiated).
       positive: ``[R, B]`` boolean positive mask.
@@ -90,10 +92,8 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives):
       max_positives: the number of slots ``K``; anchors must have at most ``K`` positives.
 
     Returns:
-      ``(sums, counts, positive_columns, positive_slopes, negative_slopes)``: ``[R]`` loss sums
-      and positive-triplet counts; the ``[R, K]`` columns of the positive slots and the
-      derivative of the sums w.r.t. ``d`` at those columns (0 for unused slots); the ``[R, B]``
-      derivative w.r.t. ``d`` at the other columns (0 off the negatives).
+      ``(sums, counts, coefficients)``: ``[R]`` loss sums, ``[R]`` positive-triplet counts and the
+      ``[R, B]`` derivative of the sums w.r.t. ``d``.
     """
     positive_columns, valid = positive_slots(positive, max_positives)
     positive_distance = ops.take_along_axis(d, positive_columns, axis=1)
@@ -104,11 +104,10 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives):
     negative_distance = ops.where(negative, d, ops.full_like(d, float("inf")))
     if not soft:
         positive_distance = positive_distance + margin
-    # Per slot only the positive's slope needs a row reduction of its own; the sums and the
-    # counts are needed per anchor, so the slots are added elementwise first (fewer reductions:
-    # XLA's CPU code is several times slower per element for many sibling row reductions).
-    terms_total = counts_total = negative_slopes = None
-    positive_slopes = []
+    column_index = ops.expand_dims(ops.arange(ops.shape(d)[1], dtype="int32"), 0)
+    # The sums and counts are needed per anchor only, so the slots are added elementwise before
+    # one row reduction each (XLA's CPU code is slow for many sibling row reductions).
+    terms_total = counts_total = coefficients = None
     for slot in range(positive_columns.shape[1]):
         gaps = positive_distance[:, slot:slot + 1] - negative_distance
         if soft:
@@ -116,13 +115,15 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives):
         else:
             terms = ops.relu(gaps)
             slopes = ops.cast(gaps > 0, d.dtype)
-        positive = ops.cast(terms > POSITIVE_LOSS_THRESHOLD, d.dtype)
-        positive_slopes.append(ops.sum(slopes, axis=1))
+        counted = ops.cast(terms > POSITIVE_LOSS_THRESHOLD, d.dtype)
+        # d sums / d d(a, p) = sum of the slot's slopes, at the slot's column; the negatives
+        # get minus the slopes.
+        at_positive = ops.where(column_index == positive_columns[:, slot:slot + 1],
+                                ops.sum(slopes, axis=1, keepdims=True), ops.zeros_like(d))
         if terms_total is None:
-            terms_total, counts_total, negative_slopes = terms, positive, slopes
+            terms_total, counts_total, coefficients = terms, counted, at_positive - slopes
         else:
             terms_total = terms_total + terms
-            counts_total = counts_total + positive
-            negative_slopes = negative_slopes + slopes
-    return (ops.sum(terms_total, axis=1), ops.sum(counts_total, axis=1), positive_columns,
-            ops.stack(positive_slopes, axis=1), -negative_slopes)
+            counts_total = counts_total + counted
+            coefficients = coefficients + at_positive - slopes
+    return ops.sum(terms_total, axis=1), ops.sum(counts_total, axis=1), coefficients
