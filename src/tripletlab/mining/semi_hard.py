@@ -81,7 +81,8 @@ def semi_hard_rows(d, positive, negative, margin, soft):
 
     # Slopes of the positives that found a negative beyond them, in sorted-distance order.
     sorted_positive = ops.sort(ops.where(positive, d, infinity), axis=1)
-    is_positive_slot = ops.expand_dims(ops.arange(ops.shape(d)[1], dtype="int32"), 0) < positive_count
+    column_index = ops.expand_dims(ops.arange(ops.shape(d)[1], dtype="int32"), 0)
+    is_positive_slot = column_index < positive_count
     sorted_negative_distance, sorted_found = chosen_negative(sorted_positive)
     _, sorted_slopes = term_and_slope(sorted_positive - sorted_negative_distance, margin, soft)
     sorted_slopes = ops.where(ops.logical_and(is_positive_slot, sorted_found), sorted_slopes, zeros)
@@ -92,7 +93,8 @@ def semi_hard_rows(d, positive, negative, margin, soft):
     # A negative at sorted position k (the first of its ties) is chosen by the positives with
     # sorted_negative[k - 1] <= d(a, p) < sorted_negative[k].
     below = count_below(sorted_negative, d)
-    chosen_by = _take(slope_below, below) - ops.where(below > 0, _take(slope_below, below - 1), zeros)
+    chosen_by = _take(slope_below, below) - ops.where(
+        below > 0, _take(slope_below, below - 1), zeros)
     ties = ops.cast(at_or_below - below, dtype)
     chosen_by = chosen_by / ops.maximum(ties, 1.0)  # tied negatives share
     negative_slopes = ops.where(negative, chosen_by, zeros)
