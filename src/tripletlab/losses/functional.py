@@ -181,20 +181,31 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=Non
     def sort_rows(d, p, n):
         return soft_batch_all_rows(d, p, n) if soft else batch_all_rows(d, p, n, margin)
 
-    rows = sort_rows
-    if max_positives is not None:
+    frozen = ops.stop_gradient(distances)
+    if max_positives is None:
+        values, counts, coefficients = map_row_chunks(sort_rows, frozen, positive, negative)
+        per_anchor = attach_gradient(distances, values, coefficients)
+    else:
         fits = _fits(positive, max_positives)
+        slots = min(max_positives, distances.shape[1] or max_positives)
+
+        def sort_rows_with_slots(d, p, n):
+            # The sort path's coefficients cover every column: its slots are empty.
+            empty = ops.zeros((ops.shape(d)[0], slots), dtype="int32")
+            return (*sort_rows(d, p, n), empty, ops.cast(empty, d.dtype))
 
         def rows(d, p, n):
             return _fast_path_or_sort_path(
                 fits, lambda: batch_all_slot_rows(d, p, n, margin, soft, max_positives),
-                lambda: sort_rows(d, p, n))
+                lambda: sort_rows_with_slots(d, p, n))
 
-    # Both paths give the sums' derivative in closed form, so the choice between them (a
-    # run-time condition under jit) involves no autodiff.
-    values, counts, coefficients = map_row_chunks(
-        rows, ops.stop_gradient(distances), positive, negative)
-    per_anchor = attach_gradient(distances, values, coefficients)
+        # Both paths give the derivative in closed form, so the choice between them (a run-time
+        # condition under jit) involves no autodiff.
+        values, counts, coefficients, columns, positive_coefficients = map_row_chunks(
+            rows, frozen, positive, negative)
+        linear = (ops.sum(coefficients * distances, axis=1)
+                  + ops.sum(positive_coefficients * _gathered(distances, columns), axis=1))
+        per_anchor = linear + ops.stop_gradient(values - linear)
     num_positive_triplets = ops.sum(counts)
     normalizer = num_positive_triplets + _DENOMINATOR_EPSILON
     fraction = num_positive_triplets / (num_valid + _DENOMINATOR_EPSILON)

@@ -81,7 +81,10 @@ def soft_batch_all_rows(d, positive, negative):
 def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives):
     """Batch-all sums for a slice of anchors, one masked row sum per positive slot (no sort).
 
-    Same results as :func:`batch_all_rows` (hinge) and :func:`soft_batch_all_rows` (soft).
+    Same values as :func:`batch_all_rows` (hinge) and :func:`soft_batch_all_rows` (soft); the
+    derivative comes in two parts, so that nothing is scattered here: the ``[R, B]``
+    coefficients of the negatives, and per positive slot its column and coefficient (the loss
+    gathers those distances).
 
     Args:
       d: ``[R, B]`` distances of ``R`` anchors (not differentiated).
@@ -92,8 +95,10 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives):
       max_positives: the number of slots ``K``; anchors must have at most ``K`` positives.
 
     Returns:
-      ``(sums, counts, coefficients)``: ``[R]`` loss sums, ``[R]`` positive-triplet counts and the
-      ``[R, B]`` derivative of the sums w.r.t. ``d``.
+      ``(sums, counts, coefficients, positive_columns, positive_coefficients)``: ``[R]`` loss
+      sums and positive-triplet counts; the ``[R, B]`` derivative of the sums w.r.t. ``d`` at
+      the negatives (0 elsewhere); the ``[R, K]`` columns of the positive slots and the
+      derivative w.r.t. ``d`` at those columns (0 for unused slots).
     """
     positive_columns, valid = positive_slots(positive, max_positives)
     positive_distance = ops.take_along_axis(d, positive_columns, axis=1)
@@ -104,10 +109,10 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives):
     negative_distance = ops.where(negative, d, ops.full_like(d, float("inf")))
     if not soft:
         positive_distance = positive_distance + margin
-    column_index = ops.expand_dims(ops.arange(ops.shape(d)[1], dtype="int32"), 0)
     # The sums and counts are needed per anchor only, so the slots are added elementwise before
     # one row reduction each (XLA's CPU code is slow for many sibling row reductions).
-    terms_total = counts_total = coefficients = None
+    terms_total = counts_total = negative_slopes = None
+    positive_coefficients = []
     for slot in range(positive_columns.shape[1]):
         gaps = positive_distance[:, slot:slot + 1] - negative_distance
         if soft:
@@ -116,14 +121,12 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives):
             terms = ops.relu(gaps)
             slopes = ops.cast(gaps > 0, d.dtype)
         counted = ops.cast(terms > POSITIVE_LOSS_THRESHOLD, d.dtype)
-        # d sums / d d(a, p) = sum of the slot's slopes, at the slot's column; the negatives
-        # get minus the slopes.
-        at_positive = ops.where(column_index == positive_columns[:, slot:slot + 1],
-                                ops.sum(slopes, axis=1, keepdims=True), ops.zeros_like(d))
+        positive_coefficients.append(ops.sum(slopes, axis=1))
         if terms_total is None:
-            terms_total, counts_total, coefficients = terms, counted, at_positive - slopes
+            terms_total, counts_total, negative_slopes = terms, counted, slopes
         else:
             terms_total = terms_total + terms
             counts_total = counts_total + counted
-            coefficients = coefficients + at_positive - slopes
-    return ops.sum(terms_total, axis=1), ops.sum(counts_total, axis=1), coefficients
+            negative_slopes = negative_slopes + slopes
+    return (ops.sum(terms_total, axis=1), ops.sum(counts_total, axis=1), -negative_slopes,
+            positive_columns, ops.stack(positive_coefficients, axis=1))
