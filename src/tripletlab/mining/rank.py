@@ -33,13 +33,17 @@ def binary_search(sorted_rows, queries, strictly_below: bool):
     low = ops.zeros_like(queries, dtype="int32")
     high = ops.full_like(queries, dynamic_length, dtype="int32")
     last = dynamic_length - 1
-    for _ in range(steps):
+
+    def step(_, bounds):
+        low, high = bounds
         middle = (low + high) // 2
         probe = ops.take_along_axis(sorted_rows, ops.minimum(middle, last), axis=1)
         go_right = probe < queries if strictly_below else probe <= queries
         go_right = ops.logical_and(go_right, middle < high)
-        low = ops.where(go_right, middle + 1, low)
-        high = ops.where(go_right, high, middle)
+        return ops.where(go_right, middle + 1, low), ops.where(go_right, high, middle)
+
+    # A loop rather than unrolled steps: a small graph compiles fast and reuses its buffers.
+    low, _ = ops.fori_loop(0, steps, step, (low, high))
     return low
 
 
