@@ -1,15 +1,19 @@
 """Time and peak memory of each mining loss (value + gradient) against the distance matrix.
 
-For every batch size B (P x K batches, K = 4, D = 128) and every loss, a fresh subprocess builds
-the inputs, compiles ``value_and_grad(loss)`` for the active backend (``jax.jit``,
+For every backend, batch size B (P x K batches, K = 4, D = 128) and loss, a fresh subprocess
+builds the inputs, compiles ``value_and_grad(loss)`` the way ``fit`` runs it (``jax.jit``,
 ``tf.function(jit_compile=True)``; PyTorch runs eagerly), runs it once to warm up, then times
-``--repeats`` calls. Peak extra memory is the growth of the process's peak RSS over what it
-held after building the inputs (CPU). The baseline, measured the same way in the same run, is
-the pairwise L2 distance matrix forward + backward (``sum(d * w)``), which every loss needs
-anyway: the ratio column says what the mining costs on top of it.
+``--repeats`` calls and reports their median. Peak extra memory is the growth of the process's
+peak RSS over what it held after building the inputs (CPU). The baseline, measured the same way
+in the same run, is the pairwise L2 distance matrix forward + backward (``sum(d * w)``), which
+every loss needs anyway: the ratio column says what the mining costs on top of it.
+
+``semi-hard`` and ``batch-all`` are the sort path (``max_positives=None``, any labels);
+``semi-hard-slots`` and ``batch-all-slots`` pass ``max_positives=K - 1``, the sort-free path
+the CLI uses with its P x K sampler.
 
 Usage:
-  KERAS_BACKEND=jax python benchmarks/bench_losses.py --sizes 256 1024 4096 8192
+  python benchmarks/bench_losses.py --backends tensorflow jax torch --sizes 1024 4096
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
 
-LOSSES = ("distance-matrix", "semi-hard", "hard", "batch-all")
+LOSSES = ("distance-matrix", "semi-hard", "semi-hard-slots", "hard", "batch-all",
+          "batch-all-slots")
+BACKENDS = ("tensorflow", "jax", "torch")
+SAMPLES_PER_CLASS = 4
 
 
 def _peak_rss_mb():
@@ -38,7 +46,8 @@ def measure(loss_name, batch, dim, repeats):
     import tripletlab as tl
 
     rng = np.random.default_rng(0)
-    labels_np = rng.permutation(np.repeat(np.arange(batch // 4), 4)).astype("int32")
+    labels_np = rng.permutation(np.repeat(np.arange(batch // SAMPLES_PER_CLASS),
+                                          SAMPLES_PER_CLASS)).astype("int32")
     x_np = rng.normal(size=(batch, dim)).astype("float32")
     weights_np = rng.random((batch, batch), dtype=np.float32) if loss_name == "distance-matrix" \
         else None
@@ -49,11 +58,14 @@ def measure(loss_name, batch, dim, repeats):
     def loss(embeddings):
         if loss_name == "distance-matrix":
             return keras.ops.sum(tl.distances.pairwise_distances(embeddings, "L2") * weights)
-        if loss_name == "semi-hard":
-            return tl.losses.semi_hard_triplet_loss(labels, embeddings)
+        max_positives = SAMPLES_PER_CLASS - 1 if loss_name.endswith("-slots") else None
+        if loss_name.startswith("semi-hard"):
+            return tl.losses.semi_hard_triplet_loss(labels, embeddings,
+                                                    max_positives=max_positives)
         if loss_name == "hard":
             return tl.losses.hard_triplet_loss(labels, embeddings)
-        return tl.losses.batch_all_triplet_loss(labels, embeddings)[0]
+        return tl.losses.batch_all_triplet_loss(labels, embeddings,
+                                                max_positives=max_positives)[0]
 
     backend = keras.backend.backend()
     if backend == "jax":
@@ -90,57 +102,76 @@ def measure(loss_name, batch, dim, repeats):
 
     before = _peak_rss_mb()
     value = run()  # warm-up / compilation
-    start = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        start = time.perf_counter()
         value = run()
-    seconds = (time.perf_counter() - start) / repeats
-    return {"seconds": seconds, "extra_mb": _peak_rss_mb() - before,
+        times.append(time.perf_counter() - start)
+    return {"seconds": statistics.median(times), "times": times,
+            "extra_mb": _peak_rss_mb() - before,
             "value": float(keras.ops.convert_to_numpy(value))}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS,
+                        default=[os.environ.get("KERAS_BACKEND", "jax")])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096, 8192])
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
     parser.add_argument("--child", nargs=2, metavar=("LOSS", "B"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds a cell may take (compilation included) before it is skipped")
     args = parser.parse_args()
     if args.child:
         result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats)
         print("RESULT " + json.dumps(result))
         return
 
-    import keras
-
-    backend = keras.backend.backend()
-    print(f"backend {backend}, keras {keras.__version__}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, D = {args.dim}, P x K batches with K = 4, "
-          f"{args.repeats} timed repeats after one warm-up\n")
-    print("| B | loss | value + gradient | x distance matrix | peak extra memory |")
-    print("|---:|---|---:|---:|---:|")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f} at start, D = {args.dim}, P x K batches with "
+          f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after one warm-up\n")
+    print("| B | backend | loss | value + gradient | x distance matrix | peak extra memory |")
+    print("|---:|---|---|---:|---:|---:|")
     results = []
-    for batch in args.sizes:
-        baseline = None
-        for loss_name in ["distance-matrix", *[n for n in args.losses if n != "distance-matrix"]]:
-            command = [sys.executable, __file__, "--child", loss_name, str(batch),
-                       "--dim", str(args.dim), "--repeats", str(args.repeats)]
-            completed = subprocess.run(command, capture_output=True, text=True)
-            lines = [l for l in completed.stdout.splitlines() if l.startswith("RESULT ")]
-            if completed.returncode != 0 or not lines:
-                print(f"| {batch} | {loss_name} | failed: {completed.stderr.strip().splitlines()[-1:]} | | |")
-                continue
-            result = json.loads(lines[0][len("RESULT "):])
-            if loss_name == "distance-matrix":
-                baseline = result["seconds"]
-            ratio = f"{result['seconds'] / baseline:.1f}x" if baseline else "n/a"
-            print(f"| {batch} | {loss_name} | {result['seconds'] * 1000:.1f} ms | {ratio} | "
-                  f"{result['extra_mb']:.0f} MB |", flush=True)
-            results.append({"backend": backend, "batch": batch, "loss": loss_name, **result})
+    for backend in args.backends:
+        for batch in args.sizes:
+            results.extend(_run_cells(backend, batch, args))
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as stream:
             json.dump(results, stream, indent=2)
+
+
+def _run_cells(backend, batch, args):
+    """Runs every loss of one (backend, B) in its own subprocess; prints and returns the rows."""
+    environment = {**os.environ, "KERAS_BACKEND": backend}
+    baseline, results = None, []
+    for loss_name in ["distance-matrix", *[n for n in args.losses if n != "distance-matrix"]]:
+        command = [sys.executable, __file__, "--child", loss_name, str(batch),
+                   "--dim", str(args.dim), "--repeats", str(args.repeats)]
+        try:
+            completed = subprocess.run(command, capture_output=True, text=True, env=environment,
+                                       timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            print(f"| {batch} | {backend} | {loss_name} | over {args.timeout:.0f} s | | |",
+                  flush=True)
+            continue
+        lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+        if completed.returncode != 0 or not lines:
+            error = completed.stderr.strip().splitlines()[-1:]
+            print(f"| {batch} | {backend} | {loss_name} | failed: {error} | | |", flush=True)
+            continue
+        result = json.loads(lines[0][len("RESULT "):])
+        if loss_name == "distance-matrix":
+            baseline = result["seconds"]
+        ratio = f"{result['seconds'] / baseline:.1f}x" if baseline else "n/a"
+        print(f"| {batch} | {backend} | {loss_name} | {result['seconds'] * 1000:.1f} ms | {ratio} "
+              f"| {result['extra_mb']:.0f} MB |", flush=True)
+        results.append({"backend": backend, "batch": batch, "loss": loss_name, **result})
+    return results
 
 
 if __name__ == "__main__":

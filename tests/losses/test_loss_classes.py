@@ -116,3 +116,40 @@ def test_soft_hard_loss_does_not_overflow():
     expected, _ = oracle.hard(labels, oracle.distance_matrix(x, "squared-L2"), 1.0, soft=True)
     assert np.isfinite(value)
     np.testing.assert_allclose(value, expected, rtol=1e-5)
+
+
+SLOT_CLASSES = ("semi-hard", "batch-all")
+
+
+@pytest.mark.parametrize("name", SLOT_CLASSES)
+def test_max_positives_matches_oracle_and_round_trips(name):
+    cls, reference = CLASSES[name]
+    labels, x = _batch(seed=1)  # 4 classes x 3 samples: 2 positives per anchor
+    expected, _ = reference(labels, oracle.distance_matrix(x, "normalized-L2"), 0.8, False)
+    for max_positives in (2, 1):  # fits; too few (the sort path takes over)
+        loss = cls(margin=0.8, distance="normalized-L2", max_positives=max_positives)
+        np.testing.assert_allclose(to_numpy(loss(labels, x)), expected, rtol=1e-5)
+        restored = keras.losses.deserialize(keras.losses.serialize(loss))
+        assert restored.get_config()["max_positives"] == max_positives
+        np.testing.assert_allclose(to_numpy(restored(labels, x)), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", SLOT_CLASSES)
+@pytest.mark.parametrize("value, error", [(0, ValueError), (2.5, TypeError), ("3", TypeError)])
+def test_bad_max_positives_is_refused(name, value, error):
+    with pytest.raises(error, match=rf"`max_positives`.*Received: max_positives={value!r}"):
+        CLASSES[name][0](max_positives=value)
+
+
+@pytest.mark.parametrize("name", SLOT_CLASSES)
+def test_fit_with_max_positives_under_jit(name):
+    """Batches of 16 from 8 classes x 8 samples: some anchors have more than 3 positives, so
+    compiled training steps take both paths."""
+    cls, _ = CLASSES[name]
+    labels, x = _batch(seed=4, size=64, classes=8)
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=cls(margin=0.5, max_positives=3),
+                  jit_compile=True)
+    history = model.fit(x, labels, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]

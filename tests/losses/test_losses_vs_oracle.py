@@ -22,7 +22,7 @@ import pytest
 
 import oracle
 import tripletlab as tl
-from conftest import to_numpy, value_and_gradient
+from conftest import BACKEND, to_numpy, value_and_gradient
 
 DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
 STRUCTURES = ("few-classes", "pk", "all-distinct", "one-class", "duplicates", "large-norms",
@@ -212,5 +212,137 @@ def test_row_chunked_mining_matches_oracle(loss, soft, monkeypatch):
         loss, "few-classes", "L2", "float32", soft)
     value, grad = value_and_gradient(
         lambda t: LOSSES[loss][0](labels, t, margin, "L2", soft), rounded.astype(np.float32))
+    np.testing.assert_allclose(value, expected, rtol=2e-5)
+    np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
+
+
+# The sort-free path (``max_positives``) of semi-hard and batch-all against the same oracle.
+SLOT_LOSSES = {
+    "semi-hard": lambda labels, x, margin, distance, soft, k: tl.losses.semi_hard_triplet_loss(
+        labels, x, margin=margin, distance=distance, soft=soft, max_positives=k),
+    "batch-all": lambda labels, x, margin, distance, soft, k: tl.losses.batch_all_triplet_loss(
+        labels, x, margin=margin, distance=distance, soft=soft, max_positives=k)[0],
+}
+SORT_ROWS = ("semi_hard_rows", "batch_all_rows", "soft_batch_all_rows")
+
+
+def most_positives(labels):
+    """The largest number of positives of any anchor (at least 1: ``max_positives >= 1``)."""
+    _, counts = np.unique(labels, return_counts=True)
+    return max(int(counts.max()) - 1, 1)
+
+
+def forbid_sort_path(monkeypatch):
+    """Makes the sort path fail, so that a test proves the slot path computed its values."""
+    from tripletlab.losses import functional
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sort path ran")
+
+    for name in SORT_ROWS:
+        monkeypatch.setattr(functional, name, refuse)
+
+
+@pytest.mark.parametrize("dtype, structure", DTYPE_STRUCTURES,
+                         ids=[f"{s}-{d}" for d, s in DTYPE_STRUCTURES])
+@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
+def test_slot_path_value_and_gradient_match_oracle(loss, distance, soft, structure, dtype,
+                                                   monkeypatch):
+    labels, rounded, margin, expected, expected_grad = reference(
+        loss, structure, distance, dtype, soft)
+    forbid_sort_path(monkeypatch)
+    k = most_positives(labels)
+    x = keras.ops.convert_to_tensor(rounded.astype(np.float32), dtype=dtype)
+
+    value, grad = value_and_gradient(
+        lambda t: SLOT_LOSSES[loss](labels, t, margin, distance, soft, k), x)
+
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    if structure == "duplicates" and distance not in ("L2", "squared-L2"):
+        return  # as in test_value_and_gradient_match_oracle
+    value_tolerance, grad_tolerance = TOLERANCES[dtype]
+    np.testing.assert_allclose(value, expected, rtol=value_tolerance, atol=value_tolerance)
+    if structure == "duplicates":
+        return  # ties sit on the hinge's kinks: subgradients legitimately differ
+    scale = max(np.abs(expected_grad).max(), 1e-3)
+    np.testing.assert_allclose(grad, expected_grad, rtol=0, atol=grad_tolerance * scale)
+
+
+def compiled_value_and_gradient(function, x):
+    """Value and gradient the way ``fit`` runs a loss: ``jax.jit``, ``tf.function(jit_compile=
+    True)``, eager PyTorch."""
+    x = keras.ops.convert_to_tensor(x)
+    if BACKEND == "jax":
+        import jax
+
+        value, gradient = jax.jit(jax.value_and_grad(function))(x)
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def step(tensor):
+            with tf.GradientTape() as tape:
+                tape.watch(tensor)
+                value = function(tensor)
+            return value, tape.gradient(value, tensor)
+
+        value, gradient = step(x)
+    else:
+        return value_and_gradient(function, x)
+    return to_numpy(value), to_numpy(gradient)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
+@pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
+def test_slot_path_with_too_many_positives_gives_the_exact_loss(loss, soft, compiled):
+    """``max_positives`` below the batch's count: the sort path takes over (at run time when
+    compiled), so the value and gradient stay the oracle's."""
+    labels, rounded, margin, expected, expected_grad = reference(
+        loss, "few-classes", "L2", "float32", soft)
+    assert most_positives(labels) > 2
+    run = compiled_value_and_gradient if compiled else value_and_gradient
+    value, grad = run(lambda t: SLOT_LOSSES[loss](labels, t, margin, "L2", soft, 2),
+                      rounded.astype(np.float32))
+    np.testing.assert_allclose(value, expected, rtol=2e-5)
+    np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_compiled_pk_batch_matches_oracle(loss, soft):
+    """A P x K batch under jit: the slot path (semi-hard, batch-all) and batch-hard as ``fit``
+    runs them."""
+    rng = np.random.default_rng(21)
+    labels = rng.permutation(np.repeat(np.arange(8), 4))
+    x = rng.normal(size=(32, 5))
+    margin = MARGINS["L2"]
+    expected, expected_grad = LOSSES[loss][1](labels, oracle.distance_matrix(x, "L2"), margin,
+                                              soft)
+    expected_grad = oracle.embedding_gradient(x, "L2", expected_grad)
+    if loss in SLOT_LOSSES:
+        function = lambda t: SLOT_LOSSES[loss](labels, t, margin, "L2", soft, 3)  # noqa: E731
+    else:
+        function = lambda t: LOSSES[loss][0](labels, t, margin, "L2", soft)  # noqa: E731
+    value, grad = compiled_value_and_gradient(function, x.astype(np.float32))
+    np.testing.assert_allclose(value, expected, rtol=2e-5)
+    np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
+@pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
+def test_row_chunked_slot_path_matches_oracle(loss, soft, monkeypatch):
+    """The slot path in 2-row slices."""
+    from tripletlab.mining import chunks
+
+    monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 2 * 12)
+    forbid_sort_path(monkeypatch)
+    labels, rounded, margin, expected, expected_grad = reference(
+        loss, "pk", "L2", "float32", soft)
+    value, grad = value_and_gradient(
+        lambda t: SLOT_LOSSES[loss](labels, t, margin, "L2", soft, most_positives(labels)),
+        rounded.astype(np.float32))
     np.testing.assert_allclose(value, expected, rtol=2e-5)
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())

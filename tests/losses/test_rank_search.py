@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import to_numpy
+from conftest import BACKEND, to_numpy
 from tripletlab.mining import rank
 
 
@@ -23,3 +23,19 @@ def test_native_and_portable_search_match_numpy(length, strictly_below):
     np.testing.assert_array_equal(to_numpy(native(rows, queries)), expected)
     np.testing.assert_array_equal(
         to_numpy(rank.binary_search(rows, queries, strictly_below)), expected)
+
+
+def test_xla_compiled_tensorflow_search_builds_no_cubic_tensor():
+    """XLA lowers ``tf.searchsorted`` to an ``R x Q x N`` comparison (16 GB for the semi-hard
+    loss at B = 1024); under ``jit_compile=True`` the binary search is used instead."""
+    if BACKEND != "tensorflow":
+        pytest.skip("TensorFlow only")
+    import tensorflow as tf
+
+    rows = np.sort(np.random.default_rng(0).random((48, 40)).astype("float32"), axis=1)
+    queries = np.random.default_rng(1).random((48, 44)).astype("float32")
+    function = tf.function(rank.count_below, jit_compile=True)
+    hlo = function.experimental_get_compiler_ir(rows, queries)(stage="hlo")
+    assert "48,44,40" not in hlo and "48,40,44" not in hlo
+    expected = np.stack([np.searchsorted(r, q, side="left") for r, q in zip(rows, queries)])
+    np.testing.assert_array_equal(to_numpy(function(rows, queries)), expected)

@@ -37,3 +37,12 @@ def test_optimizers_and_schedules(optimizer, schedule):
     config = resolve_config({"optimizer": optimizer, "schedule": schedule, "epochs": 2})
     built = build_optimizer(config, steps_per_epoch=10)
     assert isinstance(built, keras.optimizers.Optimizer)
+
+
+@pytest.mark.parametrize("loss_name", ["semi-hard", "batch-all"])
+def test_pk_sampler_gives_the_loss_its_positives_per_anchor(loss_name):
+    """The P x K sampler's K - 1 positives per anchor select the sort-free mining path."""
+    config = resolve_config({"loss": loss_name, "sampler": "pk", "samples_per_class": 5})
+    assert build_loss(config).get_config()["max_positives"] == 4
+    config = resolve_config({"loss": loss_name, "sampler": "shuffled"})
+    assert build_loss(config).get_config()["max_positives"] is None

@@ -19,6 +19,7 @@ from tripletlab.distances import min_norm_for, pairwise_distances
 from tripletlab.losses.functional import (
     batch_all_terms,
     check_loss_arguments,
+    check_max_positives,
     hard_terms,
     semi_hard_terms,
 )
@@ -28,14 +29,21 @@ from tripletlab.losses.inputs import bounded_distances, check_sample_weight, pre
 class _MiningLoss(keras.losses.Loss):
     """Shared machinery: argument checks, distances, per-anchor values, ``get_config``."""
 
-    _terms = None  # set by subclasses: a ``*_terms(labels, distances, margin, soft)`` function
+    # Set by subclasses: a ``*_terms(labels, distances, margin, soft, ...)`` function.
+    _terms = None
 
-    def __init__(self, margin, distance, soft, name, reduction, dtype):
+    def __init__(self, margin, distance, soft, name, reduction, dtype, max_positives=None):
         check_loss_arguments(margin, soft, distance=distance)
+        check_max_positives(max_positives)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = float(margin)
         self.distance = distance
         self.soft = soft
+        self.max_positives = max_positives
+
+    def _term_arguments(self):
+        """Keyword arguments of ``_terms`` beyond ``margin`` and ``soft``."""
+        return {}
 
     def distances(self, embeddings, min_norm=None):
         """The ``[B, B]`` distance matrix this loss mines on (``min_norm``: see
@@ -53,7 +61,8 @@ class _MiningLoss(keras.losses.Loss):
         else:  # a subclass with its own distances (compat.tfa's callable distance_metric)
             distances = self.distances(embeddings)
         distances = bounded_distances(distances, self.distance)
-        terms = type(self)._terms(labels, distances, self.margin, self.soft)
+        terms = type(self)._terms(labels, distances, self.margin, self.soft,
+                                  **self._term_arguments())
         return ops.cast(terms.per_anchor_losses(), input_dtype)
 
     def get_config(self):
@@ -62,8 +71,20 @@ class _MiningLoss(keras.losses.Loss):
         return config
 
 
+class _SlotMiningLoss(_MiningLoss):
+    """A mining loss with the sort-free path for few positives per anchor (``max_positives``)."""
+
+    def _term_arguments(self):
+        return {"max_positives": self.max_positives}
+
+    def get_config(self):
+        config = super().get_config()
+        config["max_positives"] = self.max_positives
+        return config
+
+
 @keras.saving.register_keras_serializable(package="tripletlab")
-class TripletSemiHardLoss(_MiningLoss):
+class TripletSemiHardLoss(_SlotMiningLoss):
     """Triplet loss with TF Addons' semi-hard negative mining.
 
     .. math::
@@ -79,6 +100,9 @@ class TripletSemiHardLoss(_MiningLoss):
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
       soft: replace the hinge by :math:`\\log(1 + e^{d(a,p) - d(a,n^*)})`.
+      max_positives: ``None`` (the sort path, any labels), or the most positives any anchor
+        has (``K - 1`` for P x K batches): the sort-free path, several times faster for small
+        values; a batch where some anchor has more still gets the exact loss (sort path).
       name: the loss's name.
       reduction: a Keras reduction; the default gives the documented value.
       dtype: the dtype Keras casts inputs to before the loss (labels too).
@@ -100,8 +124,9 @@ class TripletSemiHardLoss(_MiningLoss):
         name="triplet_semi_hard_loss",
         reduction="sum_over_batch_size",
         dtype=None,
+        max_positives=None,
     ):
-        super().__init__(margin, distance, soft, name, reduction, dtype)
+        super().__init__(margin, distance, soft, name, reduction, dtype, max_positives)
 
 
 @keras.saving.register_keras_serializable(package="tripletlab")
@@ -139,7 +164,7 @@ class TripletHardLoss(_MiningLoss):
 
 
 @keras.saving.register_keras_serializable(package="tripletlab")
-class TripletBatchAllLoss(_MiningLoss):
+class TripletBatchAllLoss(_SlotMiningLoss):
     """Triplet loss over all valid triplets (omoindrot's batch-all).
 
     .. math::
@@ -154,6 +179,9 @@ class TripletBatchAllLoss(_MiningLoss):
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
       soft: each triplet contributes :math:`\\log(1 + e^{d(a,p) - d(a,n)})` (no margin).
+      max_positives: ``None`` (the sort path, any labels), or the most positives any anchor
+        has (``K - 1`` for P x K batches): the sort-free path, several times faster for small
+        values; a batch where some anchor has more still gets the exact loss (sort path).
       name: the loss's name.
       reduction: a Keras reduction; the default gives the documented value.
       dtype: the dtype Keras casts inputs to before the loss.
@@ -169,5 +197,6 @@ class TripletBatchAllLoss(_MiningLoss):
         name="triplet_batch_all_loss",
         reduction="sum_over_batch_size",
         dtype=None,
+        max_positives=None,
     ):
-        super().__init__(margin, distance, soft, name, reduction, dtype)
+        super().__init__(margin, distance, soft, name, reduction, dtype, max_positives)

@@ -11,7 +11,11 @@ Each loss is built from two layers:
   float32 for half-precision inputs and returns the scalar loss in the input dtype.
 
 No function builds a ``B x B x B`` tensor: semi-hard and batch-all sort each anchor's negatives
-once and search them (``O(B^2 log B)`` time, ``O(B^2)`` memory); hard mining is a masked max/min.
+once and search them (``O(B^2 log B)`` time, ``O(B^2)`` memory); hard mining is a masked
+arg-max/min. With ``max_positives=K`` (a P x K batch has ``K - 1`` positives per anchor),
+semi-hard and batch-all instead take one masked reduction over the row per positive slot
+(``O(B^2 K)``, no sort), which is several times faster for small ``K``; the mining itself lives in
+:mod:`tripletlab.mining`.
 """
 
 from __future__ import annotations
@@ -27,21 +31,23 @@ from tripletlab.distances import (
     pairwise_distances,
     power_of_two_scale,
 )
-from tripletlab.losses.inputs import bounded_distances, prepare_inputs
+from tripletlab.losses.inputs import bounded_distances, is_concrete, prepare_inputs
 from tripletlab.mining import (
     attach_gradient,
-    count_at_or_below,
-    count_below,
-    hardest_negative,
-    hardest_positive,
+    batch_all_rows,
+    batch_all_slot_rows,
+    hardest_columns,
+    hinge_or_soft,
     label_masks,
     map_row_chunks,
-    negative_hinge_sums,
+    positive_counts,
+    semi_hard_rows,
+    semi_hard_slot_rows,
+    soft_batch_all_rows,
 )
 
-# omoindrot's epsilons: a triplet is "positive" when its loss exceeds this, and it is added to
-# the denominators so that a batch without (positive) triplets gives 0, not NaN.
-_POSITIVE_LOSS_THRESHOLD = 1e-16
+# omoindrot's epsilon, added to the denominators so that a batch without (positive) triplets
+# gives 0, not NaN.
 _DENOMINATOR_EPSILON = 1e-16
 
 
@@ -101,101 +107,40 @@ def mining_scale(distances, soft):
     return ops.where(large, power_of_two_scale(peak) * _MINING_HEADROOM, ops.ones_like(peak))
 
 
-def _hinge_or_soft(gap, margin, soft):
-    # soft: log(1 + exp(gap)) with a stable softplus (TF Addons' log1p(exp(.)) overflows in
-    # float32 for gaps above ~88, e.g. with squared-L2); the margin does not take part.
-    return ops.softplus(gap) if soft else ops.relu(gap + margin)
-
-
 # ---------------------------------------------------------------------------------------------
 # Terms on a distance matrix.
 # ---------------------------------------------------------------------------------------------
 
 
-def _take(rows, positions):
-    """``rows[r, positions[r, q]]`` with positions clipped into range."""
-    last = ops.shape(rows)[1] - 1
-    return ops.take_along_axis(rows, ops.clip(positions, 0, last), axis=1)
+def check_max_positives(max_positives):
+    """Validates ``max_positives``: ``None`` or an integer ``>= 1``."""
+    if max_positives is not None:
+        check_number("max_positives", max_positives, minimum=1, integer=True)
+    return max_positives
 
 
-def _split_evenly(weights, targets):
-    """Spreads each row's ``weights`` ``[R]`` evenly over the row's true ``targets`` ``[R, B]``."""
-    targets = ops.cast(targets, weights.dtype)
-    share = weights / ops.maximum(ops.sum(targets, axis=1), 1.0)
-    return targets * ops.expand_dims(share, 1)
+def _fits(positive, max_positives):
+    """Whether no anchor has more than ``max_positives`` positives (a boolean scalar)."""
+    return ops.max(positive_counts(positive)) <= max_positives
 
 
-def _term_and_slope(gap, margin, soft):
-    """A pair's loss term for ``gap = d(a,p) - d(a,n)`` and its derivative w.r.t. ``gap``."""
-    if soft:
-        return ops.softplus(gap), ops.sigmoid(gap)
-    value = ops.relu(gap + margin)
-    return value, ops.cast(value > 0, gap.dtype)
+def _fast_path_or_sort_path(fits, fast, sort):
+    """``fast()`` if ``fits`` (see :func:`_fits`), else ``sort()``.
 
-
-def _semi_hard_rows(d, positive, negative, margin, soft):
-    """Semi-hard loss sums and ``d sums / d d`` for a slice of anchors, without autodiff.
-
-    The chosen negative of a positive at distance ``t`` is a function of ``t`` alone (the
-    nearest negative strictly beyond ``t``), found by a rank search over the sorted negatives.
-    The gradient sends each pair's slope to its positive (+) and to its chosen negative (-).
-    Negative ``n`` is chosen by the positives with ``prev(n) <= d(a,p) < d(a,n)``, ``prev(n)``
-    being the next smaller negative distance; prefix sums of the slopes over the sorted positive
-    distances give that total, so no index is gathered or scattered.
+    With concrete values (eager) only the branch taken runs; inside compiled code both are
+    compiled and ``fits`` decides at run time (``keras.ops.cond``), so a batch with more
+    positives per anchor than ``max_positives`` still gets the exact loss, just slower.
     """
-    dtype = d.dtype
-    infinity = ops.full_like(d, float("inf"))
-    zeros = ops.zeros_like(d)
-    negative_count = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
-    positive_count = ops.sum(ops.cast(positive, "int32"), axis=1, keepdims=True)
-    has_negative = negative_count > 0
-    sorted_negative = ops.sort(ops.where(negative, d, infinity), axis=1)
-    row_minimum = ops.min(d, axis=1, keepdims=True)
-
-    def chosen_negative(thresholds, rank=None):
-        if rank is None:
-            rank = count_at_or_below(sorted_negative, thresholds)
-        found = rank < negative_count
-        # found: the first negative beyond the threshold; else the farthest negative.
-        value = _take(sorted_negative, ops.minimum(rank, negative_count - 1))
-        return ops.where(has_negative, value, row_minimum), found
-
-    # Loss and positive-side slopes, per (anchor, column).
-    at_or_below = count_at_or_below(sorted_negative, d)
-    negative_distance, found = chosen_negative(d, at_or_below)
-    values, slopes = _term_and_slope(d - negative_distance, margin, soft)
-    values, slopes = ops.where(positive, values, zeros), ops.where(positive, slopes, zeros)
-
-    # Slopes of the positives that found a negative beyond them, in sorted-distance order.
-    sorted_positive = ops.sort(ops.where(positive, d, infinity), axis=1)
-    is_positive_slot = ops.expand_dims(ops.arange(ops.shape(d)[1], dtype="int32"), 0) < positive_count
-    sorted_negative_distance, sorted_found = chosen_negative(sorted_positive)
-    _, sorted_slopes = _term_and_slope(sorted_positive - sorted_negative_distance, margin, soft)
-    sorted_slopes = ops.where(ops.logical_and(is_positive_slot, sorted_found), sorted_slopes, zeros)
-    prefix = ops.concatenate([zeros[:, :1], ops.cumsum(sorted_slopes, axis=1)], axis=1)
-    # slope_below[a, k]: the slopes of the positives closer than the k-th sorted negative.
-    slope_below = _take(prefix, count_below(sorted_positive, sorted_negative))
-
-    # A negative at sorted position k (the first of its ties) is chosen by the positives with
-    # sorted_negative[k - 1] <= d(a, p) < sorted_negative[k].
-    below = count_below(sorted_negative, d)
-    chosen_by = _take(slope_below, below) - ops.where(below > 0, _take(slope_below, below - 1), zeros)
-    ties = ops.cast(at_or_below - below, dtype)
-    chosen_by = chosen_by / ops.maximum(ties, 1.0)  # tied negatives share
-    negative_slopes = ops.where(negative, chosen_by, zeros)
-
-    # Positives without a negative beyond them fall back to the farthest negative; anchors
-    # without negatives to the row minimum.
-    fallback = ops.sum(ops.where(found, zeros, slopes), axis=1)
-    farthest = ops.logical_and(negative, d == _take(sorted_negative, negative_count - 1))
-    nearest = d == row_minimum
-    fallback_targets = ops.where(has_negative, farthest, nearest)
-    negative_slopes = negative_slopes + _split_evenly(fallback, fallback_targets)
-
-    return ops.sum(values, axis=1), slopes - negative_slopes
+    if is_concrete(fits):
+        return fast() if bool(fits) else sort()
+    return ops.cond(fits, fast, sort)
 
 
-def semi_hard_terms(labels, distances, margin=1.0, soft=False):
+def _gathered(distances, columns):
+    return ops.take_along_axis(distances, columns, axis=1)
+
+
+def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=None):
     """TF Addons' semi-hard mining on a ``[B, B]`` distance matrix.
 
     For every ordered positive pair ``(a, p)`` the negative is the nearest one strictly farther
@@ -203,15 +148,34 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False):
     ``distances``. The mean is over all positive pairs (zero-loss pairs included); a batch
     without positive pairs gives 0. Anchors are processed in row slices without autodiff
     (see :mod:`tripletlab.mining.chunks`), so memory stays a few ``[B, B]`` matrices.
+
+    With ``max_positives=K`` the negatives are found by one masked minimum per positive slot
+    (:func:`tripletlab.mining.semi_hard_slot_rows`, no sort), valid while no anchor has more
+    than ``K`` positives; other batches take the sort path (decided at run time under jit).
     """
     positive, negative = label_masks(labels)
     scale = mining_scale(distances, soft)
     distances, margin = distances / scale, margin / scale
-    values, coefficients = map_row_chunks(
-        lambda d, p, n: _semi_hard_rows(d, p, n, margin, soft),
-        ops.stop_gradient(distances), positive, negative)
+    frozen = ops.stop_gradient(distances)
+
+    def sort_path():
+        values, coefficients = map_row_chunks(
+            lambda d, p, n: semi_hard_rows(d, p, n, margin, soft), frozen, positive, negative)
+        return attach_gradient(distances, values, coefficients)
+
+    def slot_path():
+        positive_columns, negative_columns, valid = map_row_chunks(
+            lambda d, p, n: semi_hard_slot_rows(d, p, n, max_positives), frozen, positive, negative)
+        gaps = _gathered(distances, positive_columns) - _gathered(distances, negative_columns)
+        terms = hinge_or_soft(gaps, margin, soft)
+        return ops.sum(ops.where(valid, terms, ops.zeros_like(terms)), axis=1)
+
+    if max_positives is None:
+        per_anchor = sort_path()
+    else:
+        per_anchor = _fast_path_or_sort_path(_fits(positive, max_positives), slot_path,
+                                             sort_path)
     num_pairs = ops.sum(ops.cast(positive, distances.dtype))
-    per_anchor = attach_gradient(distances, values, coefficients)
     return TripletTerms(per_anchor, ops.maximum(num_pairs, 1.0), scale=scale)
 
 
@@ -220,26 +184,30 @@ def hard_terms(labels, distances, margin=1.0, soft=False):
 
     Per anchor: hardest positive (an anchor without positives takes the row minimum, 0 for
     distances with a zero diagonal) and hardest negative (none: the row maximum). The mean is
-    over all ``B`` anchors.
+    over all ``B`` anchors. The two columns are found without autodiff and their distances
+    gathered, so the backward pass touches only those ``2 B`` entries.
     """
     positive, negative = label_masks(labels)
     scale = mining_scale(distances, soft)
     distances, margin = distances / scale, margin / scale
-    positive_distance, has_positive = hardest_positive(distances, positive)
-    negative_distance, has_negative = hardest_negative(distances, negative)
-    positive_distance = ops.where(has_positive, positive_distance, ops.min(distances, axis=1))
-    negative_distance = ops.where(has_negative, negative_distance, ops.max(distances, axis=1))
-    per_anchor = _hinge_or_soft(positive_distance - negative_distance, margin, soft)
+    positive_columns, negative_columns = map_row_chunks(
+        hardest_columns, ops.stop_gradient(distances), positive, negative)
+    gaps = _gathered(distances, positive_columns) - _gathered(distances, negative_columns)
+    per_anchor = hinge_or_soft(gaps[:, 0], margin, soft)
     batch = ops.cast(ops.shape(distances)[0], distances.dtype)
     return TripletTerms(per_anchor, batch, scale=scale)
 
 
-def batch_all_terms(labels, distances, margin=0.5, soft=False):
+def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=None):
     """omoindrot's batch-all: every valid triplet, mean over the triplets with a positive loss.
 
     With ``soft=True`` each triplet contributes ``softplus(d(a, p) - d(a, n))``; that sum has no
-    prefix-sum form, so it is computed anchor by anchor (``O(B^3)`` time, ``O(B^2)`` memory) with
-    an explicit gradient instead of storing ``B`` intermediate ``[B, B]`` blocks for autodiff.
+    prefix-sum form, so the sort path computes it anchor by anchor (``O(B^3)`` time, ``O(B^2)``
+    memory) with an explicit gradient instead of storing ``B`` intermediate ``[B, B]`` blocks for
+    autodiff. With ``max_positives=K`` both the hinge and the soft sums come from one masked row
+    sum per positive slot (:func:`tripletlab.mining.batch_all_slot_rows`, ``O(B^2 K)``), valid
+    while no anchor has more than ``K`` positives; other batches take the sort path (decided at
+    run time under jit).
     """
     positive, negative = label_masks(labels)
     scale = mining_scale(distances, soft)
@@ -248,60 +216,39 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False):
     num_positives = ops.sum(ops.cast(positive, dtype), axis=1)
     num_negatives = ops.sum(ops.cast(negative, dtype), axis=1)
     num_valid = ops.sum(num_positives * num_negatives)
-    if soft:
-        per_anchor, num_positive_triplets = _soft_batch_all_per_anchor(distances, positive, negative)
-    else:
-        values, counts, coefficients = map_row_chunks(
-            lambda d, p, n: _batch_all_rows(d, p, n, margin),
-            ops.stop_gradient(distances), positive, negative)
+
+    def sort_rows(d, p, n):
+        return soft_batch_all_rows(d, p, n) if soft else batch_all_rows(d, p, n, margin)
+
+    frozen = ops.stop_gradient(distances)
+    if max_positives is None:
+        values, counts, coefficients = map_row_chunks(sort_rows, frozen, positive, negative)
         per_anchor = attach_gradient(distances, values, coefficients)
-        num_positive_triplets = ops.sum(counts)
+    else:
+        fits = _fits(positive, max_positives)
+        slots = min(max_positives, distances.shape[1] or max_positives)
+
+        def sort_rows_with_slots(d, p, n):
+            # The sort path's coefficients cover every column: its slots are empty.
+            empty = ops.zeros((ops.shape(d)[0], slots), dtype="int32")
+            return (*sort_rows(d, p, n), empty, ops.cast(empty, d.dtype))
+
+        def rows(d, p, n):
+            return _fast_path_or_sort_path(
+                fits, lambda: batch_all_slot_rows(d, p, n, margin, soft, max_positives),
+                lambda: sort_rows_with_slots(d, p, n))
+
+        # Both paths give the derivative in closed form, so the choice between them (a run-time
+        # condition under jit) involves no autodiff.
+        values, counts, coefficients, columns, positive_coefficients = map_row_chunks(
+            rows, frozen, positive, negative)
+        linear = (ops.sum(coefficients * distances, axis=1)
+                  + ops.sum(positive_coefficients * _gathered(distances, columns), axis=1))
+        per_anchor = linear + ops.stop_gradient(values - linear)
+    num_positive_triplets = ops.sum(counts)
     normalizer = num_positive_triplets + _DENOMINATOR_EPSILON
     fraction = num_positive_triplets / (num_valid + _DENOMINATOR_EPSILON)
     return TripletTerms(per_anchor, normalizer, fraction, scale)
-
-
-def _batch_all_rows(d, positive, negative, margin):
-    """Batch-all hinge sums, positive-triplet counts and ``d sums / d d`` for a slice of anchors.
-
-    With the anchor's negatives sorted, ``sum_n max(t - d(a,n), 0)`` for ``t = d(a,p) + margin``
-    is ``count * t - (sum of the negatives below t)`` from prefix sums; the slope is ``+count``
-    at ``(a, p)`` and ``-#{p : d(a,p) + margin > d(a,n)}`` at ``(a, n)``, a rank search over the
-    sorted thresholds. No autodiff, no ``B x B x B`` tensor.
-    """
-    dtype = d.dtype
-    zeros = ops.zeros_like(d)
-    infinity = ops.full_like(d, float("inf"))
-    thresholds = d + margin
-    sorted_negative = ops.sort(ops.where(negative, d, infinity), axis=1)
-    negative_count = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
-    sums, counts = negative_hinge_sums(sorted_negative, negative_count, thresholds)
-    counts = ops.where(positive, ops.cast(counts, dtype), zeros)
-    positive_count = ops.sum(ops.cast(positive, dtype), axis=1, keepdims=True)
-    sorted_thresholds = ops.sort(ops.where(positive, thresholds, infinity), axis=1)
-    not_violating = ops.cast(count_at_or_below(sorted_thresholds, d), dtype)
-    negative_slopes = ops.where(negative, positive_count - not_violating, zeros)
-    values = ops.sum(ops.where(positive, sums, zeros), axis=1)
-    return values, ops.sum(counts, axis=1), counts - negative_slopes
-
-
-def _soft_batch_all_per_anchor(distances, positive, negative):
-    """Soft batch-all by rows: the loss sums and their gradient, without a ``B^3`` tensor."""
-    frozen = ops.stop_gradient(distances)
-
-    def one_anchor(row):
-        row_distances, row_positive, row_negative = row
-        gaps = ops.expand_dims(row_distances, 1) - ops.expand_dims(row_distances, 0)
-        valid = ops.logical_and(ops.expand_dims(row_positive, 1), ops.expand_dims(row_negative, 0))
-        losses = ops.where(valid, ops.softplus(gaps), ops.zeros_like(gaps))
-        slopes = ops.where(valid, ops.sigmoid(gaps), ops.zeros_like(gaps))
-        # d loss / d d(a, p) = sum_n slope;  d loss / d d(a, n) = -sum_p slope.
-        gradient = ops.sum(slopes, axis=1) - ops.sum(slopes, axis=0)
-        count = ops.sum(ops.cast(losses > _POSITIVE_LOSS_THRESHOLD, losses.dtype))
-        return ops.sum(losses), count, gradient
-
-    sums, counts, gradient = ops.map(one_anchor, (frozen, positive, negative))
-    return attach_gradient(distances, sums, gradient), ops.sum(counts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +262,8 @@ def _distances_for(labels, embeddings, distance):
     return labels, bounded_distances(distances, distance), input_dtype
 
 
-def semi_hard_triplet_loss(labels, embeddings, margin=1.0, distance="L2", soft=False):
+def semi_hard_triplet_loss(labels, embeddings, margin=1.0, distance="L2", soft=False,
+                           max_positives=None):
     """Triplet loss with TF Addons' semi-hard negative mining.
 
     .. math::
@@ -336,6 +284,10 @@ def semi_hard_triplet_loss(labels, embeddings, margin=1.0, distance="L2", soft=F
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
       soft: use the soft margin.
+      max_positives: ``None`` (any labels: the sort path), or the most positives any anchor
+        has, e.g. ``K - 1`` for P x K batches: the sort-free path, several times faster for
+        small values. Batches where some anchor has more positives still get the exact loss,
+        through the sort path (decided at run time under ``jit``).
 
     Returns:
       The scalar loss, in the dtype of ``embeddings``.
@@ -349,8 +301,10 @@ def semi_hard_triplet_loss(labels, embeddings, margin=1.0, distance="L2", soft=F
       2.41421
     """
     check_loss_arguments(margin, soft, distance=distance)
+    check_max_positives(max_positives)
     labels, distances, input_dtype = _distances_for(labels, embeddings, distance)
-    return ops.cast(semi_hard_terms(labels, distances, margin, soft).loss(), input_dtype)
+    terms = semi_hard_terms(labels, distances, margin, soft, max_positives)
+    return ops.cast(terms.loss(), input_dtype)
 
 
 def hard_triplet_loss(labels, embeddings, margin=1.0, soft=False, distance="L2"):
@@ -389,7 +343,8 @@ def hard_triplet_loss(labels, embeddings, margin=1.0, soft=False, distance="L2")
     return ops.cast(hard_terms(labels, distances, margin, soft).loss(), input_dtype)
 
 
-def batch_all_triplet_loss(labels, embeddings, margin=0.5, distance="L2", soft=False):
+def batch_all_triplet_loss(labels, embeddings, margin=0.5, distance="L2", soft=False,
+                           max_positives=None):
     """Triplet loss over all valid triplets (omoindrot's ``batch_all_triplet_loss``).
 
     .. math::
@@ -407,6 +362,10 @@ def batch_all_triplet_loss(labels, embeddings, margin=0.5, distance="L2", soft=F
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
       soft: use the soft margin.
+      max_positives: ``None`` (any labels: the sort path), or the most positives any anchor
+        has, e.g. ``K - 1`` for P x K batches: the sort-free path, several times faster for
+        small values. Batches where some anchor has more positives still get the exact loss,
+        through the sort path (decided at run time under ``jit``).
 
     Returns:
       ``(loss, fraction_positive)``: the scalar loss and the fraction of valid triplets whose
@@ -422,6 +381,7 @@ def batch_all_triplet_loss(labels, embeddings, margin=0.5, distance="L2", soft=F
       (0.3, 0.5)
     """
     check_loss_arguments(margin, soft, distance=distance)
+    check_max_positives(max_positives)
     labels, distances, input_dtype = _distances_for(labels, embeddings, distance)
-    terms = batch_all_terms(labels, distances, margin, soft)
+    terms = batch_all_terms(labels, distances, margin, soft, max_positives)
     return ops.cast(terms.loss(), input_dtype), ops.cast(terms.fraction_positive, input_dtype)

@@ -1,29 +1,48 @@
 """Building blocks of online triplet mining on a ``[B, B]`` distance matrix.
 
 Everything here works on dense ``[B, B]`` tensors with static shapes (no boolean-mask gathers),
-so it runs under ``jit_compile=True`` on every backend and never allocates ``B x B x B``.
+so it runs under ``jit_compile=True`` on every backend and never allocates ``B x B x B``. One
+module per strategy (:mod:`.semi_hard`, :mod:`.batch_all`, :mod:`.hard`) computes, for a slice
+of anchors (rows) and without autodiff, what the loss needs: sums with their closed-form
+derivative, or the columns of the chosen pairs for the loss to gather.
 """
 
+from tripletlab.mining.batch_all import batch_all_rows, batch_all_slot_rows, soft_batch_all_rows
 from tripletlab.mining.chunks import attach_gradient, map_row_chunks
+from tripletlab.mining.hard import hardest_columns
+from tripletlab.mining.hinge import hinge_or_soft, term_and_slope
 from tripletlab.mining.masks import label_masks
-from tripletlab.mining.rank import count_below, count_at_or_below
+from tripletlab.mining.rank import count_at_or_below, count_below
 from tripletlab.mining.select import (
     hardest_negative,
     hardest_positive,
     negative_hinge_sums,
+    positive_counts,
+    positive_slots,
     semi_hard_negative,
     sorted_negatives,
 )
+from tripletlab.mining.semi_hard import semi_hard_rows, semi_hard_slot_rows
 
 __all__ = [
     "attach_gradient",
+    "batch_all_rows",
+    "batch_all_slot_rows",
     "count_at_or_below",
     "count_below",
+    "hardest_columns",
     "hardest_negative",
     "hardest_positive",
+    "hinge_or_soft",
     "label_masks",
     "map_row_chunks",
     "negative_hinge_sums",
+    "positive_counts",
+    "positive_slots",
     "semi_hard_negative",
+    "semi_hard_rows",
+    "semi_hard_slot_rows",
+    "soft_batch_all_rows",
     "sorted_negatives",
+    "term_and_slope",
 ]

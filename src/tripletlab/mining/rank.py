@@ -3,8 +3,11 @@
 ``keras.ops.searchsorted`` takes a 1-D sequence only. TensorFlow (``tf.searchsorted``), PyTorch
 (``torch.searchsorted``) and JAX (``vmap`` of ``jnp.searchsorted``) each have a batched search;
 ``benchmarks/bench_losses.py --component rank`` measured them 2x (JAX) to 5-7x (TensorFlow,
-PyTorch) faster than the portable version here, so they are used on their backend. Every other
-backend gets :func:`binary_search`, a vectorised binary search over all rows at once with
+PyTorch) faster than the portable version here, so they are used on their backend, except
+inside XLA-compiled TensorFlow code (``tf.function(jit_compile=True)``, which Keras' ``fit`` uses
+on TensorFlow): XLA lowers ``tf.searchsorted`` to a broadcast comparison of every query with
+every entry, an ``R x Q x N`` tensor (16 GB at B = 1024). Every other case gets
+:func:`binary_search`, a vectorised binary search over all rows at once with
 ``take_along_axis``: ``ceil(log2(N + 1))`` steps of ``O(R x Q)`` work and memory, static
 shapes. Both paths are tested to agree.
 """
@@ -30,13 +33,17 @@ def binary_search(sorted_rows, queries, strictly_below: bool):
     low = ops.zeros_like(queries, dtype="int32")
     high = ops.full_like(queries, dynamic_length, dtype="int32")
     last = dynamic_length - 1
-    for _ in range(steps):
+
+    def step(_, bounds):
+        low, high = bounds
         middle = (low + high) // 2
         probe = ops.take_along_axis(sorted_rows, ops.minimum(middle, last), axis=1)
         go_right = probe < queries if strictly_below else probe <= queries
         go_right = ops.logical_and(go_right, middle < high)
-        low = ops.where(go_right, middle + 1, low)
-        high = ops.where(go_right, high, middle)
+        return ops.where(go_right, middle + 1, low), ops.where(go_right, high, middle)
+
+    # A loop rather than unrolled steps: a small graph compiles fast and reuses its buffers.
+    low, _ = ops.fori_loop(0, steps, step, (low, high))
     return low
 
 
@@ -50,6 +57,8 @@ def _native_search(sorted_rows, queries, strictly_below: bool):
     if backend == "tensorflow":
         import tensorflow as tf
 
+        if _in_xla_context():
+            return binary_search(sorted_rows, queries, strictly_below)
         return tf.searchsorted(sorted_rows, queries, side=side, out_type=tf.int32)
     if backend == "torch":
         import torch
@@ -65,6 +74,14 @@ def _native_search(sorted_rows, queries, strictly_below: bool):
 
         return jax.vmap(search_row)(sorted_rows, queries).astype("int32")
     return binary_search(sorted_rows, queries, strictly_below)
+
+
+def _in_xla_context() -> bool:
+    """Whether TensorFlow is tracing code that XLA will compile (``jit_compile=True``)."""
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def count_below(sorted_rows, queries):

@@ -116,3 +116,28 @@ def negative_hinge_sums(sorted_negative, negative_count, thresholds):
     sums = ops.cast(counts, values.dtype) * (thresholds - center) - below
     # Rounding can leave a tiny negative remainder where the true sum is 0.
     return ops.maximum(sums, 0.0), counts
+
+
+def positive_slots(positive_mask, max_positives: int):
+    """Column indices of up to ``max_positives`` positives per anchor (its "positive slots").
+
+    Args:
+      positive_mask: ``[R, B]`` boolean, true for (anchor, positive) pairs.
+      max_positives: the number of slots ``K`` (a Python int; at most ``B`` are used).
+
+    Returns:
+      ``(columns, valid)``, both ``[R, K]``: ``columns[a, j]`` is a positive of anchor ``a`` where
+      ``valid[a, j]``; an anchor with fewer than ``K`` positives has invalid slots (pointing at
+      arbitrary columns). An anchor with more than ``K`` positives keeps only ``K`` of them: the
+      caller must check :func:`positive_counts` first.
+    """
+    columns = positive_mask.shape[1]
+    k = max_positives if columns is None else min(max_positives, columns)
+    _, slots = ops.top_k(ops.cast(positive_mask, "float32"), k)
+    slots = ops.cast(slots, "int32")
+    return slots, ops.take_along_axis(positive_mask, slots, axis=1)
+
+
+def positive_counts(positive_mask):
+    """``[R]`` int32 number of positives per anchor."""
+    return ops.sum(ops.cast(positive_mask, "int32"), axis=1)

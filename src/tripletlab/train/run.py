@@ -90,12 +90,14 @@ def build_loss(config: TrainConfig) -> keras.losses.Loss:
     from tripletlab.compat import tfa
 
     m, d, soft = config.margin, config.distance, config.soft
+    # A P x K batch has K - 1 positives per anchor: the sort-free mining path applies.
+    k = config.samples_per_class - 1 if config.sampler == "pk" else None
     if config.loss == "semi-hard":
-        return losses.TripletSemiHardLoss(margin=m, distance=d, soft=soft)
+        return losses.TripletSemiHardLoss(margin=m, distance=d, soft=soft, max_positives=k)
     if config.loss == "hard":
         return losses.TripletHardLoss(margin=m, soft=soft, distance=d)
     if config.loss == "batch-all":
-        return losses.TripletBatchAllLoss(margin=m, distance=d, soft=soft)
+        return losses.TripletBatchAllLoss(margin=m, distance=d, soft=soft, max_positives=k)
     if config.loss == "tfa-semi-hard":
         return tfa.TripletSemiHardLoss(margin=m, distance_metric=d)
     if config.loss == "tfa-hard":

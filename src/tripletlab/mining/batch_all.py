@@ -1,0 +1,132 @@
+"""omoindrot's batch-all sums for a slice of anchors (rows), without autodiff.
+
+Per anchor: the sum over its valid triplets ``(p, n)`` of the term ``max(d(a,p) - d(a,n) + m, 0)``
+(or ``log(1 + exp(d(a,p) - d(a,n)))``), the number of terms above ``1e-16`` and the derivative
+of the sum w.r.t. the distances. Three ways, with the same values:
+
+* :func:`batch_all_rows` (hinge, any labels): sorted negatives and prefix sums,
+  ``O(B log B)`` per anchor.
+* :func:`soft_batch_all_rows` (soft margin, any labels): every (positive, negative) pair of
+  one anchor at a time, ``O(B^2)`` per anchor.
+* :func:`batch_all_slot_rows` (few positives per anchor, e.g. P x K batches; hinge or soft):
+  one masked sum over the row per positive slot, ``O(B K)`` per anchor and no sort.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+from tripletlab.mining.rank import count_at_or_below
+from tripletlab.mining.select import negative_hinge_sums, positive_slots
+
+POSITIVE_LOSS_THRESHOLD = 1e-16
+"""omoindrot's threshold: a triplet whose loss exceeds it counts as a positive triplet."""
+
+
+def batch_all_rows(d, positive, negative, margin):
+    """Hinge sums, positive-triplet counts and ``d sums / d d`` for a slice of anchors.
+
+    With the anchor's negatives sorted, ``sum_n max(t - d(a,n), 0)`` for ``t = d(a,p) + margin``
+    is ``count * t - (sum of the negatives below t)`` from prefix sums; the slope is ``+count``
+    at ``(a, p)`` and ``-#{p : d(a,p) + margin > d(a,n)}`` at ``(a, n)``, a rank search over the
+    sorted thresholds. No ``B x B x B`` tensor.
+
+    Args:
+      d: ``[R, B]`` distances of ``R`` anchors (not differentiated).
+      positive: ``[R, B]`` boolean positive mask.
+      negative: ``[R, B]`` boolean negative mask.
+      margin: the hinge's margin.
+
+    Returns:
+      ``(sums, counts, coefficients)``: ``[R]`` loss sums, ``[R]`` positive-triplet counts and the
+      ``[R, B]`` derivative of the sums w.r.t. ``d``.
+    """
+    dtype = d.dtype
+    zeros = ops.zeros_like(d)
+    infinity = ops.full_like(d, float("inf"))
+    thresholds = d + margin
+    sorted_negative = ops.sort(ops.where(negative, d, infinity), axis=1)
+    negative_count = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
+    sums, counts = negative_hinge_sums(sorted_negative, negative_count, thresholds)
+    counts = ops.where(positive, ops.cast(counts, dtype), zeros)
+    positive_count = ops.sum(ops.cast(positive, dtype), axis=1, keepdims=True)
+    sorted_thresholds = ops.sort(ops.where(positive, thresholds, infinity), axis=1)
+    not_violating = ops.cast(count_at_or_below(sorted_thresholds, d), dtype)
+    negative_slopes = ops.where(negative, positive_count - not_violating, zeros)
+    values = ops.sum(ops.where(positive, sums, zeros), axis=1)
+    return values, ops.sum(counts, axis=1), counts - negative_slopes
+
+
+def soft_batch_all_rows(d, positive, negative):
+    """Soft-margin sums, positive-triplet counts and ``d sums / d d``, one anchor at a time.
+
+    Same arguments and results as :func:`batch_all_rows` (without ``margin``); no ``B^3``
+    tensor, ``O(B^2)`` memory.
+    """
+
+    def one_anchor(row):
+        row_distances, row_positive, row_negative = row
+        gaps = ops.expand_dims(row_distances, 1) - ops.expand_dims(row_distances, 0)
+        valid = ops.logical_and(ops.expand_dims(row_positive, 1), ops.expand_dims(row_negative, 0))
+        losses = ops.where(valid, ops.softplus(gaps), ops.zeros_like(gaps))
+        slopes = ops.where(valid, ops.sigmoid(gaps), ops.zeros_like(gaps))
+        # d loss / d d(a, p) = sum_n slope;  d loss / d d(a, n) = -sum_p slope.
+        gradient = ops.sum(slopes, axis=1) - ops.sum(slopes, axis=0)
+        count = ops.sum(ops.cast(losses > POSITIVE_LOSS_THRESHOLD, losses.dtype))
+        return ops.sum(losses), count, gradient
+
+    return ops.map(one_anchor, (d, positive, negative))
+
+
+def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives):
+    """Batch-all sums for a slice of anchors, one masked row sum per positive slot (no sort).
+
+    Same values as :func:`batch_all_rows` (hinge) and :func:`soft_batch_all_rows` (soft); the
+    derivative comes in two parts, so that nothing is scattered here: the ``[R, B]``
+    coefficients of the negatives, and per positive slot its column and coefficient (the loss
+    gathers those distances).
+
+    Args:
+      d: ``[R, B]`` distances of ``R`` anchors (not differentiated).
+      positive: ``[R, B]`` boolean positive mask.
+      negative: ``[R, B]`` boolean negative mask.
+      margin: the hinge's margin (unused when ``soft``).
+      soft: use the soft margin.
+      max_positives: the number of slots ``K``; anchors must have at most ``K`` positives.
+
+    Returns:
+      ``(sums, counts, coefficients, positive_columns, positive_coefficients)``: ``[R]`` loss
+      sums and positive-triplet counts; the ``[R, B]`` derivative of the sums w.r.t. ``d`` at
+      the negatives (0 elsewhere); the ``[R, K]`` columns of the positive slots and the
+      derivative w.r.t. ``d`` at those columns (0 for unused slots).
+    """
+    positive_columns, valid = positive_slots(positive, max_positives)
+    positive_distance = ops.take_along_axis(d, positive_columns, axis=1)
+    # Unused slots and non-negatives get -inf / +inf, so that their terms and slopes are 0
+    # without a mask per slot.
+    positive_distance = ops.where(valid, positive_distance,
+                                  ops.full_like(positive_distance, -float("inf")))
+    negative_distance = ops.where(negative, d, ops.full_like(d, float("inf")))
+    if not soft:
+        positive_distance = positive_distance + margin
+    # The sums and counts are needed per anchor only, so the slots are added elementwise before
+    # one row reduction each (XLA's CPU code is slow for many sibling row reductions).
+    terms_total = counts_total = negative_slopes = None
+    positive_coefficients = []
+    for slot in range(positive_columns.shape[1]):
+        gaps = positive_distance[:, slot:slot + 1] - negative_distance
+        if soft:
+            terms, slopes = ops.softplus(gaps), ops.sigmoid(gaps)
+        else:
+            terms = ops.relu(gaps)
+            slopes = ops.cast(gaps > 0, d.dtype)
+        counted = ops.cast(terms > POSITIVE_LOSS_THRESHOLD, d.dtype)
+        positive_coefficients.append(ops.sum(slopes, axis=1))
+        if terms_total is None:
+            terms_total, counts_total, negative_slopes = terms, counted, slopes
+        else:
+            terms_total = terms_total + terms
+            counts_total = counts_total + counted
+            negative_slopes = negative_slopes + slopes
+    return (ops.sum(terms_total, axis=1), ops.sum(counts_total, axis=1), -negative_slopes,
+            positive_columns, ops.stack(positive_coefficients, axis=1))
