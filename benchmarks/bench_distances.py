@@ -21,6 +21,8 @@ import json
 import statistics
 import time
 
+from compiled_step import value_and_gradient_step
+
 
 def load_baseline(path):
     """Imports ``path`` (a ``distances.py``) as a module of its own."""
@@ -37,36 +39,7 @@ def compiled_step(pairwise_distances, distance, weights):
     def objective(x):
         return keras.ops.sum(pairwise_distances(x, distance) * weights)
 
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        step = jax.jit(jax.value_and_grad(objective))
-
-        def run(x):
-            return jax.block_until_ready(step(x))
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        @tf.function(jit_compile=True)
-        def step(x):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                value = objective(x)
-            return value, tape.gradient(value, x)
-
-        def run(x):
-            value, grad = step(x)
-            return value.numpy(), grad.numpy()
-    else:
-        import torch
-
-        def run(x):
-            x = x.detach().requires_grad_(True)
-            value = objective(x)
-            (grad,) = torch.autograd.grad(value, x)
-            return value.item(), grad.sum().item()
-    return run
+    return value_and_gradient_step(objective)
 
 
 def main():

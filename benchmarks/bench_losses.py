@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from compiled_step import value_and_gradient_step
+
 LOSSES = ("distance-matrix", "semi-hard", "semi-hard-slots", "hard", "batch-all",
           "batch-all-slots")
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -67,38 +69,10 @@ def measure(loss_name, batch, dim, repeats):
         return tl.losses.batch_all_triplet_loss(labels, embeddings,
                                                 max_positives=max_positives)[0]
 
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
+    step = value_and_gradient_step(loss)
 
-        step = jax.jit(jax.value_and_grad(loss))
-
-        def run():
-            value, grad = step(x)
-            jax.block_until_ready(grad)
-            return value
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        @tf.function(jit_compile=True)
-        def step(embeddings):
-            with tf.GradientTape() as tape:
-                tape.watch(embeddings)
-                value = loss(embeddings)
-            return value, tape.gradient(value, embeddings)
-
-        def run():
-            value, grad = step(x)
-            grad.numpy()
-            return value
-    else:
-        import torch
-
-        def run():
-            tensor = x.detach().requires_grad_(True)
-            value = loss(tensor)
-            value.backward()
-            return value.detach()
+    def run():
+        return step(x)[0]
 
     before = _peak_rss_mb()
     value = run()  # warm-up / compilation
