@@ -22,7 +22,6 @@ import argparse
 import time
 
 import keras
-import numpy as np
 
 import tripletlab as tl
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs the whole test suite the way CI does: everything once on JAX, then the backend-dependent
-# tests (losses, models, training) again on TensorFlow and PyTorch.
+# Runs the whole test suite the way CI does: the linter, then everything once on JAX, then the
+# backend-dependent tests (losses, models, training) again on TensorFlow and PyTorch.
 # Usage: bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONWARNINGS="${PYTHONWARNINGS:-}"
 status=0
+echo "=== ruff check src tests benchmarks ==="
+ruff check src tests benchmarks || status=$?
 echo "=== backend jax: full suite ==="
 KERAS_BACKEND=jax python -m pytest "$@" || status=$?
 for backend in tensorflow torch; do

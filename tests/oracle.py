@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 
-
 # --- distances --------------------------------------------------------------------------------
 
 
@@ -131,8 +130,9 @@ def hard(labels, d, margin, soft=False):
     for a in range(size):
         positives = [p for p in range(size) if p != a and labels[p] == labels[a]]
         negatives = [n for n in range(size) if labels[n] != labels[a]]
-        p = max(positives, key=lambda j: d[a, j]) if positives else min(range(size), key=lambda j: d[a, j])
-        n = min(negatives, key=lambda j: d[a, j]) if negatives else max(range(size), key=lambda j: d[a, j])
+        row = d[a].__getitem__
+        p = max(positives, key=row) if positives else min(range(size), key=row)
+        n = min(negatives, key=row) if negatives else max(range(size), key=row)
         value, slope = _term(d[a, p] - d[a, n], margin, soft)
         total += value
         grad[a, p] += slope / size

@@ -84,7 +84,8 @@ def check_number(
         raise TypeError(f"Expected `{name}` to be {kind}. Received: {name}={value!r} "
                         f"of type {type(value).__name__}.")
     if not math.isfinite(float(value)):
-        raise ValueError(f"Expected `{name}` to be a finite {kind[2:]}. Received: {name}={value!r}.")
+        raise ValueError(f"Expected `{name}` to be a finite {kind[2:]}. "
+                         f"Received: {name}={value!r}.")
     if minimum is not None:
         too_small = value < minimum if minimum_inclusive else value <= minimum
         if too_small:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-
 _RECORDERS: list[Callable[[Path], None]] = []
 _RECORDERS_LOCK = threading.Lock()
 
@@ -127,7 +126,8 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Writes ``data`` as indented JSON to ``path`` atomically and returns the path."""
-    return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default)
+    return write_text(path, text + "\n")
 
 
 def _json_default(value: Any) -> Any:

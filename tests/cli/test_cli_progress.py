@@ -26,7 +26,7 @@ def piped_run(tmp_path_factory):
          "--dataset", "digits", "--epochs", "3", "--steps-per-epoch", "2", "--eval-samples", "60",
          "--export-samples", "100", "--embedding-dim", "4", "--model-options",
          '{"widths": [4]}', "--projections", "pca", "--backend", keras.backend.backend()],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=600,
+        capture_output=True, text=True, env=env, timeout=600,
         check=False)
     assert result.returncode == 0, result.stderr
     return result

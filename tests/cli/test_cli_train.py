@@ -11,7 +11,8 @@ import pytest
 from tripletlab.cli.main import main
 
 TINY = ["--dataset", "digits", "--epochs", "2", "--steps-per-epoch", "3", "--eval-samples", "100",
-        "--embedding-dim", "8", "--model-options", '{"widths": [8]}', "--verbose", "2", "--projections", "pca"]
+        "--embedding-dim", "8", "--model-options", '{"widths": [8]}', "--verbose", "2",
+        "--projections", "pca"]
 
 EXPECTED_FILES = [
     "config.json", "log.csv", "checkpoints/last.keras", "checkpoints/state.json", "best.keras",

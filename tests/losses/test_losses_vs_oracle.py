@@ -92,7 +92,7 @@ LOSSES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference(loss, structure, distance, dtype, soft):
     seed = zlib.crc32(f"{loss}/{structure}/{distance}".encode())  # stable across processes
     labels, embeddings = make_case(structure, seed=seed)

@@ -39,7 +39,8 @@ def test_metric_averages_batches_and_serialises():
     for _ in range(3):
         labels, x = rng.integers(0, 3, 8), rng.normal(size=(8, 4)).astype("float32")
         metric.update_state(labels, x)
-        values.append(to_numpy(tl.metrics.mining_statistics(labels, x)["hardest_negative_distance"]))
+        statistics = tl.metrics.mining_statistics(labels, x)
+        values.append(to_numpy(statistics["hardest_negative_distance"]))
     np.testing.assert_allclose(to_numpy(metric.result()), np.mean(values), rtol=1e-6)
     restored = keras.metrics.deserialize(keras.metrics.serialize(metric))
     assert restored.get_config() == metric.get_config()

@@ -18,7 +18,8 @@ def test_native_and_portable_search_match_numpy(length, strictly_below):
     rows[:, length - length // 3:] = np.inf
     queries = rng.integers(-1, 7, size=(6, 9)).astype("float32")
     side = "left" if strictly_below else "right"
-    expected = np.stack([np.searchsorted(r, q, side=side) for r, q in zip(rows, queries)])
+    expected = np.stack([np.searchsorted(r, q, side=side)
+                         for r, q in zip(rows, queries, strict=True)])
     native = rank.count_below if strictly_below else rank.count_at_or_below
     np.testing.assert_array_equal(to_numpy(native(rows, queries)), expected)
     np.testing.assert_array_equal(
@@ -37,5 +38,6 @@ def test_xla_compiled_tensorflow_search_builds_no_cubic_tensor():
     function = tf.function(rank.count_below, jit_compile=True)
     hlo = function.experimental_get_compiler_ir(rows, queries)(stage="hlo")
     assert "48,44,40" not in hlo and "48,40,44" not in hlo
-    expected = np.stack([np.searchsorted(r, q, side="left") for r, q in zip(rows, queries)])
+    expected = np.stack([np.searchsorted(r, q, side="left")
+                         for r, q in zip(rows, queries, strict=True)])
     np.testing.assert_array_equal(to_numpy(function(rows, queries)), expected)

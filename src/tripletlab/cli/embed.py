@@ -12,8 +12,9 @@ from tripletlab.cli import add_backend_argument, add_data_arguments, select_back
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    parser = commands.add_parser("embed", allow_abbrev=False, help="embed a data set with a saved model",
-                                 description=__doc__.splitlines()[0])
+    parser = commands.add_parser(
+        "embed", allow_abbrev=False, help="embed a data set with a saved model",
+        description=__doc__.splitlines()[0])
     group = parser.add_argument_group("Model")
     group.add_argument("--model", required=True, metavar="FILE", help=".keras model file")
     group.add_argument("--batch-size", type=int, default=256)

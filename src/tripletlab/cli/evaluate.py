@@ -15,8 +15,9 @@ DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    parser = commands.add_parser("evaluate", allow_abbrev=False, help="retrieval metrics of a model or embeddings",
-                                 description=__doc__.split("\n\n")[0])
+    parser = commands.add_parser(
+        "evaluate", allow_abbrev=False, help="retrieval metrics of a model or embeddings",
+        description=__doc__.split("\n\n")[0])
     model = parser.add_argument_group("Model (with a data source)")
     model.add_argument("--model", metavar="FILE", help=".keras model file")
     model.add_argument("--protocol", choices=("test-to-train", "leave-one-out"),
@@ -80,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     check_choice("distance", args.distance, DISTANCES)
     queries, labels, references, reference_labels = _inputs(args)
-    from tripletlab.evaluation import evaluate_embeddings, format_metrics_table, save_metrics
-
     import sys
+
+    from tripletlab.evaluation import evaluate_embeddings, format_metrics_table, save_metrics
 
     protocol = "leave-one-out" if references is None else f"against {len(references):,} references"
     print(f"Scoring {len(queries):,} queries ({protocol})"

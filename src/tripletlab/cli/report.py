@@ -6,8 +6,9 @@ import argparse
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    parser = commands.add_parser("report", allow_abbrev=False, help="write report.html for an experiment",
-                                 description=__doc__)
+    parser = commands.add_parser(
+        "report", allow_abbrev=False, help="write report.html for an experiment",
+        description=__doc__)
     parser.add_argument("--experiment", required=True, metavar="DIR", help="experiment folder")
     parser.add_argument("--output", metavar="FILE", help="default: DIR/report.html")
     parser.add_argument("--max-points", type=int, default=2000,

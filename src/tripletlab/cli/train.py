@@ -87,7 +87,8 @@ def build_config(args: argparse.Namespace):
                               f"{model_dir / 'config.json'}. Received: --config {args.config}.")
         fixed = sorted(set(flags) - set(RESUME_FLAGS))
         if fixed:
-            raise ConfigError(f"Expected only {', '.join('--' + f.replace('_', '-') for f in RESUME_FLAGS)} "
+            allowed = ", ".join("--" + f.replace("_", "-") for f in RESUME_FLAGS)
+            raise ConfigError(f"Expected only {allowed} "
                               f"with --resume. Received: "
                               f"{', '.join('--' + f.replace('_', '-') for f in fixed)}.")
         saved = model_dir / "config.json"

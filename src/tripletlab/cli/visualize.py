@@ -13,8 +13,9 @@ from pathlib import Path
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    parser = commands.add_parser("visualize", allow_abbrev=False, help="scatter plots, neighbours, projector files",
-                                 description=__doc__.split("\n\n")[0])
+    parser = commands.add_parser(
+        "visualize", allow_abbrev=False, help="scatter plots, neighbours, projector files",
+        description=__doc__.split("\n\n")[0])
     source = parser.add_argument_group("Input")
     source.add_argument("--experiment", metavar="DIR", help="an experiment folder")
     source.add_argument("--embeddings", metavar="FILE", help="embeddings .npy")

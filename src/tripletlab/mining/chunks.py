@@ -38,7 +38,7 @@ def map_row_chunks(function, *tensors, max_elements: int | None = None):
         return function(*tensors)
     outputs = [function(*(tensor[start:start + chunk] for tensor in tensors))
                for start in range(0, rows, chunk)]
-    return tuple(ops.concatenate(parts, axis=0) for parts in zip(*outputs))
+    return tuple(ops.concatenate(parts, axis=0) for parts in zip(*outputs, strict=True))
 
 
 def attach_gradient(distances, values, coefficients):

@@ -28,7 +28,8 @@ def binary_search(sorted_rows, queries, strictly_below: bool):
     """Portable batched search in ``keras.ops`` (see the module docstring)."""
     sorted_rows, queries = _frozen(sorted_rows), _frozen(queries)
     length = sorted_rows.shape[1]
-    steps = _STEPS_FOR_UNKNOWN_LENGTH if length is None else max(1, math.ceil(math.log2(length + 1)))
+    steps = (_STEPS_FOR_UNKNOWN_LENGTH if length is None
+             else max(1, math.ceil(math.log2(length + 1))))
     dynamic_length = ops.shape(sorted_rows)[1]
     low = ops.zeros_like(queries, dtype="int32")
     high = ops.full_like(queries, dynamic_length, dtype="int32")

@@ -23,11 +23,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tomllib
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from tripletlab._checks import check_bool, check_choice, check_number, closest_key_hint
 
@@ -539,7 +540,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
         if v["margin"] is None:
             v["margin"] = 1.0
         if v["soft"]:
-            raise ConfigError("Expected `soft` to be False with mode='offline'. Received: soft=True.")
+            raise ConfigError("Expected `soft` to be False with mode='offline'. "
+                              "Received: soft=True.")
         if v["triplets"] is None:
             v["triplets"] = "random"
         check_choice("triplets", v["triplets"], TRIPLET_STRATEGIES)

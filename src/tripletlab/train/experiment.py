@@ -476,7 +476,7 @@ def restore_seed_generator_states(model: keras.Model, states: Sequence[Any] | No
         raise ValueError(f"Expected {len(variables)} saved random-generator states (those of "
                          f"the model's {[v.path for v in variables]}). Received: "
                          f"{len(states)} ({[path for path, _ in states]}).")
-    for variable, (_, value) in zip(variables, states):
+    for variable, (_, value) in zip(variables, states, strict=True):
         variable.assign(np.asarray(value, dtype=keras.backend.standardize_dtype(variable.dtype)))
 
 
@@ -735,7 +735,7 @@ def stratified_indices(labels: np.ndarray, count: int, seed: int = 0) -> np.ndar
     # hand the remaining places to the classes with the largest remainders
     remainder = counts * count / len(labels) - quota
     quota[np.argsort(-remainder)[: count - quota.sum()]] += 1
-    for label, take in zip(classes, quota):
+    for label, take in zip(classes, quota, strict=True):
         members = np.flatnonzero(labels == label)
         chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
     return np.sort(np.concatenate(chosen))

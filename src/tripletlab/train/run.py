@@ -407,7 +407,7 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
                        seed=config.seed, announce=announce)
         tsne = 2000 if "tsne" in config.projections else 0
         announce(f"Writing {ex.REPORT_FILE} (PCA" + (", t-SNE" if tsne else "")
-                 + f" of up to 2,000 points)")
+                 + " of up to 2,000 points)")
         write_report(experiment.folder, seed=config.seed, tsne_max_points=tsne)
     if verbose:
         print(f"Scores of {ex.BEST_MODEL}"
@@ -434,7 +434,7 @@ def scores_table(metrics: Mapping[str, Any]) -> str:
         rows.append([name, *cells])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join([row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width
-                                                   in zip(row[1:], widths[1:]))])
+                                                   in zip(row[1:], widths[1:], strict=True))])
              for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from tripletlab.atomic import atomic_path
 from tripletlab.visualization.plot import _as_labels, _save_figure, _scatter_figure
 from tripletlab.visualization.project import as_embedding_matrix
 
+
 class LivePCA(keras.callbacks.Callback):
     """Writes a PCA scatter of a fixed sample after every epoch, then an animated GIF.
 
