@@ -28,21 +28,21 @@ import numpy as np
 
 from tripletlab._checks import check_bool, check_choice, check_number
 from tripletlab.models.triplet_network import extract_embedding_model
+from tripletlab.numpy_distances import DISTANCES, pairwise_distances
 
 STRATEGIES = ("random", "hard")
 """The triplet selection strategies of :class:`TripletGenerator`."""
 
-MINING_DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2", "mean-squared")
+MINING_DISTANCES = DISTANCES
 """Distances the hard mining can rank by (those of ``TripletLoss``)."""
-
-_NORM_EPSILON = 1e-12
 
 
 def pool_distances(embeddings, distance="L2"):
     """NumPy (float64) ``[P, P]`` distance matrix used to rank the mining pool.
 
-    Same definitions as :mod:`tripletlab.distances` and ``TripletLoss``; computed in NumPy so
-    the data pipeline never touches the training backend.
+    Same definitions as :mod:`tripletlab.distances` and ``TripletLoss``; computed in NumPy (by
+    :func:`tripletlab.numpy_distances.pairwise_distances`) so the data pipeline never touches
+    the training backend.
 
     Args:
       embeddings: ``[P, D]`` array.
@@ -60,29 +60,7 @@ def pool_distances(embeddings, distance="L2"):
       >>> pool_distances(np.array([[0.0, 0.0], [3.0, 4.0]]), "L2").tolist()
       [[0.0, 5.0], [5.0, 0.0]]
     """
-    check_choice("distance", distance, MINING_DISTANCES)
-    e = np.asarray(embeddings, dtype=np.float64)
-    if e.ndim != 2:
-        raise ValueError("Expected `embeddings` to be 2-D [P, D]. "
-                         f"Received: shape={e.shape}.")
-    if distance in ("angular", "normalized-L2"):
-        e = e / np.sqrt(np.maximum(np.sum(e * e, axis=1, keepdims=True), _NORM_EPSILON))
-        cosine = e @ e.T
-        if distance == "angular":
-            result = np.maximum(1.0 - cosine, 0.0)
-        else:
-            result = np.sqrt(np.maximum(2.0 - 2.0 * cosine, 0.0))
-    else:
-        norms = np.sum(e * e, axis=1)
-        squared = np.maximum(norms[:, None] + norms[None, :] - 2.0 * (e @ e.T), 0.0)
-        if distance == "L2":
-            result = np.sqrt(squared)
-        elif distance == "squared-L2":
-            result = squared
-        else:  # mean-squared
-            result = squared / e.shape[1]
-    np.fill_diagonal(result, 0.0)
-    return result
+    return pairwise_distances(embeddings, distance)
 
 
 def _weights_detached(model):

@@ -39,6 +39,7 @@ from tripletlab.evaluation.knn import (
     _import_faiss,
     iter_nearest_neighbors,
 )
+from tripletlab.numpy_distances import normalize_rows
 
 _BLOCK_ELEMENTS = 1 << 22  # rows x neighbours scored at once (bounds the temporary arrays)
 _SEARCH_ELEMENTS = 1 << 23  # query rows x k searched at once by evaluate_embeddings
@@ -249,8 +250,7 @@ def clustering_scores(embeddings, labels, seed: int = 0, *, normalize: bool = Fa
     KMeans, normalized_mutual_info_score, adjusted_mutual_info_score = _import_sklearn()
     points = np.asarray(embeddings, dtype=np.float32)
     if normalize:
-        norms = np.sqrt(np.maximum(np.einsum("ij,ij->i", points, points), 1e-12))
-        points = points / norms[:, None]
+        points = normalize_rows(points)
     num_classes = len(np.unique(labels))
     clusters = KMeans(n_clusters=num_classes, n_init=1, random_state=int(seed)).fit_predict(points)
     return {
