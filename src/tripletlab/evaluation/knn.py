@@ -181,11 +181,11 @@ def iter_nearest_neighbors(
     check_bool("progress", progress)
     check_number("chunk_size", chunk_size, minimum=1, integer=True)
     check_number("k", k, minimum=1, integer=True)
-    queries = _as_embeddings("queries", queries)
+    queries = check_embeddings("queries", queries)
     if references is None:
         references = queries
     else:
-        references = _as_embeddings("references", references)
+        references = check_embeddings("references", references)
     if references.shape[1] != queries.shape[1]:
         raise ValueError(
             "Expected `queries` and `references` to have the same embedding dimension. "
@@ -205,7 +205,7 @@ def iter_nearest_neighbors(
             f"Expected `k` <= {available}, the {what}. Received: k={k}."
         )
     return _search_chunks(
-        _import_faiss(), queries, references, int(k), distance, exclude_self, int(chunk_size),
+        import_faiss(), queries, references, int(k), distance, exclude_self, int(chunk_size),
         progress,
     )
 
@@ -230,7 +230,12 @@ def _search_chunks(faiss, queries, references, k, distance, exclude_self, chunk_
             bar.update(stop)
 
 
-def _import_faiss():
+def import_faiss():
+    """Imports faiss (an optional dependency) and returns the module.
+
+    Raises:
+      ImportError: faiss is not installed; the message names the pip extra.
+    """
     try:
         import faiss
     except ImportError as error:
@@ -241,7 +246,17 @@ def _import_faiss():
     return faiss
 
 
-def _as_embeddings(name: str, values) -> np.ndarray:
+def check_embeddings(name: str, values) -> np.ndarray:
+    """Returns ``values`` as a NumPy array after checking it is finite floating ``[N, D]``.
+
+    Args:
+      name: the argument's name, for the error message.
+      values: the embeddings (anything ``np.asarray`` accepts).
+
+    Raises:
+      TypeError: not a floating array.
+      ValueError: not 2-D with at least one row and one column, or not finite.
+    """
     array = np.asarray(values)
     if array.dtype.kind != "f":
         raise TypeError(
