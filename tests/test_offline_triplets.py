@@ -16,7 +16,7 @@ import pytest
 from conftest import BACKEND, to_numpy, value_and_gradient
 from tripletlab.data.triplets import MINING_DISTANCES, TripletGenerator, pool_distances
 from tripletlab.losses.offline import TripletLoss, offline_triplet_loss
-from tripletlab.triplet_network import TripletNetwork, extract_embedding_model
+from tripletlab.models import TripletNetwork, extract_embedding_model
 
 DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2", "mean-squared")
 # A margin per distance that leaves both active and inactive triplets on Gaussian inputs.
@@ -201,6 +201,22 @@ def test_network_rejects_bad_inputs():
         net((np.zeros((2, 64)), np.zeros((2, 64))))
     with pytest.raises(TypeError, match="TripletNetwork"):
         extract_embedding_model(make_embedding_model())
+
+
+def test_one_way_to_get_the_embedding_model():
+    """``extract_embedding_model`` is what training, the CLI and the generator use: a network
+    gives its shared model; with ``strict=False`` any other model is already the embedder."""
+    embed = make_embedding_model()
+    net = TripletNetwork(embed)
+    assert extract_embedding_model(net, strict=False) is embed
+    assert extract_embedding_model(embed, strict=False) is embed
+    with pytest.raises(TypeError, match="strict"):
+        extract_embedding_model(net, strict="no")
+    x, y = labelled_data()
+    mined = [TripletGenerator(x, y, 8, strategy="hard", embedding_model=model, pool_size=len(y),
+                              seed=4).triplet_indices(0) for model in (net, embed)]
+    for from_network, from_embedder in zip(*mined, strict=True):
+        np.testing.assert_array_equal(from_network, from_embedder)
 
 
 def test_network_save_and_load_safe_mode(tmp_path):
@@ -469,6 +485,31 @@ def test_hard_mode_needs_a_model():
     assert anchors.shape == (4, 64)
     with pytest.raises(ValueError, match="strategy='hard'"):
         TripletGenerator(x, y, 4).mining_callback()
+
+
+def test_mining_callback_drives_the_refreshes():
+    """While a HardMiningCallback is attached (``driven_by_callback``), the generator refreshes
+    only when the callback says so; before and after, every ``refresh_every`` served batches."""
+    x, y = labelled_data()
+    model = fixed_projection()
+    generator = TripletGenerator(x, y, 4, strategy="hard", embedding_model=model,
+                                 refresh_every=1, pool_size=len(y))
+    assert not generator.driven_by_callback and not generator.has_pool
+    callback = generator.mining_callback()
+    callback.set_model(model)
+    callback.on_train_begin()
+    assert generator.driven_by_callback and generator.has_pool
+    assert generator.mining_statistics["refresh"] == 0
+    generator[0], generator[1]  # served batches: no refresh of their own
+    assert generator.mining_statistics["refresh"] == 0
+    callback.on_train_batch_end(0)  # refresh_every=1 step
+    assert generator.mining_statistics["refresh"] == 1
+    callback.on_train_end()
+    assert not generator.driven_by_callback
+    generator[2], generator[3]  # the generator refreshes by itself again
+    assert generator.mining_statistics["refresh"] == 3
+    generator.set_embedding_model(model)
+    assert not generator.has_pool
 
 
 def test_from_image_folder(tmp_path):

@@ -35,6 +35,7 @@ _SUBMODULES = (
     "losses",
     "metrics",
     "mining",
+    "mining_metrics",
     "models",
     "train",
     "visualization",
@@ -44,10 +45,14 @@ _SUBMODULES = (
 SERIALIZABLE_MODULES = (
     "tripletlab.losses",
     "tripletlab.losses.offline",
-    "tripletlab.metrics",
+    "tripletlab.mining_metrics",
     "tripletlab.compat.tfa",
-    "tripletlab.triplet_network",
+    "tripletlab.models.triplet_network",
 )
+
+# Public names of modules stored under another name: ``tl.metrics`` is the Keras mining
+# statistics of :mod:`tripletlab.mining_metrics` (retrieval metrics are ``tl.evaluation``).
+_ALIASES = {"metrics": "mining_metrics"}
 
 __all__ = [*_SUBMODULES, "SERIALIZABLE_MODULES", "__version__", "register_keras_classes"]
 
@@ -147,7 +152,7 @@ class _KerasImportHook(importlib.abc.MetaPathFinder):
 
 def __getattr__(name: str):
     if name in _SUBMODULES:
-        return importlib.import_module(f"tripletlab.{name}")
+        return importlib.import_module(f"tripletlab.{_ALIASES.get(name, name)}")
     raise AttributeError(f"module 'tripletlab' has no attribute {name!r}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -17,6 +18,7 @@ from tripletlab.cli.main import main
 # Makes tripletlab unimportable in the child, whatever sys.path or an editable install holds.
 NO_TRIPLETLAB = """
 import sys
+import zipfile
 sys.modules["tripletlab"] = None
 try:
     import tripletlab
@@ -72,17 +74,18 @@ def test_checkpoint_keeps_the_training_state(experiment):
 
 @pytest.mark.parametrize("imports", ["import tripletlab, keras", "import keras, tripletlab"])
 def test_user_model_loads_after_bare_import(tmp_path, imports):
+    from tripletlab import metrics
     from tripletlab.losses import TripletSemiHardLoss
-    from tripletlab.metrics import mining_metrics
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     model.compile("adam", loss=TripletSemiHardLoss(margin=0.5),
-                  metrics=mining_metrics(0.5, "L2"))
+                  metrics=metrics.mining_metrics(0.5, "L2"))
     x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
     model.fit(x, np.arange(16) % 4, epochs=1, verbose=0)
     model.save(tmp_path / "m.keras")
     script = f"""
 import sys
+import zipfile
 {imports}
 model = keras.saving.load_model("m.keras", safe_mode=True)
 print(type(model.loss).__name__, model.loss.margin)
@@ -94,5 +97,81 @@ print(type(model.loss).__name__, model.loss.margin)
 
 def test_bare_import_does_not_import_keras(tmp_path):
     result = _run("import sys, tripletlab\nprint('keras' in sys.modules)", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "False"
+
+
+def _as_saved_before_the_move(path, moves):
+    """Rewrites ``path``'s config.json with the module paths of the layout before
+    ``tripletlab.models`` / ``tripletlab.mining_metrics`` (new -> old), as an older file has."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    config = entries["config.json"].decode()
+    for new, old in moves.items():
+        assert f'"module": "{new}"' in config, new  # the rewrite below must change something
+        config = config.replace(f'"module": "{new}"', f'"module": "{old}"')
+    entries["config.json"] = config.encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+def test_files_saved_before_the_models_package_load(tmp_path):
+    """A TripletNetwork saved when it lived in ``tripletlab.triplet_network`` and a model compiled
+    with the mining metrics of ``tripletlab.metrics`` load after a bare ``import tripletlab``:
+    Keras finds the classes by their registered names, which the moves kept."""
+    import tripletlab as tl
+    from tripletlab.losses import TripletSemiHardLoss
+    from tripletlab.losses.offline import TripletLoss
+
+    x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    embedder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    network = tl.models.TripletNetwork(embedder)
+    network.compile("adam", loss=TripletLoss(margin=0.5))
+    network.predict((x, x, x), verbose=0)  # builds it
+    network.save(tmp_path / "network.keras")
+    np.save(tmp_path / "expected.npy", embedder.predict(x, verbose=0))
+    _as_saved_before_the_move(tmp_path / "network.keras", {
+        "tripletlab.models.triplet_network": "tripletlab.triplet_network"})
+    user = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    user.compile("adam", loss=TripletSemiHardLoss(margin=0.5),
+                 metrics=tl.metrics.mining_metrics(0.5, "L2"))
+    user.fit(x, np.arange(16) % 4, epochs=1, verbose=0)
+    user.save(tmp_path / "user.keras")
+    _as_saved_before_the_move(tmp_path / "user.keras", {
+        "tripletlab.mining_metrics": "tripletlab.metrics"})
+    script = """
+import numpy as np
+import tripletlab, keras
+x = np.load("x.npy")
+network = keras.saving.load_model("network.keras", safe_mode=True)
+print(type(network).__module__, type(network).__name__, network.loss.margin)
+embedder = tripletlab.models.extract_embedding_model(network)
+np.testing.assert_allclose(embedder.predict(x, verbose=0), np.load("expected.npy"), atol=1e-6)
+user = keras.saving.load_model("user.keras", safe_mode=True)
+logs = user.evaluate(x, np.arange(16) % 4, verbose=0, return_dict=True)
+print(" ".join(sorted(logs)))
+"""
+    result = _run(script, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    network_line, metrics_line = result.stdout.strip().splitlines()
+    assert network_line.split() == ["tripletlab.models.triplet_network", "TripletNetwork", "0.5"]
+    assert metrics_line.split() == ["fraction_positive_triplets", "hardest_negative_distance",
+                                    "hardest_positive_distance", "loss"]
+
+
+def test_public_module_names():
+    """``tl.metrics`` (the documented name) is the mining-metrics module; the classes keep their
+    Keras registered names; the configuration and the command line import no Keras."""
+    import tripletlab as tl
+    import tripletlab.mining_metrics
+
+    assert tl.metrics is tripletlab.mining_metrics
+    for cls in (tl.models.TripletNetwork, tl.metrics.FractionPositiveTriplets,
+                tl.metrics.HardestPositiveDistance, tl.metrics.HardestNegativeDistance):
+        assert keras.saving.get_registered_name(cls) == f"tripletlab>{cls.__name__}"
+    result = _run("import sys\nimport tripletlab.train.config, tripletlab.cli, tripletlab.data\n"
+                  "from tripletlab.data import DATASETS\nprint('keras' in sys.modules)", ".")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "False"

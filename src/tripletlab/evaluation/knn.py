@@ -9,6 +9,9 @@ Distances use the canonical names of :data:`tripletlab.distances.DISTANCES`:
 * ``"angular"`` and ``"normalized-L2"``: ``faiss.IndexFlatIP`` on L2-normalised rows, giving the
   cosine ``c``; then :math:`d = \\max(1 - c, 0)` or :math:`d = \\sqrt{\\max(2 - 2c, 0)}`.
 
+The rows are normalised and the scores turned into distances by :mod:`tripletlab.numpy_distances`
+(as everywhere tripletlab computes distances in NumPy).
+
 faiss is an optional dependency (``pip install "tripletlab[eval]"``), imported only when a search
 runs.
 """
@@ -22,8 +25,8 @@ import numpy as np
 
 from tripletlab._checks import check_bool, check_number
 from tripletlab.distances import NORMALIZED_DISTANCES, check_distance
+from tripletlab.numpy_distances import distances_from_scores, normalize_rows
 
-_NORM_EPSILON = 1e-12  # the same floor as tripletlab.distances.l2_normalize
 _ADD_CHUNK_ROWS = 65536  # references are converted and added to the index this many at a time
 
 
@@ -178,11 +181,11 @@ def iter_nearest_neighbors(
     check_bool("progress", progress)
     check_number("chunk_size", chunk_size, minimum=1, integer=True)
     check_number("k", k, minimum=1, integer=True)
-    queries = _as_embeddings("queries", queries)
+    queries = check_embeddings("queries", queries)
     if references is None:
         references = queries
     else:
-        references = _as_embeddings("references", references)
+        references = check_embeddings("references", references)
     if references.shape[1] != queries.shape[1]:
         raise ValueError(
             "Expected `queries` and `references` to have the same embedding dimension. "
@@ -202,7 +205,7 @@ def iter_nearest_neighbors(
             f"Expected `k` <= {available}, the {what}. Received: k={k}."
         )
     return _search_chunks(
-        _import_faiss(), queries, references, int(k), distance, exclude_self, int(chunk_size),
+        import_faiss(), queries, references, int(k), distance, exclude_self, int(chunk_size),
         progress,
     )
 
@@ -222,12 +225,17 @@ def _search_chunks(faiss, queries, references, k, distance, exclude_self, chunk_
         scores, indices = index.search(chunk, searched)
         if exclude_self:
             scores, indices = _drop_self(scores, indices, np.arange(start, stop), k)
-        yield start, Neighbors(indices=indices, distances=_to_distance(scores, distance))
+        yield start, Neighbors(indices=indices, distances=distances_from_scores(scores, distance))
         if bar is not None:
             bar.update(stop)
 
 
-def _import_faiss():
+def import_faiss():
+    """Imports faiss (an optional dependency) and returns the module.
+
+    Raises:
+      ImportError: faiss is not installed; the message names the pip extra.
+    """
     try:
         import faiss
     except ImportError as error:
@@ -238,7 +246,17 @@ def _import_faiss():
     return faiss
 
 
-def _as_embeddings(name: str, values) -> np.ndarray:
+def check_embeddings(name: str, values) -> np.ndarray:
+    """Returns ``values`` as a NumPy array after checking it is finite floating ``[N, D]``.
+
+    Args:
+      name: the argument's name, for the error message.
+      values: the embeddings (anything ``np.asarray`` accepts).
+
+    Raises:
+      TypeError: not a floating array.
+      ValueError: not 2-D with at least one row and one column, or not finite.
+    """
     array = np.asarray(values)
     if array.dtype.kind != "f":
         raise TypeError(
@@ -262,8 +280,7 @@ def _same_rows(first: np.ndarray, second: np.ndarray) -> bool:
 def _prepare_rows(rows: np.ndarray, distance: str) -> np.ndarray:
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     if distance in NORMALIZED_DISTANCES:
-        squared_norm = np.einsum("ij,ij->i", rows, rows)[:, None]
-        rows = rows / np.sqrt(np.maximum(squared_norm, np.float32(_NORM_EPSILON)))
+        rows = normalize_rows(rows)
     return rows
 
 
@@ -283,13 +300,3 @@ def _drop_self(scores, indices, rows, k):
     keep = np.ones(indices.shape, dtype=bool)
     keep[np.arange(indices.shape[0]), drop] = False
     return scores[keep].reshape(-1, k), indices[keep].reshape(-1, k)
-
-
-def _to_distance(scores: np.ndarray, distance: str) -> np.ndarray:
-    if distance == "squared-L2":
-        return np.maximum(scores, 0.0)
-    if distance == "L2":
-        return np.sqrt(np.maximum(scores, 0.0))
-    if distance == "angular":
-        return np.maximum(1.0 - scores, 0.0)
-    return np.sqrt(np.maximum(2.0 - 2.0 * scores, 0.0))  # normalized-L2

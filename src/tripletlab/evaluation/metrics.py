@@ -35,10 +35,11 @@ from tripletlab.atomic import write_json
 from tripletlab.distances import NORMALIZED_DISTANCES, check_distance
 from tripletlab.evaluation.knn import (
     Neighbors,
-    _as_embeddings,
-    _import_faiss,
+    check_embeddings,
+    import_faiss,
     iter_nearest_neighbors,
 )
+from tripletlab.numpy_distances import normalize_rows
 
 _BLOCK_ELEMENTS = 1 << 22  # rows x neighbours scored at once (bounds the temporary arrays)
 _SEARCH_ELEMENTS = 1 << 23  # query rows x k searched at once by evaluate_embeddings
@@ -243,14 +244,13 @@ def clustering_scores(embeddings, labels, seed: int = 0, *, normalize: bool = Fa
     """
     check_number("seed", seed, minimum=0, integer=True)
     check_bool("normalize", normalize)
-    embeddings = _as_embeddings("embeddings", embeddings)
+    embeddings = check_embeddings("embeddings", embeddings)
     labels = _check_labels("labels", labels, embeddings.shape[0])
     _check_two_classes("labels", labels)
     KMeans, normalized_mutual_info_score, adjusted_mutual_info_score = _import_sklearn()
     points = np.asarray(embeddings, dtype=np.float32)
     if normalize:
-        norms = np.sqrt(np.maximum(np.einsum("ij,ij->i", points, points), 1e-12))
-        points = points / norms[:, None]
+        points = normalize_rows(points)
     num_classes = len(np.unique(labels))
     clusters = KMeans(n_clusters=num_classes, n_init=1, random_state=int(seed)).fit_predict(points)
     return {
@@ -343,16 +343,16 @@ def evaluate_embeddings(
             f"reference_labels={'None' if reference_labels is None else 'an array'}."
         )
     # Fail on a missing optional dependency before any long computation.
-    _import_faiss()
+    import_faiss()
     if clustering:
         _import_sklearn()
     leave_one_out = reference_embeddings is None
-    query_embeddings = _as_embeddings("query_embeddings", query_embeddings)
+    query_embeddings = check_embeddings("query_embeddings", query_embeddings)
     query_labels = _check_labels("query_labels", query_labels, query_embeddings.shape[0])
     if leave_one_out:
         reference_embeddings, reference_labels = query_embeddings, query_labels
     else:
-        reference_embeddings = _as_embeddings("reference_embeddings", reference_embeddings)
+        reference_embeddings = check_embeddings("reference_embeddings", reference_embeddings)
         reference_labels = _check_labels(
             "reference_labels", reference_labels, reference_embeddings.shape[0])
     _check_two_classes("query_labels" if leave_one_out else "reference_labels",

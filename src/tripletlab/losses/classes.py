@@ -173,7 +173,7 @@ class TripletBatchAllLoss(_SlotMiningLoss):
 
     over every valid triplet, :math:`m` = ``margin``. See
     :func:`tripletlab.losses.batch_all_triplet_loss`; the fraction of positive triplets is
-    available as the metric :class:`tripletlab.metrics.FractionPositiveTriplets`.
+    available as the metric :class:`tripletlab.mining_metrics.FractionPositiveTriplets`.
 
     Args:
       margin: the margin :math:`m` (``>= 0``).

@@ -3,7 +3,7 @@
 This is the loss of the Siamese-network workflow (Keras' "Siamese Network with Triplet Loss"
 example): the triplets are chosen before the batch reaches the model, by
 :class:`tripletlab.data.triplets.TripletGenerator`, and a shared embedding model
-(:class:`tripletlab.triplet_network.TripletNetwork`) embeds the three inputs. Unlike the online
+(:class:`tripletlab.models.TripletNetwork`) embeds the three inputs. Unlike the online
 mining losses (``TripletSemiHardLoss``, ``TripletHardLoss``, ``TripletBatchAllLoss``) nothing is
 mined inside the loss and ``y_true`` is ignored.
 """
@@ -83,7 +83,7 @@ def split_triplet_embeddings(y_pred):
     """Splits a ``[B, 3, D]`` tensor (or a tuple/list of three ``[B, D]``) into its three parts.
 
     Args:
-      y_pred: the output of :class:`tripletlab.triplet_network.TripletNetwork` (anchors,
+      y_pred: the output of :class:`tripletlab.models.TripletNetwork` (anchors,
         positives and negatives stacked on axis 1), or a tuple/list of three ``[B, D]`` tensors.
 
     Returns:
@@ -144,7 +144,7 @@ class TripletLoss(keras.losses.Loss):
       >>> round(float(TripletLoss(margin=1.0)(np.zeros(1), y_pred)), 4)
       0.5
 
-      With :class:`tripletlab.triplet_network.TripletNetwork` and
+      With :class:`tripletlab.models.TripletNetwork` and
       :class:`tripletlab.data.triplets.TripletGenerator`::
 
           net = TripletNetwork(embedding_model)

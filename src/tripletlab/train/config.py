@@ -31,8 +31,9 @@ from typing import Any
 import tomllib
 
 from tripletlab._checks import check_bool, check_choice, check_number, closest_key_hint
+from tripletlab.backends import BACKENDS
+from tripletlab.data.datasets import DATASETS
 
-DATASETS = ("mnist", "fashion-mnist", "npz", "mnist-sample", "digits", "image-folder")
 MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn")
 # The options of model 'omoindrot-cnn' that are config keys of their own (params.json's names),
 # with their defaults (the values of omoindrot's experiments/*/params.json).
@@ -46,7 +47,6 @@ OPTIMIZERS = ("adam", "sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential")
 MODES = ("online", "offline")
 TRIPLET_STRATEGIES = ("random", "hard")
-BACKENDS = ("tensorflow", "jax", "torch")
 PROJECTIONS = ("pca", "tsne", "umap")
 
 # The default margin of each loss (the original library's default).

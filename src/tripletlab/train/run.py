@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from tripletlab.atomic import write_json
+from tripletlab.models import extract_embedding_model
 from tripletlab.train import experiment as ex
 from tripletlab.train.config import ConfigError, TrainConfig, check_data, resolve_config
 
@@ -152,10 +153,6 @@ def build_batches(config: TrainConfig, data, model=None):
                            drop_remainder=len(data.y_train) % config.batch_size == 1)
 
 
-def _embedding_model(model):
-    return getattr(model, "embedding_model", model)
-
-
 def embed(model, x, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
     """``model.predict`` as a float32 NumPy array."""
     out = model.predict(x, batch_size=batch_size, verbose=verbose)
@@ -268,7 +265,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model_options: {error}") from None
         if config.mode == "offline":
-            from tripletlab.triplet_network import TripletNetwork
+            from tripletlab.models import TripletNetwork
 
             model = TripletNetwork(network)
         else:
@@ -276,7 +273,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         batches = build_batches(config, data, model)
         metrics = []
         if config.mode == "online":
-            from tripletlab.metrics import mining_metrics
+            from tripletlab.mining_metrics import mining_metrics
 
             metrics = mining_metrics(config.margin, config.distance)
         model.compile(optimizer=build_optimizer(config, len(batches)), loss=build_loss(config),
@@ -291,7 +288,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         batches = ex.FitEpochBatches(batches, steps)
         steps = None
         callbacks.append(batches.callback())
-    embedding_model = _embedding_model(model)
+    embedding_model = extract_embedding_model(model, strict=False)
 
     if config.eval_every > 0:
         callbacks.append(_retrieval_callback(config, data, embedding_model))
@@ -367,7 +364,7 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
     register_classes()
     best_model = keras.saving.load_model(experiment.path(ex.BEST_MODEL), safe_mode=True,
                                          compile=False)
-    best_model = _embedding_model(best_model)
+    best_model = extract_embedding_model(best_model, strict=False)
     bar = 1 if verbose == 1 and sys.stdout.isatty() else 0
     announce(f"Embedding {len(data.y_test):,} test and {len(data.y_train):,} train images")
     test = embed(best_model, data.x_test, verbose=bar)

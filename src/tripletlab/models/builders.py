@@ -1,4 +1,4 @@
-"""Embedding models: Keras functional models from images ``[H, W, C]`` to embeddings ``[D]``.
+"""The embedding-model builders: Keras functional models from images ``[H, W, C]`` to ``[D]``.
 
 Every model ends in ``keras.layers.UnitNormalization`` (rows of length 1), except
 ``siamese_mlp(normalize=False)``, which reproduces a notebook exactly, and ``omoindrot-cnn``,
@@ -29,7 +29,6 @@ from typing import Any
 import keras
 
 from tripletlab import _checks
-from tripletlab.triplet_network import TripletNetwork, extract_embedding_model  # noqa: F401
 
 
 def tfa_tutorial_cnn(

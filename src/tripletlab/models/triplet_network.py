@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tripletlab._checks import check_bool
+
 TRIPLET_INPUT_NAMES = ("anchor", "positive", "negative")
 """Keys accepted when the three inputs are given as a dict."""
 
@@ -35,7 +37,7 @@ class TripletNetwork(keras.Model):
 
     Example:
       >>> import keras, numpy as np
-      >>> from tripletlab.triplet_network import TripletNetwork
+      >>> from tripletlab.models import TripletNetwork
       >>> embed = keras.Sequential([keras.Input((64,)), keras.layers.Dense(8)])
       >>> net = TripletNetwork(embed)
       >>> x = np.zeros((5, 64), "float32")
@@ -127,27 +129,40 @@ class TripletNetwork(keras.Model):
         return cls(embedding_model, **config)
 
 
-def extract_embedding_model(model):
+def extract_embedding_model(model, *, strict=True):
     """Returns the single-input embedding model inside a triplet network.
+
+    The one way to get the embedding model out of a model: the training loop, the command line
+    and :class:`tripletlab.data.triplets.TripletGenerator` all call it (with ``strict=False``,
+    as they take either kind of model).
 
     Args:
       model: a :class:`TripletNetwork` (for example one returned by
-        ``keras.saving.load_model(path, safe_mode=True)``).
+        ``keras.saving.load_model(path, safe_mode=True)``), or with ``strict=False`` any model.
+      strict: raise a ``TypeError`` when ``model`` is not a :class:`TripletNetwork`; with
+        ``False`` such a model is returned as it is (it is already an embedding model).
 
     Returns:
-      The shared embedding model (``model.embedding_model``).
+      The shared embedding model (``model.embedding_model``) of a :class:`TripletNetwork`, else
+      (``strict=False``) ``model`` itself.
 
     Raises:
-      TypeError: ``model`` is not a :class:`TripletNetwork`.
+      TypeError: ``strict`` and ``model`` is not a :class:`TripletNetwork`, or ``strict`` is
+        not a bool.
 
     Example:
       >>> import keras
-      >>> from tripletlab.triplet_network import TripletNetwork, extract_embedding_model
+      >>> from tripletlab.models import TripletNetwork, extract_embedding_model
       >>> embed = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
       >>> extract_embedding_model(TripletNetwork(embed)) is embed
       True
+      >>> extract_embedding_model(embed, strict=False) is embed
+      True
     """
-    if not isinstance(model, TripletNetwork):
+    check_bool("strict", strict)
+    if isinstance(model, TripletNetwork):
+        return model.embedding_model
+    if strict:
         raise TypeError("Expected `model` to be a tripletlab TripletNetwork. "
                         f"Received: model of type {type(model).__name__}.")
-    return model.embedding_model
+    return model
