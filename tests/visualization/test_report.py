@@ -357,11 +357,11 @@ def test_held_out_curves_have_a_legend(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from tripletlab.visualization.plot import _training_curves_figure
+    from tripletlab.visualization.plot import training_curves_figure
 
     log = tmp_path / "log.csv"
     log.write_text("epoch,loss,val_map_at_r\n0,1.0,0.3\n1,0.8,0.5\n")
-    figure = _training_curves_figure(log)
+    figure = training_curves_figure(log)
     legends = {axis.get_title(): axis.get_legend() for axis in figure.axes if axis.get_visible()}
     assert legends["map_at_r"] is not None
     assert [t.get_text() for t in legends["map_at_r"].get_texts()] == ["held-out test (val_)"]
