@@ -379,6 +379,9 @@ def _svg_scatter(title: str, keys: np.ndarray, points: np.ndarray, labels: np.nd
 
 
 def _thumbnail_uri(image: np.ndarray) -> str:
+    """A PNG ``data:`` URI of ``image``, shrunk (Lanczos) to at most ``THUMBNAIL_PIXELS`` a side;
+    the images tripletlab exports are no larger already (:func:`tripletlab.experiment.thumbnails`),
+    so only other folders' images are resized here."""
     from PIL import Image
 
     picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
