@@ -349,7 +349,7 @@ def _given_projection(projections: Mapping[str, Any], method: str,
     """``projections[method]`` checked to be ``[total, 2]``, or ``None`` if not given."""
     if method not in projections:
         return None
-    points = np.asarray(projections[method], dtype=np.float64)
+    points = np.asarray(projections[method])  # as project() returned them (float32)
     if points.shape != (total, 2):
         raise ValueError(f"Expected `projections[{method!r}]` to hold one 2-D point per row of "
                          f"{TEST_EMBEDDINGS} ([{total}, 2]). Received: shape {points.shape}.")
