@@ -74,3 +74,14 @@ def test_report_reads_the_layout_modules_names():
         assert getattr(report, name) is getattr(experiment, name), name
     source = Path(report.__file__).read_text(encoding="utf-8")
     assert not re.findall(r'^\w+ = "[^"]*\.(?:json|csv|npy|html)"', source, re.M)
+
+
+def test_layout_module_imports_no_keras():
+    """Reading an experiment folder's layout needs neither Keras nor the training package."""
+    script = ("import json, sys, tripletlab.experiment; print(json.dumps(sorted(name for name "
+              "in sys.modules if name == 'keras' or name.startswith('tripletlab.train'))))")
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                               text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
