@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 _RECORDERS: list[Callable[[Path], None]] = []
 _RECORDERS_LOCK = threading.Lock()
@@ -124,10 +127,61 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Writes ``data`` as indented JSON to ``path`` atomically and returns the path."""
+def write_json(path: str | os.PathLike, data: Any, *, nan_as_null: bool = False) -> Path:
+    """Writes ``data`` as indented JSON (sorted keys) to ``path`` atomically; returns the path.
+
+    NumPy scalars and arrays are written as numbers and lists.
+
+    Args:
+      path: the final file name.
+      data: the value to write.
+      nan_as_null: write NaN and infinite floats (Python's or NumPy's, at any depth of dicts,
+        lists and tuples) as ``null``; strict JSON has no such numbers. Without it they are
+        written as Python's ``json`` writes them (``NaN``, ``Infinity``).
+    """
+    if nan_as_null:
+        data = _nan_as_null(data)
     text = json.dumps(data, indent=2, sort_keys=True, default=_json_default)
     return write_text(path, text + "\n")
+
+
+def save_array(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """``np.save`` through a temporary file and a rename (``allow_pickle=False``)."""
+    with atomic_path(path) as temporary:
+        np.save(temporary, array, allow_pickle=False)
+    return Path(path)
+
+
+def save_model(model: Any, path: str | os.PathLike) -> Path:
+    """``model.save(path)`` (a Keras model: the full training state) through a temporary file
+    and a rename."""
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+    return Path(path)
+
+
+def save_inference_model(model: Any, path: str | os.PathLike) -> Path:
+    """Saves a Keras ``model`` for inference: an uncompiled copy with the same weights, atomically.
+
+    The file holds no loss, metrics or optimizer, so it loads with plain Keras
+    (``keras.saving.load_model(path, safe_mode=True)``) without tripletlab installed, as
+    long as the model's own layers are Keras' (every model of :mod:`tripletlab.models`).
+    """
+    # from_config builds the same layers without the compile configuration (clone_model
+    # would compile the copy like the original)
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return save_model(copy, path)
+
+
+def _nan_as_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _nan_as_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_as_null(item) for item in value]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+        return None
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -226,7 +226,7 @@ def test_config_folder(tmp_path, capsys):
 
 
 def test_truncated_checkpoint_state(tmp_path, capsys):
-    from tripletlab.train.experiment import Experiment
+    from tripletlab.experiment import Experiment
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -102,3 +102,21 @@ def test_bad_arguments(kwargs, error, match):
     x, y = tiny_data()
     with pytest.raises(error, match=match):
         RetrievalEvaluation(x, y, **kwargs)
+
+
+def test_embedding_model_scores_the_inner_network():
+    """``embedding_model=``: the model being fit wraps the embedding network (its output is not
+    the embedding, as with a triplet network); the callback scores the inner network."""
+    x, y = tiny_data()
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    inputs = keras.Input((4,))
+    outer = keras.Model(inputs, keras.layers.Dense(2)(inner(inputs)))
+    outer.compile(optimizer="sgd", loss=embedding_loss)
+    probe = LogsProbe()
+    outer.fit(x, y.astype(np.float32), epochs=1, batch_size=8, verbose=0,
+              callbacks=[RetrievalEvaluation(x, y, recall_ks=(1,), embedding_model=inner),
+                         probe])
+    expected = evaluate_embeddings(inner.predict(x, verbose=0), y, recall_ks=(1,))
+    assert probe.seen[0]["val_map_at_r"] == pytest.approx(expected["map_at_r"])
+    wrapped = evaluate_embeddings(outer.predict(x, verbose=0), y, recall_ks=(1,))
+    assert wrapped["map_at_r"] != pytest.approx(expected["map_at_r"])

@@ -40,3 +40,16 @@ def test_temporary_name_keeps_the_suffix(tmp_path):
         assert temporary.name.endswith(".keras")
         temporary.write_text("x")
     assert (tmp_path / "model.keras").read_text() == "x"
+
+
+def test_write_json_nan_as_null(tmp_path):
+    import numpy as np
+
+    data = {"a": float("nan"), "b": {"c": np.float32("inf"), "d": [1.5, -np.inf]},
+            "e": np.float64(0.25), "f": np.int64(3), "g": None, "h": "x"}
+    path = atomic.write_json(tmp_path / "m.json", data, nan_as_null=True)
+    assert json.loads(path.read_text()) == {"a": None, "b": {"c": None, "d": [1.5, None]},
+                                            "e": 0.25, "f": 3, "g": None, "h": "x"}
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+    # without it, Python's json spelling stays (checkpoint states keep their values as they were)
+    assert "NaN" in atomic.write_json(tmp_path / "n.json", {"a": float("nan")}).read_text()

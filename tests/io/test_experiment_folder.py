@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tripletlab import atomic
+from tripletlab import experiment as ex
 from tripletlab.cli.main import main
-from tripletlab.train import experiment as ex
 
 TINY = ["--dataset", "digits", "--epochs", "1", "--steps-per-epoch", "2", "--eval-samples",
         "60", "--embedding-dim", "8", "--model-options", '{"widths": [8]}', "--verbose", "0",

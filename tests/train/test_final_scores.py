@@ -9,10 +9,12 @@ import keras
 import numpy as np
 import pytest
 
+from tripletlab import experiment as ex
+from tripletlab.atomic import save_model
 from tripletlab.data import load_dataset
 from tripletlab.evaluation import evaluate_embeddings
 from tripletlab.models import build_model
-from tripletlab.train import experiment as ex
+from tripletlab.stratified import stratified_sample
 from tripletlab.train.config import resolve_config
 from tripletlab.train.run import embed, finish
 
@@ -30,7 +32,7 @@ def test_metrics_describe_best_keras(tmp_path, log):
     experiment = ex.Experiment(tmp_path / "run")
     experiment.folder.mkdir()
     best, last = _model(0), _model(1)
-    ex.save_model(best, experiment.path(ex.BEST_MODEL))
+    save_model(best, experiment.path(ex.BEST_MODEL))
     if log is not None:
         rows = "".join(f"{epoch},1.0,{value}\n" for epoch, value in enumerate(log))
         experiment.path(ex.LOG_FILE).write_text("epoch,loss,val_map_at_r\n" + rows)
@@ -48,6 +50,6 @@ def test_metrics_describe_best_keras(tmp_path, log):
     assert saved["best_epoch"] == (None if log is None else 2)
     assert saved["backend"] == keras.backend.backend()
     exported = np.load(experiment.path(ex.TEST_EMBEDDINGS))
-    keep = ex.stratified_indices(data.y_test, 50, config.seed)
+    keep = stratified_sample(data.y_test, 50, config.seed)
     np.testing.assert_allclose(exported, embed(best, data.x_test)[keep], atol=1e-5)
 

@@ -357,11 +357,32 @@ def test_held_out_curves_have_a_legend(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from tripletlab.visualization.plot import _training_curves_figure
+    from tripletlab.visualization.plot import training_curves_figure
 
     log = tmp_path / "log.csv"
     log.write_text("epoch,loss,val_map_at_r\n0,1.0,0.3\n1,0.8,0.5\n")
-    figure = _training_curves_figure(log)
+    figure = training_curves_figure(log)
     legends = {axis.get_title(): axis.get_legend() for axis in figure.axes if axis.get_visible()}
     assert legends["map_at_r"] is not None
     assert [t.get_text() for t in legends["map_at_r"].get_texts()] == ["held-out test (val_)"]
+
+
+def test_given_projections_are_used_and_checked(tmp_path):
+    """``projections=``: the PCA and (when it shows every point) t-SNE handed over are drawn as
+    they are; a projection of another length is refused."""
+    folder = _make_experiment(tmp_path / "given", parts=("embeddings",))
+    points = np.stack([np.arange(NUM_POINTS), np.arange(NUM_POINTS) % 7], axis=1)
+    points = points.astype(np.float32)
+    page = write_report(folder, tmp_path / "given.html", tsne_max_points=NUM_POINTS,
+                        projections={"pca": points, "tsne": points[::-1].copy()}).read_text()
+    fresh = write_report(folder, tmp_path / "fresh.html", tsne_max_points=NUM_POINTS).read_text()
+    circles = re.findall(r'<circle data-point="(\d+)"[^>]*cx="([\d.]+)" cy="([\d.]+)"', page)
+    assert len(circles) == 2 * NUM_POINTS
+    # a straight line of points: every x coordinate differs, and the t-SNE plot is its mirror
+    pca = {int(key): float(x) for key, x, _ in circles[:NUM_POINTS]}
+    tsne = {int(key): float(x) for key, x, _ in circles[NUM_POINTS:]}
+    assert all(pca[i] < pca[i + 1] for i in range(NUM_POINTS - 1))
+    assert all(tsne[i] > tsne[i + 1] for i in range(NUM_POINTS - 1))
+    assert page != fresh
+    with pytest.raises(ValueError, match=r"projections\['pca'\]"):
+        write_report(folder, tmp_path / "bad.html", projections={"pca": points[:-1]})

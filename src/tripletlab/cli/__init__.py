@@ -70,9 +70,9 @@ def load_embedding_model(path: str):
 
     import keras
 
+    import tripletlab
     from tripletlab._checks import check_file
     from tripletlab.models import extract_embedding_model
-    from tripletlab.train.run import register_classes
 
     check_file("--model", path, "a .keras model file")
     problem = None
@@ -88,7 +88,7 @@ def load_embedding_model(path: str):
             problem = f"the zip archive is damaged ({error})"
     if problem is not None:
         raise ValueError(f"Could not load `--model` {path!r} as a Keras model: {problem}.")
-    register_classes()  # tripletlab's serialisable classes, before deserialising
+    tripletlab.register_keras_classes()  # tripletlab's serialisable classes, before loading
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as error:

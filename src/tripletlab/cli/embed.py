@@ -37,7 +37,7 @@ def embed_split(model, data, split: str, batch_size: int, verbose: int | None = 
 
     import numpy as np
 
-    from tripletlab.train.run import embed
+    from tripletlab.inference import embed
 
     x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     expected = tuple(model.input_shape[1:])
@@ -52,8 +52,8 @@ def embed_split(model, data, split: str, batch_size: int, verbose: int | None = 
 
 def run(args: argparse.Namespace) -> int:
     select_backend(args.backend)
+    from tripletlab.atomic import save_array
     from tripletlab.cli import load_data, load_embedding_model
-    from tripletlab.train.experiment import save_array
 
     if args.batch_size < 1:
         raise ValueError(f"Expected `--batch-size` >= 1. Received: {args.batch_size}.")

@@ -32,10 +32,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tripletlab import experiment as ex
     from tripletlab._checks import check_choice
     from tripletlab.cli import load_array
-    from tripletlab.train import experiment as ex
-    from tripletlab.visualization import export_projector
+    from tripletlab.visualization import export_projector, write_plots
 
     methods = None
     if args.methods is not None:
@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     def announce(text: str) -> None:
         print(text, flush=True)
 
-    written = ex.write_plots(plots, embeddings, labels, images=images, log_csv=log_csv,
-                             methods=methods, seed=args.seed, announce=announce)
+    written = write_plots(plots, embeddings, labels, images=images, log_csv=log_csv,
+                          methods=methods, seed=args.seed, announce=announce)
     announce(f"Writing TensorBoard projector files to {projector}")
     export_projector(projector, embeddings, labels, images=images, seed=args.seed)
     print(f"Wrote {len(written)} pictures to {plots} and the projector files to {projector} "

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import keras
-import numpy as np
 
 from tripletlab._checks import check_bool, check_number
 from tripletlab.distances import check_distance
-from tripletlab.evaluation.metrics import _check_labels, _check_recall_ks, evaluate_embeddings
+from tripletlab.evaluation.metrics import check_labels, check_recall_ks, evaluate_embeddings
+from tripletlab.inference import embed
 
 
 class RetrievalEvaluation(keras.callbacks.Callback):
@@ -45,6 +45,9 @@ class RetrievalEvaluation(keras.callbacks.Callback):
       clustering: also compute NMI and AMI (k-means; slower).
       batch_size: the ``model.predict`` batch size.
       seed: the k-means random state.
+      embedding_model: the model that embeds the inputs; default the model being trained
+        (pass the inner embedding network when training a wrapper such as
+        :class:`~tripletlab.models.TripletNetwork`, whose output is not the embedding).
 
     Raises:
       ValueError, TypeError: bad options or labels.
@@ -71,6 +74,7 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         clustering: bool = False,
         batch_size: int = 256,
         seed: int = 0,
+        embedding_model: keras.Model | None = None,
     ):
         super().__init__()
         if (x_reference is None) != (y_reference is None):
@@ -82,17 +86,18 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         if not isinstance(prefix, str):
             raise TypeError(f"Expected `prefix` to be a string. Received: prefix={prefix!r}.")
         self.x_query = x_query
-        self.y_query = _check_labels("y_query", y_query)
+        self.y_query = check_labels("y_query", y_query)
         self.x_reference = x_reference
-        self.y_reference = None if y_reference is None else _check_labels("y_reference",
+        self.y_reference = None if y_reference is None else check_labels("y_reference",
                                                                            y_reference)
         self.distance = check_distance(distance)
         self.every = int(check_number("every", every, minimum=1, integer=True))
         self.prefix = prefix
-        self.recall_ks = _check_recall_ks(recall_ks)
+        self.recall_ks = check_recall_ks(recall_ks)
         self.clustering = check_bool("clustering", clustering)
         self.batch_size = int(check_number("batch_size", batch_size, minimum=1, integer=True))
         self.seed = int(check_number("seed", seed, minimum=0, integer=True))
+        self.embedding_model = embedding_model
 
     def _due(self, epoch: int) -> bool:
         last = (self.params or {}).get("epochs")
@@ -105,8 +110,10 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         Returns:
           The dict of :func:`~tripletlab.evaluation.evaluate_embeddings`.
         """
-        queries = self._embed(self.x_query)
-        references = None if self.x_reference is None else self._embed(self.x_reference)
+        model = self.embedding_model if self.embedding_model is not None else self.model
+        queries = embed(model, self.x_query, self.batch_size)
+        references = (None if self.x_reference is None
+                      else embed(model, self.x_reference, self.batch_size))
         return evaluate_embeddings(
             queries, self.y_query, references, self.y_reference,
             distance=self.distance, recall_ks=self.recall_ks, clustering=self.clustering,
@@ -118,7 +125,3 @@ class RetrievalEvaluation(keras.callbacks.Callback):
             return
         for name, value in self.evaluate().items():
             logs[self.prefix + name] = value
-
-    def _embed(self, inputs) -> np.ndarray:
-        embeddings = self.model.predict(inputs, batch_size=self.batch_size, verbose=0)
-        return np.asarray(keras.ops.convert_to_numpy(embeddings), dtype=np.float32)

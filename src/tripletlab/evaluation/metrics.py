@@ -184,11 +184,11 @@ def _retrieval_metric(name, query_labels, neighbors, reference_labels, recall_ks
     # Called by the public metric functions: warnings point at their caller (stacklevel 4).
     _check_neighbors(neighbors)
     leave_one_out = reference_labels is None
-    query_labels = _check_labels("query_labels", query_labels, neighbors.num_queries)
+    query_labels = check_labels("query_labels", query_labels, neighbors.num_queries)
     if leave_one_out:
         reference_labels = query_labels
     else:
-        reference_labels = _check_labels("reference_labels", reference_labels)
+        reference_labels = check_labels("reference_labels", reference_labels)
     _check_two_classes("query_labels" if leave_one_out else "reference_labels",
                        reference_labels)
     _check_indices(neighbors, len(reference_labels), leave_one_out)
@@ -245,7 +245,7 @@ def clustering_scores(embeddings, labels, seed: int = 0, *, normalize: bool = Fa
     check_number("seed", seed, minimum=0, integer=True)
     check_bool("normalize", normalize)
     embeddings = check_embeddings("embeddings", embeddings)
-    labels = _check_labels("labels", labels, embeddings.shape[0])
+    labels = check_labels("labels", labels, embeddings.shape[0])
     _check_two_classes("labels", labels)
     KMeans, normalized_mutual_info_score, adjusted_mutual_info_score = _import_sklearn()
     points = np.asarray(embeddings, dtype=np.float32)
@@ -332,7 +332,7 @@ def evaluate_embeddings(
     """
     check_distance(distance)
     check_bool("clustering", clustering)
-    recall_ks = _check_recall_ks(recall_ks)
+    recall_ks = check_recall_ks(recall_ks)
     if max_k is not None:
         check_number("max_k", max_k, minimum=max(recall_ks), integer=True)
     if (reference_embeddings is None) != (reference_labels is None):
@@ -348,12 +348,12 @@ def evaluate_embeddings(
         _import_sklearn()
     leave_one_out = reference_embeddings is None
     query_embeddings = check_embeddings("query_embeddings", query_embeddings)
-    query_labels = _check_labels("query_labels", query_labels, query_embeddings.shape[0])
+    query_labels = check_labels("query_labels", query_labels, query_embeddings.shape[0])
     if leave_one_out:
         reference_embeddings, reference_labels = query_embeddings, query_labels
     else:
         reference_embeddings = check_embeddings("reference_embeddings", reference_embeddings)
-        reference_labels = _check_labels(
+        reference_labels = check_labels(
             "reference_labels", reference_labels, reference_embeddings.shape[0])
     _check_two_classes("query_labels" if leave_one_out else "reference_labels",
                        reference_labels)
@@ -459,8 +459,8 @@ def save_metrics(path: str | os.PathLike, metrics: Mapping[str, object]) -> Path
     """
     if not isinstance(metrics, Mapping):
         raise TypeError(f"Expected `metrics` to be a mapping. Received: {type(metrics).__name__}.")
-    data = {str(name): _json_value(value) for name, value in metrics.items()}
-    return write_json(path, data)
+    return write_json(path, {str(name): value for name, value in metrics.items()},
+                      nan_as_null=True)
 
 
 def _format_value(value) -> str:
@@ -469,20 +469,24 @@ def _format_value(value) -> str:
     return str(value)
 
 
-def _json_value(value):
-    if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 # --------------------------------------------------------------------------------------------
-# Internals
+# Checks (check_labels and check_recall_ks are shared with the retrieval callback), internals
 # --------------------------------------------------------------------------------------------
 
 
-def _check_labels(name: str, labels, length: int | None = None) -> np.ndarray:
+def check_labels(name: str, labels, length: int | None = None) -> np.ndarray:
+    """Returns class labels ``[N]`` as an array, checked (shared with the retrieval callback).
+
+    Args:
+      name: the argument's name, for the error message.
+      labels: ``[N]`` or ``[N, 1]`` class ids: integers, integer-valued floats (as Keras
+        hands labels over) or strings.
+      length: the required ``N``, if any.
+
+    Raises:
+      ValueError: another shape or length, one-hot rows, or non-integer floats.
+      TypeError: labels of another type.
+    """
     array = np.asarray(labels)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array.reshape(-1)
@@ -523,7 +527,13 @@ def _check_two_classes(name: str, labels: np.ndarray) -> None:
         )
 
 
-def _check_recall_ks(recall_ks) -> tuple[int, ...]:
+def check_recall_ks(recall_ks) -> tuple[int, ...]:
+    """Returns ``recall_ks`` as a tuple of ints >= 1 (the ``k`` of each ``recall_at_k``).
+
+    Raises:
+      TypeError: not a sequence of integers.
+      ValueError: empty, or a ``k`` below 1.
+    """
     if isinstance(recall_ks, (str, bytes)) or not isinstance(recall_ks, Iterable):
         raise TypeError(f"Expected `recall_ks` to be a sequence of integers. "
                         f"Received: recall_ks={recall_ks!r}.")

@@ -1,4 +1,7 @@
-"""Training workflow: configuration, experiment folder, and the ``train`` function.
+"""Training workflow: configuration, callbacks, and the ``train`` function.
+
+The experiment folder it fills is described (and read and written) by
+:mod:`tripletlab.experiment`.
 
 ``tripletlab.train.config`` imports no Keras, so a configuration can be read and checked before
 the backend is chosen; :func:`train` (in :mod:`tripletlab.train.run`) is imported on first use.

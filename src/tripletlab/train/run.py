@@ -12,16 +12,27 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import keras
 import numpy as np
 
-from tripletlab.atomic import write_json
+from tripletlab import experiment as ex
+from tripletlab.atomic import save_inference_model, write_json
+from tripletlab.inference import embed
 from tripletlab.models import extract_embedding_model
-from tripletlab.train import experiment as ex
+from tripletlab.stratified import stratified_sample
+from tripletlab.train.callbacks import (
+    AtomicCSVLogger,
+    CheckpointCallback,
+    EpochLine,
+    InterruptGuard,
+    RestoreGlobalRandomState,
+)
 from tripletlab.train.config import ConfigError, TrainConfig, check_data, resolve_config
+from tripletlab.train.resume import FitEpochBatches, restore_seed_generator_states
 
 _TRIPLET_TOOLS_METRICS = {"L2": "euclidean", "normalized-L2": "euclidean_norm",
                           "angular": "cosine"}
@@ -153,22 +164,15 @@ def build_batches(config: TrainConfig, data, model=None):
                            drop_remainder=len(data.y_train) % config.batch_size == 1)
 
 
-def embed(model, x, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
-    """``model.predict`` as a float32 NumPy array."""
-    out = model.predict(x, batch_size=batch_size, verbose=verbose)
-    return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
 
 def _retrieval_callback(config: TrainConfig, data, embedding_model):
     from tripletlab.evaluation import RetrievalEvaluation
 
-    class _Retrieval(RetrievalEvaluation):
-        def _embed(self, inputs):
-            return embed(embedding_model, inputs, self.batch_size)
-
-    keep = ex.stratified_indices(data.y_test, config.eval_samples, config.seed)
-    return _Retrieval(data.x_test[keep], data.y_test[keep], distance=config.distance,
-                      every=config.eval_every, recall_ks=(1,), clustering=False)
+    keep = stratified_sample(data.y_test, config.eval_samples, config.seed)
+    return RetrievalEvaluation(data.x_test[keep], data.y_test[keep], distance=config.distance,
+                               every=config.eval_every, recall_ks=(1,), clustering=False,
+                               embedding_model=embedding_model)
 
 
 def _tensorboard_callback(folder):
@@ -179,9 +183,9 @@ def _tensorboard_callback(folder):
         import tensorboard  # noqa: F401
         import tensorflow  # noqa: F401
     except ImportError:
-        ex.warn_once('TensorBoard logs need TensorFlow and tensorboard (pip install '
-                     '"tripletlab[viz]" tensorflow); writing none. Set tensorboard = false '
-                     'to silence this.')
+        warnings.warn('TensorBoard logs need TensorFlow and tensorboard (pip install '
+                      '"tripletlab[viz]" tensorflow); writing none. Set tensorboard = false '
+                      'to silence this.', UserWarning, stacklevel=2)
         return None
     return keras.callbacks.TensorBoard(log_dir=str(folder), write_graph=False)
 
@@ -214,7 +218,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
 
     Args:
       config: a :class:`TrainConfig`, or a dict of options for :func:`resolve_config`.
-      model_dir: the experiment folder (see :mod:`tripletlab.train.experiment`).
+      model_dir: the experiment folder (see :mod:`tripletlab.experiment`).
       resume: continue from ``checkpoints/last.keras`` at the epoch in ``state.json``, with
         the samplers' and random generators' state, so the run continues as if never
         stopped; a run stopped before its first checkpoint starts again.
@@ -254,7 +258,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     if resume:
         register_classes()
         model = keras.saving.load_model(experiment.path(ex.LAST_CHECKPOINT), safe_mode=True)
-        ex.restore_seed_generator_states(model, state.get("seed_generators"))
+        restore_seed_generator_states(model, state.get("seed_generators"))
         batches = build_batches(config, data, model)
     else:
         from tripletlab.models import build_model
@@ -279,13 +283,13 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         model.compile(optimizer=build_optimizer(config, len(batches)), loss=build_loss(config),
                       metrics=metrics, jit_compile=config.jit_compile)
     steps = config.steps_per_epoch if config.sampler == "shuffled" else None
-    guard = ex.InterruptGuard()
+    guard = InterruptGuard()
     callbacks = [guard]
     if state:
-        callbacks.append(ex.RestoreGlobalRandomState(state.get("global_random_state")))
+        callbacks.append(RestoreGlobalRandomState(state.get("global_random_state")))
     if hasattr(batches, "set_epoch"):
         # batches of fit epoch e depend on e alone, so a resumed run draws the same ones
-        batches = ex.FitEpochBatches(batches, steps)
+        batches = FitEpochBatches(batches, steps)
         steps = None
         callbacks.append(batches.callback())
     embedding_model = extract_embedding_model(model, strict=False)
@@ -297,25 +301,25 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     if config.live_pca:
         from tripletlab.visualization import LivePCA
 
-        keep = ex.stratified_indices(data.y_test, min(500, config.eval_samples), config.seed)
+        keep = stratified_sample(data.y_test, min(500, config.eval_samples), config.seed)
         callbacks.append(LivePCA(data.x_test[keep], data.y_test[keep],
                                  experiment.path(ex.LIVE_PCA_DIR),
                                  embedding_model=embedding_model,
                                  class_names=data.class_names))
-    callbacks.append(ex.AtomicCSVLogger(experiment.path(ex.LOG_FILE), initial_epoch))
+    callbacks.append(AtomicCSVLogger(experiment.path(ex.LOG_FILE), initial_epoch))
     if config.tensorboard:
         board = _tensorboard_callback(experiment.path(ex.TENSORBOARD_DIR))
         if board is not None:
             callbacks.append(board)
     monitor, mode = ("val_map_at_r", "max") if config.eval_every > 0 else ("loss", "min")
-    checkpoints = ex.CheckpointCallback(
+    checkpoints = CheckpointCallback(
         experiment, config.epochs, monitor, mode, best=(state or {}).get("best"),
         export_model=embedding_model, train_seconds=(state or {}).get("train_seconds", 0.0),
         guard=guard)
     callbacks.append(checkpoints)
     if verbose:
         # Keras' progress bar only on a terminal: piped, one plain line per epoch.
-        callbacks.append(ex.EpochLine(config.epochs, stream=sys.stdout,
+        callbacks.append(EpochLine(config.epochs, stream=sys.stdout,
                                       defer=verbose == 1 and sys.stdout.isatty()))
 
     # From here on, files are written, each recorded in the manifest first.
@@ -355,9 +359,9 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
             print(text, flush=True)
 
     announce(f"Saving {ex.LAST_MODEL}")
-    ex.save_inference_model(embedding_model, experiment.path(ex.LAST_MODEL))
+    save_inference_model(embedding_model, experiment.path(ex.LAST_MODEL))
     if not experiment.path(ex.BEST_MODEL).is_file():
-        ex.save_inference_model(embedding_model, experiment.path(ex.BEST_MODEL))
+        save_inference_model(embedding_model, experiment.path(ex.BEST_MODEL))
     best_epoch = _best_epoch(experiment.path(ex.LOG_FILE), config)
     announce(f"Loading {ex.BEST_MODEL}" + (f" (epoch {best_epoch})" if best_epoch else "")
              + " to score it")
@@ -390,22 +394,27 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
              f"{ex.METRICS_FILE}")
     keep = ex.save_test_exports(experiment, test, data.y_test, data.x_test,
                                 config.export_samples, config.seed)
-    write_json(experiment.path(ex.METRICS_FILE), _finite(metrics))
+    write_json(experiment.path(ex.METRICS_FILE), metrics, nan_as_null=True)
     if config.plots and len(keep):
-        from tripletlab.visualization import export_projector, write_report
+        from tripletlab.visualization import export_projector, write_plots, write_report
+        from tripletlab.visualization.experiment_plots import TRAINING_CURVES
 
         images = np.load(experiment.path(ex.TEST_IMAGES), allow_pickle=False)
         announce(f"Writing TensorBoard projector files to {ex.PROJECTOR_DIR}/")
         export_projector(experiment.path(ex.PROJECTOR_DIR), test[keep], data.y_test[keep],
                          images=images, class_names=data.class_names, seed=config.seed)
-        ex.write_plots(experiment.path(ex.PLOTS_DIR), test[keep], data.y_test[keep],
-                       images=images, log_csv=experiment.path(ex.LOG_FILE),
-                       class_names=data.class_names, methods=config.projections,
-                       seed=config.seed, announce=announce)
+        # the projections and curves drawn here go into the report too: each is computed once
+        projections: dict[str, np.ndarray] = {}
+        written = write_plots(experiment.path(ex.PLOTS_DIR), test[keep], data.y_test[keep],
+                              images=images, log_csv=experiment.path(ex.LOG_FILE),
+                              class_names=data.class_names, methods=config.projections,
+                              seed=config.seed, announce=announce, projections=projections)
+        curves = [path for path in written if path.name == TRAINING_CURVES]
         tsne = 2000 if "tsne" in config.projections else 0
         announce(f"Writing {ex.REPORT_FILE} (PCA" + (", t-SNE" if tsne else "")
                  + " of up to 2,000 points)")
-        write_report(experiment.folder, seed=config.seed, tsne_max_points=tsne)
+        write_report(experiment.folder, seed=config.seed, tsne_max_points=tsne,
+                     projections=projections, training_curves=curves[0] if curves else None)
     if verbose:
         print(f"Scores of {ex.BEST_MODEL}"
               + (f" (epoch {best_epoch} of {config.epochs})" if best_epoch else "") + ":",
@@ -440,7 +449,7 @@ def scores_table(metrics: Mapping[str, Any]) -> str:
 def _best_epoch(log_csv, config: TrainConfig) -> int | None:
     """The 1-based epoch whose model ``best.keras`` holds, read back from ``log.csv``: the
     first epoch with the best ``val_map_at_r`` (else the lowest ``loss``), as
-    :class:`~tripletlab.train.experiment.CheckpointCallback` chose it; ``None`` if unknown."""
+    :class:`~tripletlab.train.callbacks.CheckpointCallback` chose it; ``None`` if unknown."""
     import csv
     import math
 
@@ -461,9 +470,3 @@ def _best_epoch(log_csv, config: TrainConfig) -> int | None:
     return None if best is None else best[1]
 
 
-def _finite(value):
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

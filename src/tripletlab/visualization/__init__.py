@@ -1,4 +1,5 @@
-"""Pictures of embeddings: projections, plots, the TensorBoard projector, live PCA, reports.
+"""Pictures of embeddings: projections, plots, the TensorBoard projector, live PCA, reports,
+and the pictures of an experiment folder (:func:`write_plots`).
 
 Importing this package needs only NumPy and Keras; matplotlib, scikit-learn, umap-learn and
 Pillow are imported by the functions that use them (``pip install "tripletlab[viz]"``, and
@@ -10,6 +11,7 @@ Example:
   >>> viz.scatter_plot(points, labels, "tsne.png", title="t-SNE")  # doctest: +SKIP
 """
 
+from tripletlab.visualization.experiment_plots import available_projections, write_plots
 from tripletlab.visualization.live import LivePCA
 from tripletlab.visualization.plot import (
     neighbor_grid,
@@ -24,11 +26,13 @@ from tripletlab.visualization.report import write_report
 __all__ = [
     "LivePCA",
     "ProjectorExport",
+    "available_projections",
     "export_projector",
     "neighbor_grid",
     "project",
     "scatter_plot",
     "training_curves",
     "triplet_plot",
+    "write_plots",
     "write_report",
 ]

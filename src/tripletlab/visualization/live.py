@@ -18,7 +18,7 @@ import numpy as np
 
 from tripletlab import _checks
 from tripletlab.atomic import atomic_path
-from tripletlab.visualization.plot import _as_labels, _save_figure, _scatter_figure
+from tripletlab.visualization.plot import as_labels, save_figure, scatter_figure
 from tripletlab.visualization.project import as_embedding_matrix
 
 
@@ -84,7 +84,7 @@ class LivePCA(keras.callbacks.Callback):
                               'pip install "tripletlab[viz]"') from error
         self.x = x
         num_points = _num_rows(x)
-        self.y = _as_labels(y, "y", num_points)
+        self.y = as_labels(y, "y", num_points)
         if num_points < 3:
             raise ValueError(f"Expected `x` with at least 3 rows. Received: {num_points} rows.")
         self.classes = np.unique(self.y)
@@ -175,11 +175,11 @@ class LivePCA(keras.callbacks.Callback):
 
     def _draw(self, index: int, points: np.ndarray, caption: str) -> Path:
         variance = float(np.sum(self.pca.explained_variance_ratio_))
-        figure = _scatter_figure(
+        figure = scatter_figure(
             points, self.y, class_names=self.class_names, limits=self.limits,
             classes=self.classes, axis_labels=("PC 1", "PC 2"),
             title=f"PCA fitted before training ({variance:.0%} of variance), {caption}")
-        return _save_figure(figure, self.folder / f"frame_{index:04d}.png")
+        return save_figure(figure, self.folder / f"frame_{index:04d}.png")
 
 
 def _num_rows(x: Any) -> int:

@@ -72,8 +72,8 @@ def scatter_plot(points2d: Any, labels: Any, path: str | os.PathLike, *, title: 
       >>> from tripletlab.visualization import project, scatter_plot
       >>> scatter_plot(project(embeddings), labels, "pca.png", title="PCA")  # doctest: +SKIP
     """
-    figure = _scatter_figure(points2d, labels, title=title, class_names=class_names)
-    return _save_figure(figure, path)
+    figure = scatter_figure(points2d, labels, title=title, class_names=class_names)
+    return save_figure(figure, path)
 
 
 def neighbor_grid(query_images: Any, query_labels: Any, neighbor_images: Any,
@@ -99,7 +99,7 @@ def neighbor_grid(query_images: Any, query_labels: Any, neighbor_images: Any,
       ValueError: the shapes do not match, or the images are not in ``[0, 1]`` / ``uint8``.
       ImportError: matplotlib is not installed.
     """
-    queries = _as_uint8_images(query_images, "query_images")
+    queries = as_uint8_images(query_images, "query_images")
     neighbors = np.asarray(neighbor_images)
     if neighbors.ndim == 4 and queries.shape[-1] == 1 and neighbors.shape[-1] != 1:
         neighbors = neighbors[..., None]
@@ -107,19 +107,19 @@ def neighbor_grid(query_images: Any, query_labels: Any, neighbor_images: Any,
         raise ValueError("Expected `neighbor_images` of shape [Q, K, H, W, C]. "
                          f"Received: neighbor_images with shape {neighbors.shape}.")
     num_queries, num_neighbors = neighbors.shape[:2]
-    neighbors = _as_uint8_images(neighbors.reshape(-1, *neighbors.shape[2:]), "neighbor_images")
+    neighbors = as_uint8_images(neighbors.reshape(-1, *neighbors.shape[2:]), "neighbor_images")
     neighbors = neighbors.reshape(num_queries, num_neighbors, *neighbors.shape[1:])
-    query_y = _as_labels(query_labels, "query_labels", num_queries)
+    query_y = as_labels(query_labels, "query_labels", num_queries)
     neighbor_y = np.asarray(neighbor_labels)
     if neighbor_y.shape != (num_queries, num_neighbors):
         raise ValueError(f"Expected `neighbor_labels` of shape {(num_queries, num_neighbors)}, "
                          f"matching neighbor_images. Received: shape {neighbor_y.shape}.")
-    neighbor_y = _as_labels(neighbor_y.reshape(-1), "neighbor_labels").reshape(neighbor_y.shape)
+    neighbor_y = as_labels(neighbor_y.reshape(-1), "neighbor_labels").reshape(neighbor_y.shape)
     if queries.shape[0] != num_queries or queries.shape[1:] != neighbors.shape[2:]:
         raise ValueError("Expected `query_images` [Q, H, W, C] to match `neighbor_images` "
                          f"[Q, K, H, W, C]. Received: shapes {queries.shape} and "
                          f"{neighbors.shape}.")
-    names = _class_name_lookup(np.concatenate([query_y, neighbor_y.ravel()]), class_names)
+    names = class_name_lookup(np.concatenate([query_y, neighbor_y.ravel()]), class_names)
 
     figure_class = _import_figure()
     columns = num_neighbors + 1
@@ -140,7 +140,7 @@ def neighbor_grid(query_images: Any, query_labels: Any, neighbor_images: Any,
     wrong_total = int(np.sum(neighbor_y != query_y[:, None]))
     figure.suptitle(f"Nearest neighbours (red frame: other class, {wrong_total} of "
                     f"{neighbor_y.size})", fontsize=11)
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def triplet_plot(anchors: Any, positives: Any, negatives: Any, path: str | os.PathLike) -> Path:
@@ -159,8 +159,8 @@ def triplet_plot(anchors: Any, positives: Any, negatives: Any, path: str | os.Pa
       ValueError: the three arrays differ in shape, or are not images.
       ImportError: matplotlib is not installed.
     """
-    columns = [_as_uint8_images(anchors, "anchors"), _as_uint8_images(positives, "positives"),
-               _as_uint8_images(negatives, "negatives")]
+    columns = [as_uint8_images(anchors, "anchors"), as_uint8_images(positives, "positives"),
+               as_uint8_images(negatives, "negatives")]
     if not columns[0].shape == columns[1].shape == columns[2].shape:
         raise ValueError("Expected `anchors`, `positives` and `negatives` of one shape. "
                          f"Received: shapes {[c.shape for c in columns]}.")
@@ -175,7 +175,7 @@ def triplet_plot(anchors: Any, positives: Any, negatives: Any, path: str | os.Pa
         for row in range(num_rows):
             _show_image(axes[row, column], columns[column][row], name if row == 0 else None,
                         "#444444", 1.0)
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def training_curves(csv_path: str | os.PathLike, path: str | os.PathLike) -> Path:
@@ -197,8 +197,8 @@ def training_curves(csv_path: str | os.PathLike, path: str | os.PathLike) -> Pat
       ValueError: the file has no rows or no numeric column besides ``epoch``.
       ImportError: matplotlib is not installed.
     """
-    figure = _training_curves_figure(csv_path)
-    return _save_figure(figure, path)
+    figure = training_curves_figure(csv_path)
+    return save_figure(figure, path)
 
 
 def read_csv_log(csv_path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -242,7 +242,7 @@ def read_csv_log(csv_path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.
     return epochs, columns
 
 
-# --- shared with live.py, projector.py and report.py -------------------------------------------
+# --- building blocks, shared with live.py, projector.py and report.py --------------------------
 
 def class_colors(num_classes: int) -> list[str]:
     """Returns ``num_classes`` distinct colours as ``#rrggbb``: tab10, tab20, then golden-angle
@@ -260,20 +260,20 @@ def class_colors(num_classes: int) -> list[str]:
     return colors
 
 
-def _scatter_figure(points2d: Any, labels: Any, *, title: str,
-                    class_names: Sequence[str] | Mapping[int, str] | None,
-                    limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
-                    classes: np.ndarray | None = None,
-                    axis_labels: tuple[str, str] | None = None) -> Any:
+def scatter_figure(points2d: Any, labels: Any, *, title: str,
+                   class_names: Sequence[str] | Mapping[int, str] | None,
+                   limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                   classes: np.ndarray | None = None,
+                   axis_labels: tuple[str, str] | None = None) -> Any:
     """Builds the scatter ``Figure``; ``limits`` fixes the axes, ``classes`` fixes colours."""
     points = np.asarray(points2d, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError("Expected `points2d` of shape [N, 2]. "
                          f"Received: points2d with shape {points.shape}.")
-    y = _as_labels(labels, "labels", points.shape[0])
+    y = as_labels(labels, "labels", points.shape[0])
     if classes is None:
         classes = np.unique(y)
-    names = _class_name_lookup(classes, class_names)
+    names = class_name_lookup(classes, class_names)
     colors = class_colors(len(classes))
     color_of = {int(label): colors[index] for index, label in enumerate(classes)}
 
@@ -311,7 +311,9 @@ def _scatter_figure(points2d: Any, labels: Any, *, title: str,
     return figure
 
 
-def _training_curves_figure(csv_path: str | os.PathLike) -> Any:
+def training_curves_figure(csv_path: str | os.PathLike) -> Any:
+    """Builds the ``Figure`` of :func:`training_curves` (not saved), e.g. to embed it elsewhere
+    with :func:`figure_png_bytes`."""
     epochs, columns = read_csv_log(csv_path)
     groups: dict[str, list[str]] = {}
     for name in columns:
@@ -350,10 +352,14 @@ def _training_curves_figure(csv_path: str | os.PathLike) -> Any:
     return figure
 
 
-def _as_uint8_images(images: Any, name: str) -> np.ndarray:
+def as_uint8_images(images: Any, name: str) -> np.ndarray:
     """Returns images as ``uint8 [N, H, W, C]`` with ``C`` 1 or 3.
 
     Floats must lie in ``[0, 1]``; ``uint8`` is taken as is; ``[N, H, W]`` gains ``C = 1``.
+    ``name`` is the argument's name, for the error message.
+
+    Raises:
+      ValueError: another shape, or values outside ``[0, 1]``.
     """
     array = np.asarray(images)
     if array.ndim == 3:
@@ -373,8 +379,17 @@ def _as_uint8_images(images: Any, name: str) -> np.ndarray:
     return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _as_labels(labels: Any, name: str, length: int | None = None) -> np.ndarray:
-    """Returns integer labels ``[N]`` (an ``[N, 1]`` column is flattened)."""
+def as_labels(labels: Any, name: str, length: int | None = None) -> np.ndarray:
+    """Returns integer labels ``[N]`` (an ``[N, 1]`` column is flattened).
+
+    Args:
+      labels: class labels, integers or integer-valued floats.
+      name: the argument's name, for the error message.
+      length: the required ``N``, if any.
+
+    Raises:
+      ValueError: another shape, or labels that are not integers.
+    """
     array = np.asarray(labels)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
@@ -391,9 +406,18 @@ def _as_labels(labels: Any, name: str, length: int | None = None) -> np.ndarray:
                      f"Received: {name} with dtype {array.dtype}.")
 
 
-def _class_name_lookup(labels: np.ndarray,
-                       class_names: Sequence[str] | Mapping[int, str] | None) -> dict[int, str]:
-    """Returns label → display name for every label in ``labels``."""
+def class_name_lookup(labels: np.ndarray,
+                      class_names: Sequence[str] | Mapping[int, str] | None) -> dict[int, str]:
+    """Returns label → display name for every label in ``labels``.
+
+    Args:
+      labels: integer labels.
+      class_names: a sequence indexed by label, a mapping label → name, or ``None`` (the
+        label numbers).
+
+    Raises:
+      ValueError: ``class_names`` has no name for one of the labels.
+    """
     unique = [int(label) for label in np.unique(labels)]
     if class_names is None:
         return {label: str(label) for label in unique}
@@ -446,7 +470,9 @@ def _import_figure() -> Any:
     return Figure
 
 
-def _save_figure(figure: Any, path: str | os.PathLike) -> Path:
+def save_figure(figure: Any, path: str | os.PathLike) -> Path:
+    """Saves a matplotlib ``Figure`` atomically at :data:`DPI`, in the format of ``path``'s
+    suffix (PNG without one); returns ``path`` as a ``Path``."""
     target = Path(path)
     file_format = target.suffix.lstrip(".").lower() or "png"
     with atomic_path(target) as temporary:
@@ -454,7 +480,9 @@ def _save_figure(figure: Any, path: str | os.PathLike) -> Path:
     return target
 
 
-def _figure_png_bytes(figure: Any) -> bytes:
+def figure_png_bytes(figure: Any) -> bytes:
+    """The PNG bytes of a matplotlib ``Figure`` at :data:`DPI` (as :func:`save_figure` writes
+    them)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tripletlab.atomic import atomic_open, atomic_path, write_text
-from tripletlab.visualization.plot import _as_labels, _as_uint8_images, _class_name_lookup
+from tripletlab.visualization.plot import as_labels, as_uint8_images, class_name_lookup
 from tripletlab.visualization.project import as_embedding_matrix
 
 CONFIG_FILE = "projector_config.pbtxt"
@@ -103,11 +103,11 @@ def export_projector(log_dir: str | os.PathLike, embeddings: Any, labels: Any, *
     if num_points < 1:
         raise ValueError("Expected at least one embedding. Received: embeddings with shape "
                          f"{vectors.shape}.")
-    y = _as_labels(labels, "labels", num_points)
-    names = _class_name_lookup(y, class_names) if class_names is not None else None
+    y = as_labels(labels, "labels", num_points)
+    names = class_name_lookup(y, class_names) if class_names is not None else None
     pictures = None
     if images is not None:
-        pictures = _as_uint8_images(images, "images")
+        pictures = as_uint8_images(images, "images")
         if pictures.shape[0] != num_points:
             raise ValueError(f"Expected `images` with {num_points} rows, one per embedding. "
                              f"Received: images with shape {pictures.shape}.")

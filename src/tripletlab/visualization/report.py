@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,32 +24,38 @@ import numpy as np
 
 from tripletlab import _checks
 from tripletlab.atomic import write_text
+from tripletlab.experiment import (
+    CONFIG_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    PLOTS_DIR,
+    REPORT_FILE,
+    TEST_EMBEDDINGS,
+    TEST_IMAGES,
+    TEST_LABELS,
+    THUMBNAIL_PIXELS,
+)
+from tripletlab.stratified import stratified_sample
 from tripletlab.visualization.plot import (
-    _as_labels,
-    _as_uint8_images,
-    _figure_png_bytes,
-    _training_curves_figure,
+    as_labels,
+    as_uint8_images,
     class_colors,
+    figure_png_bytes,
+    training_curves_figure,
 )
 from tripletlab.visualization.project import as_embedding_matrix, project
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-LOG_FILE = "log.csv"
-EMBEDDINGS_FILE = "embeddings/test_embeddings.npy"
-LABELS_FILE = "embeddings/test_labels.npy"
-IMAGES_FILE = "embeddings/test_images.npy"
-PLOTS_DIR = "plots"
 PICTURE_SUFFIXES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg",
                     ".jpeg": "image/jpeg"}
-THUMBNAIL_PIXELS = 64
 _FRAME_NAME = re.compile(r"frame_\d+\.png")
 _SVG_SIZE = 560.0
 _SVG_PAD = 12.0
 
 
 def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | None = None, *,
-                 max_points: int = 2000, tsne_max_points: int = 1000, seed: int = 0) -> Path:
+                 max_points: int = 2000, tsne_max_points: int = 1000, seed: int = 0,
+                 projections: Mapping[str, Any] | None = None,
+                 training_curves: str | os.PathLike | None = None) -> Path:
     """Writes one self-contained offline HTML page describing an experiment folder.
 
     Reads whichever of these exist (paths relative to ``experiment_dir``):
@@ -84,13 +91,23 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
       tsne_max_points: the most points in the t-SNE plot (t-SNE's time grows quickly: about
         ten seconds for 1,000 points on two cores); 0 turns t-SNE off.
       seed: seed of the stratified sample and of t-SNE.
+      projections: 2-D points already computed for every row of
+        ``embeddings/test_embeddings.npy``, in its order, by method (``"pca"``, ``"tsne"``),
+        e.g. those :func:`tripletlab.visualization.write_plots` drew: ``"pca"`` is used
+        instead of fitting PCA again, and ``"tsne"`` when the t-SNE plot shows every row
+        (t-SNE of a subset is another computation). ``tripletlab train`` hands over its own, so
+        each projection runs once per run.
+      training_curves: a PNG of ``log.csv``'s curves already drawn (``plots/training_curves.png``
+        as :func:`tripletlab.visualization.write_plots` draws it), embedded as it is instead
+        of being drawn again; ignored without ``log.csv``.
 
     Returns:
       The path of the HTML file.
 
     Raises:
       FileNotFoundError: ``experiment_dir`` does not exist or holds none of the parts above.
-      ValueError: the embedding files disagree in length, or a JSON file is malformed.
+      ValueError: the embedding files disagree in length, a JSON file is malformed, or a
+        projection in ``projections`` is not ``[N, 2]``.
       ImportError: scikit-learn, matplotlib or Pillow is missing (``pip install
         "tripletlab[viz]"``).
 
@@ -106,9 +123,9 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
         raise FileNotFoundError(f"Expected `experiment_dir` to be a folder. Received: "
                                 f"experiment_dir={str(experiment_dir)!r}, which does not exist.")
     parts = {name: folder / name for name in
-             (CONFIG_FILE, METRICS_FILE, LOG_FILE, EMBEDDINGS_FILE, LABELS_FILE, IMAGES_FILE)}
+             (CONFIG_FILE, METRICS_FILE, LOG_FILE, TEST_EMBEDDINGS, TEST_LABELS, TEST_IMAGES)}
     pictures = _find_pictures(folder / PLOTS_DIR)
-    has_embeddings = parts[EMBEDDINGS_FILE].is_file() and parts[LABELS_FILE].is_file()
+    has_embeddings = parts[TEST_EMBEDDINGS].is_file() and parts[TEST_LABELS].is_file()
     if not (parts[CONFIG_FILE].is_file() or parts[METRICS_FILE].is_file()
             or parts[LOG_FILE].is_file() or has_embeddings or pictures):
         raise FileNotFoundError(
@@ -119,10 +136,12 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
     sections: list[tuple[str, str, str]] = []  # (id, title, body)
     sections.append(("metrics", "Metrics", _metrics_section(parts[METRICS_FILE])))
     curves_drawn = parts[LOG_FILE].is_file()
-    sections.append(("curves", "Training curves", _curves_section(parts[LOG_FILE])))
+    sections.append(("curves", "Training curves",
+                     _curves_section(parts[LOG_FILE], training_curves)))
     point_data: dict[str, Any] = {}
     sections.append(("embedding", "Embedding",
-                     _embedding_section(parts, max_points, tsne_max_points, seed, point_data)))
+                     _embedding_section(parts, max_points, tsne_max_points, seed, point_data,
+                                        projections or {})))
     if curves_drawn:
         pictures = [p for p in pictures if p.stem != "training_curves"]
     if point_data:  # the interactive scatter plots replace the static PCA / t-SNE pictures
@@ -131,7 +150,7 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
     sections.append(("plots", "Plots", _plots_section(folder, pictures)))
     sections.append(("config", "Configuration", _config_section(parts[CONFIG_FILE])))
 
-    target = Path(path) if path is not None else folder / "report.html"
+    target = Path(path) if path is not None else folder / REPORT_FILE
     page = _page(folder.resolve().name, str(folder), sections, point_data)
     return write_text(target, page)
 
@@ -224,34 +243,38 @@ def _config_section(path: Path) -> str:
     return f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _curves_section(path: Path) -> str:
+def _curves_section(path: Path, drawn: str | os.PathLike | None) -> str:
     if not path.is_file():
         return _note(f"No {LOG_FILE} (Keras CSVLogger) in this experiment.")
-    png = _figure_png_bytes(_training_curves_figure(path))
+    if drawn is not None:
+        png = Path(drawn).read_bytes()
+    else:
+        png = figure_png_bytes(training_curves_figure(path))
     return (f'<img class="wide" alt="training curves from {LOG_FILE}" '
             f'src="{_data_uri(png, "image/png")}">')
 
 
 def _embedding_section(parts: dict[str, Path], max_points: int, tsne_max_points: int,
-                       seed: int, point_data: dict[str, Any]) -> str:
-    embeddings_path, labels_path = parts[EMBEDDINGS_FILE], parts[LABELS_FILE]
+                       seed: int, point_data: dict[str, Any],
+                       projections: Mapping[str, Any]) -> str:
+    embeddings_path, labels_path = parts[TEST_EMBEDDINGS], parts[TEST_LABELS]
     if not embeddings_path.is_file() or not labels_path.is_file():
-        missing = [name for name in (EMBEDDINGS_FILE, LABELS_FILE) if not parts[name].is_file()]
+        missing = [name for name in (TEST_EMBEDDINGS, TEST_LABELS) if not parts[name].is_file()]
         return _note(f"No scatter plot: {', '.join(missing)} missing.")
     embeddings = as_embedding_matrix(np.load(embeddings_path, allow_pickle=False),
-                                     EMBEDDINGS_FILE)
-    labels = _as_labels(np.load(labels_path, allow_pickle=False), LABELS_FILE)
+                                     TEST_EMBEDDINGS)
+    labels = as_labels(np.load(labels_path, allow_pickle=False), TEST_LABELS)
     total = embeddings.shape[0]
     if labels.shape[0] != total:
-        raise ValueError(f"Expected {LABELS_FILE} to have one label per embedding. Received: "
+        raise ValueError(f"Expected {TEST_LABELS} to have one label per embedding. Received: "
                          f"{labels.shape[0]} labels for {total} embeddings.")
     if total < 3:
         return _note(f"No scatter plot: only {total} embeddings.")
     images = None
-    if parts[IMAGES_FILE].is_file():
-        images = _as_uint8_images(np.load(parts[IMAGES_FILE], allow_pickle=False), IMAGES_FILE)
+    if parts[TEST_IMAGES].is_file():
+        images = as_uint8_images(np.load(parts[TEST_IMAGES], allow_pickle=False), TEST_IMAGES)
         if images.shape[0] != total:
-            raise ValueError(f"Expected {IMAGES_FILE} to have one image per embedding. "
+            raise ValueError(f"Expected {TEST_IMAGES} to have one image per embedding. "
                              f"Received: {images.shape[0]} images for {total} embeddings.")
 
     sample = stratified_sample(labels, max_points, seed)
@@ -266,8 +289,10 @@ def _embedding_section(parts: dict[str, Path], max_points: int, tsne_max_points:
     else:
         notes.append(f"Showing all {total:,} points.")
     everyone = np.arange(shown)
-    plots = [("PCA (fitted on all embeddings)", everyone,
-              project(embeddings, "pca", seed=seed)[sample])]
+    pca = _given_projection(projections, "pca", total)
+    if pca is None:
+        pca = project(embeddings, "pca", seed=seed)
+    plots = [("PCA (fitted on all embeddings)", everyone, pca[sample])]
     if tsne_max_points == 0:
         notes.append("t-SNE turned off (tsne_max_points=0).")
     elif shown < 5:
@@ -275,12 +300,16 @@ def _embedding_section(parts: dict[str, Path], max_points: int, tsne_max_points:
     else:
         subset = stratified_sample(labels[sample], tsne_max_points, seed)
         title = "t-SNE" if len(subset) == shown else f"t-SNE ({len(subset):,} of these points)"
-        plots.append((title, subset, project(embeddings[sample[subset]], "tsne", seed=seed)))
+        rows = sample[subset]
+        tsne = _given_projection(projections, "tsne", total) if len(rows) == total else None
+        if tsne is None:
+            tsne = project(embeddings[rows], "tsne", seed=seed)
+        plots.append((title, subset, tsne))
         if len(subset) < shown:
             notes.append(f"The t-SNE plot shows {len(subset):,} of the {shown:,} points, "
                          f"stratified by class (tsne_max_points={tsne_max_points:,}).")
     if images is None:
-        notes.append(f"No {IMAGES_FILE}: hovering a point shows its label only.")
+        notes.append(f"No {TEST_IMAGES}: hovering a point shows its label only.")
     else:
         notes.append("Hover a point to see its image; click a class to hide or show it.")
 
@@ -315,43 +344,16 @@ def _plots_section(folder: Path, pictures: list[Path]) -> str:
 
 # --- pieces ------------------------------------------------------------------------------------
 
-def stratified_sample(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
-    """Returns sorted indices of at most ``max_points`` rows, each class in proportion.
-
-    Every class keeps at least one point when ``max_points`` allows it; the remaining places
-    go to classes by largest remainder.
-
-    Args:
-      labels: ``[N]`` integer labels.
-      max_points: the sample size cap.
-      seed: seed of the random choice within each class.
-
-    Returns:
-      Sorted ``int64`` indices; all of ``range(N)`` when ``N <= max_points``.
-    """
-    total = labels.shape[0]
-    if total <= max_points:
-        return np.arange(total)
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = counts * (max_points / total)
-    quota = np.floor(exact).astype(np.int64)
-    if max_points >= len(classes):
-        quota = np.maximum(quota, 1)
-    spare = max_points - int(quota.sum())
-    if spare > 0:
-        order = np.argsort(-(exact - np.floor(exact)), kind="stable")
-        for index in order:
-            if spare == 0:
-                break
-            if quota[index] < counts[index]:
-                quota[index] += 1
-                spare -= 1
-    while quota.sum() > max_points:  # the minimum of one per class overshot
-        quota[np.argmax(quota)] -= 1
-    rng = np.random.default_rng(seed)
-    chosen = [rng.choice(np.flatnonzero(labels == label), size=int(size), replace=False)
-              for label, size in zip(classes, quota, strict=True) if size > 0]
-    return np.sort(np.concatenate(chosen))
+def _given_projection(projections: Mapping[str, Any], method: str,
+                      total: int) -> np.ndarray | None:
+    """``projections[method]`` checked to be ``[total, 2]``, or ``None`` if not given."""
+    if method not in projections:
+        return None
+    points = np.asarray(projections[method])  # as project() returned them (float32)
+    if points.shape != (total, 2):
+        raise ValueError(f"Expected `projections[{method!r}]` to hold one 2-D point per row of "
+                         f"{TEST_EMBEDDINGS} ([{total}, 2]). Received: shape {points.shape}.")
+    return points
 
 
 def _svg_scatter(title: str, keys: np.ndarray, points: np.ndarray, labels: np.ndarray,
@@ -377,6 +379,9 @@ def _svg_scatter(title: str, keys: np.ndarray, points: np.ndarray, labels: np.nd
 
 
 def _thumbnail_uri(image: np.ndarray) -> str:
+    """A PNG ``data:`` URI of ``image``, shrunk (Lanczos) to at most ``THUMBNAIL_PIXELS`` a side;
+    the images tripletlab exports are no larger already (:func:`tripletlab.experiment.thumbnails`),
+    so only other folders' images are resized here."""
     from PIL import Image
 
     picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
