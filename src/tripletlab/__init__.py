@@ -42,10 +42,11 @@ _SUBMODULES = (
 
 # The modules that define classes registered with ``keras.saving.register_keras_serializable``.
 SERIALIZABLE_MODULES = (
-    "tripletlab.losses",
+    "tripletlab.losses.classes",
     "tripletlab.losses.offline",
     "tripletlab.metrics",
-    "tripletlab.compat.tfa",
+    "tripletlab.compat.tfa.losses",
+    "tripletlab.compat.compat_loss",
     "tripletlab.triplet_network",
 )
 

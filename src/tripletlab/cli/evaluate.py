@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 
 from tripletlab.cli import add_backend_argument, add_data_arguments, select_backend
-
-DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
+from tripletlab.distances import DISTANCES
 
 
 def add_parser(commands) -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from keras import ops
 from tripletlab._checks import check_choice, check_number
 from tripletlab.distances import l2_normalize
 from tripletlab.losses.inputs import prepare_inputs
+from tripletlab.losses.margins import TRIPLET_TOOLS_MARGIN
 from tripletlab.mining import label_masks, semi_hard_negative, sorted_negatives
 
 __all__ = ["triplet_batch_hard_loss", "triplet_batch_priming_loss", "triplet_batch_semihard_loss"]
@@ -64,7 +65,8 @@ def _hardest_negative(distances, negative):
     return ops.min(masked, axis=1)
 
 
-def triplet_batch_semihard_loss(margin=1.0, semi_margin=0.0, metric="euclidean_norm"):
+def triplet_batch_semihard_loss(margin=TRIPLET_TOOLS_MARGIN, semi_margin=0.0,
+                                metric="euclidean_norm"):
     """Returns triplet-tools' semi-hard loss ``loss(y_true, y_pred)``.
 
     .. math::
@@ -99,7 +101,7 @@ def triplet_batch_semihard_loss(margin=1.0, semi_margin=0.0, metric="euclidean_n
     return triplet_batch_semihard_loss
 
 
-def triplet_batch_hard_loss(margin=1.0, metric="euclidean_norm"):
+def triplet_batch_hard_loss(margin=TRIPLET_TOOLS_MARGIN, metric="euclidean_norm"):
     """Returns triplet-tools' batch-hard loss ``loss(y_true, y_pred)``.
 
     .. math::

@@ -6,12 +6,13 @@ import keras
 import numpy as np
 from keras import ops
 
-_HALF_DTYPES = ("float16", "bfloat16")
+HALF_DTYPES = frozenset({"float16", "bfloat16"})
+"""The half-precision dtypes, which every loss computes in float32."""
 
 
 def compute_dtype(dtype: str) -> str:
     """The dtype a loss computes in: float32 for half-precision inputs, else the input's."""
-    return "float32" if dtype in _HALF_DTYPES else dtype
+    return "float32" if dtype in HALF_DTYPES else dtype
 
 
 def is_concrete(tensor) -> bool:

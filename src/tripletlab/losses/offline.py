@@ -14,17 +14,13 @@ import keras
 from keras import ops
 
 from tripletlab._checks import check_choice, check_number
-from tripletlab.distances import DISTANCES, paired_distances
-
-OFFLINE_DISTANCES = DISTANCES + ("mean-squared",)
-"""Distances accepted by the offline loss: the canonical ones plus ``"mean-squared"``."""
-
-_HALF_DTYPES = frozenset({"float16", "bfloat16"})
+from tripletlab.distances import PAIRED_DISTANCES, paired_distances
+from tripletlab.losses.inputs import compute_dtype
 
 
 def _check_arguments(margin, distance):
     check_number("margin", margin, minimum=0.0)
-    check_choice("distance", distance, OFFLINE_DISTANCES)
+    check_choice("distance", distance, PAIRED_DISTANCES)
 
 
 def offline_triplet_loss(anchors, positives, negatives, margin=1.0, distance="L2"):
@@ -69,10 +65,10 @@ def offline_triplet_loss(anchors, positives, negatives, margin=1.0, distance="L2
     dtype = keras.backend.standardize_dtype(anchors.dtype)
     if not dtype.startswith("float") and dtype != "bfloat16":
         dtype = keras.backend.floatx()
-    compute_dtype = "float32" if dtype in _HALF_DTYPES else dtype
-    anchors = ops.cast(anchors, compute_dtype)
-    positives = ops.cast(ops.convert_to_tensor(positives), compute_dtype)
-    negatives = ops.cast(ops.convert_to_tensor(negatives), compute_dtype)
+    working_dtype = compute_dtype(dtype)
+    anchors = ops.cast(anchors, working_dtype)
+    positives = ops.cast(ops.convert_to_tensor(positives), working_dtype)
+    negatives = ops.cast(ops.convert_to_tensor(negatives), working_dtype)
     positive_distance = paired_distances(anchors, positives, distance)
     negative_distance = paired_distances(anchors, negatives, distance)
     losses = ops.maximum(positive_distance - negative_distance + margin, 0.0)

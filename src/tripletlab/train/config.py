@@ -31,40 +31,24 @@ from typing import Any
 import tomllib
 
 from tripletlab._checks import check_bool, check_choice, check_number, closest_key_hint
+from tripletlab.losses import registry
 
 DATASETS = ("mnist", "fashion-mnist", "npz", "mnist-sample", "digits", "image-folder")
 MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn")
 # The options of model 'omoindrot-cnn' that are config keys of their own (params.json's names),
 # with their defaults (the values of omoindrot's experiments/*/params.json).
 OMOINDROT_MODEL_KEYS = {"num_channels": 32, "use_batch_norm": False, "bn_momentum": 0.9}
-LOSSES = ("semi-hard", "hard", "batch-all", "tfa-semi-hard", "tfa-hard",
-          "omoindrot-batch-all", "omoindrot-batch-hard", "triplet-tools-semihard",
-          "triplet-tools-hard")
-DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
+# The values of ``loss`` (the online losses; mode="offline" has its own) and of ``distance``
+# (every distance some loss accepts): read from the loss registry, which says which apply to which.
+LOSSES = registry.loss_names("online")
+DISTANCES = registry.accepted_distances()
 SAMPLERS = ("pk", "shuffled")
 OPTIMIZERS = ("adam", "sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential")
-MODES = ("online", "offline")
+MODES = registry.MODES
 TRIPLET_STRATEGIES = ("random", "hard")
 BACKENDS = ("tensorflow", "jax", "torch")
 PROJECTIONS = ("pca", "tsne", "umap")
-
-# The default margin of each loss (the original library's default).
-DEFAULT_MARGINS = {
-    "semi-hard": 1.0, "hard": 1.0, "batch-all": 0.5, "tfa-semi-hard": 1.0, "tfa-hard": 1.0,
-    "omoindrot-batch-all": 0.5, "omoindrot-batch-hard": 0.5, "triplet-tools-semihard": 1.0,
-    "triplet-tools-hard": 1.0,
-}
-# The distances each loss accepts (the compat modules take only their original's).
-LOSS_DISTANCES = {
-    "semi-hard": DISTANCES, "hard": DISTANCES, "batch-all": DISTANCES,
-    "tfa-semi-hard": ("L2", "squared-L2", "angular"), "tfa-hard": ("L2", "squared-L2", "angular"),
-    "omoindrot-batch-all": ("L2", "squared-L2"), "omoindrot-batch-hard": ("L2", "squared-L2"),
-    "triplet-tools-semihard": ("L2", "angular", "normalized-L2"),
-    "triplet-tools-hard": ("L2", "angular", "normalized-L2"),
-}
-SOFT_LOSSES = ("semi-hard", "hard", "batch-all", "tfa-hard")
-OFFLINE_DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
 
 
 class ConfigError(ValueError):
@@ -121,8 +105,10 @@ class TrainConfig:
     loss: str = _field("semi-hard", "loss", "triplet loss", choices=LOSSES)
     distance: str = _field("L2", "loss", "distance the loss mines on", choices=DISTANCES)
     margin: float | None = _field(None, "loss", "margin (default: the loss's own)")
-    soft: bool = _field(False, "loss", "soft margin (semi-hard, hard, batch-all, tfa-hard)")
-    semi_margin: float | None = _field(None, "loss", "triplet-tools-semihard only")
+    soft: bool = _field(False, "loss", "soft margin ("
+                        + ", ".join(n for n in LOSSES if registry.LOSSES[n].soft) + ")")
+    semi_margin: float | None = _field(None, "loss", " or ".join(
+        n for n in LOSSES if registry.LOSSES[n].semi_margin) + " only")
     mode: str = _field("online", "loss", "online mining in P×K batches, or offline triplets",
                        choices=MODES)
     triplets: str | None = _field(None, "loss", "offline only: 'random' or 'hard' triplets",
@@ -400,7 +386,7 @@ def unused_options(config: TrainConfig, given: Mapping[str, Any]) -> list[str]:
             f"{config.samples_per_class} = {config.classes_per_batch * config.samples_per_class}"
             " samples (use sampler='shuffled' for plain batches of batch_size).")
     if (config.soft and given.get("margin") is not None
-            and config.margin != DEFAULT_MARGINS[config.loss]):
+            and config.margin != registry.loss_spec(config.loss, config.mode).default_margin):
         messages.append(f"margin={config.margin:g} is ignored with soft=True: the soft-margin "
                         "loss log(1 + exp(d(a,p) - d(a,n))) has no margin.")
     return messages
@@ -443,6 +429,11 @@ def check_data(config: TrainConfig, y_train: Any, y_test: Any) -> None:
             f"batch_size={config.batch_size} with {len(classes)} classes: a shuffled batch may "
             "hold no positive pair (and then adds no loss); batch_size > the number of classes "
             "guarantees one, or use sampler='pk'.", UserWarning, stacklevel=2)
+
+
+def _braced(names) -> str:
+    """``{'a', 'b'}``: names in a set's spelling, in their given order (messages stay stable)."""
+    return "{" + ", ".join(repr(name) for name in names) + "}"
 
 
 def _checked(v: dict[str, Any]) -> dict[str, Any]:
@@ -518,37 +509,39 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"Expected `{key}` only with model='omoindrot-cnn'. Received: "
                                   f"{key}={v[key]!r} with model={v['model']!r}. Remove it "
                                   "(omoindrot's params.json sets it) or use model='omoindrot-cnn'.")
-    # loss
+    # loss: what applies to which loss is the registry's
     check_choice("mode", v["mode"], MODES)
     check_choice("loss", v["loss"], LOSSES)
     check_choice("distance", v["distance"], DISTANCES)
     check_bool("soft", v["soft"])
+    spec = registry.loss_spec(v["loss"], v["mode"])
+    chosen = f"loss={v['loss']!r}" if v["mode"] == "online" else "mode='offline'"
+    if v["distance"] not in spec.distances:
+        raise ConfigError(f"Expected `distance` to be one of {_braced(spec.distances)} with "
+                          f"{chosen}. Received: distance={v['distance']!r}.")
+    if v["soft"] and not spec.soft:
+        if v["mode"] == "offline":
+            raise ConfigError("Expected `soft` to be False with mode='offline'. "
+                              "Received: soft=True.")
+        soft_losses = tuple(name for name in LOSSES if registry.LOSSES[name].soft)
+        raise ConfigError(f"Expected `soft` only with loss in {_braced(soft_losses)}. "
+                          f"Received: soft=True with loss={v['loss']!r}.")
+    if v["margin"] is None:
+        v["margin"] = spec.default_margin
     if v["mode"] == "online":
-        allowed = LOSS_DISTANCES[v["loss"]]
-        if v["distance"] not in allowed:
-            raise ConfigError(f"Expected `distance` to be one of {set(allowed)} with "
-                              f"loss={v['loss']!r}. Received: distance={v['distance']!r}.")
-        if v["soft"] and v["loss"] not in SOFT_LOSSES:
-            raise ConfigError(f"Expected `soft` only with loss in {set(SOFT_LOSSES)}. "
-                              f"Received: soft=True with loss={v['loss']!r}.")
-        if v["margin"] is None:
-            v["margin"] = DEFAULT_MARGINS[v["loss"]]
         if v["triplets"] is not None:
             raise ConfigError(f"Expected `triplets` only with mode='offline'. Received: "
                               f"triplets={v['triplets']!r} with mode='online'.")
     else:
-        if v["margin"] is None:
-            v["margin"] = 1.0
-        if v["soft"]:
-            raise ConfigError("Expected `soft` to be False with mode='offline'. "
-                              "Received: soft=True.")
         if v["triplets"] is None:
             v["triplets"] = "random"
         check_choice("triplets", v["triplets"], TRIPLET_STRATEGIES)
     number("margin", 0.0)
     if v["semi_margin"] is not None:
-        if v["mode"] != "online" or v["loss"] != "triplet-tools-semihard":
-            raise ConfigError(f"Expected `semi_margin` only with loss='triplet-tools-semihard'. "
+        if not spec.semi_margin:
+            semi_losses = [name for name in LOSSES if registry.LOSSES[name].semi_margin]
+            raise ConfigError(f"Expected `semi_margin` only with loss="
+                              f"{' or '.join(map(repr, semi_losses))}. "
                               f"Received: semi_margin={v['semi_margin']!r} with "
                               f"loss={v['loss']!r}.")
         number("semi_margin", None)  # any sign, as triplet-tools

@@ -19,90 +19,15 @@ import keras
 import numpy as np
 
 from tripletlab.atomic import write_json
+from tripletlab.losses import registry
 from tripletlab.train import experiment as ex
 from tripletlab.train.config import ConfigError, TrainConfig, check_data, resolve_config
 
-_TRIPLET_TOOLS_METRICS = {"L2": "euclidean", "normalized-L2": "euclidean_norm",
-                          "angular": "cosine"}
-
-
-@keras.saving.register_keras_serializable(package="tripletlab.train")
-class CompatLoss(keras.losses.Loss):
-    """A ``keras.losses.Loss`` around a compat loss function (serialisable by name).
-
-    omoindrot's ``batch_all_triplet_loss`` returns ``(loss, fraction)``; only the loss is kept.
-    triplet-tools' factories return ``loss(y_true, y_pred)``; ``distance`` maps onto its
-    ``metric`` (``"L2"`` → ``"euclidean"``, ``"normalized-L2"`` → ``"euclidean_norm"``,
-    ``"angular"`` → ``"cosine"``).
-
-    Args:
-      loss: ``"omoindrot-batch-all"``, ``"omoindrot-batch-hard"``, ``"triplet-tools-semihard"``
-        or ``"triplet-tools-hard"``.
-      margin: the margin.
-      distance: the distance (see above; omoindrot: ``"L2"`` or ``"squared-L2"``).
-      semi_margin: triplet-tools-semihard's ``semi_margin``.
-    """
-
-    def __init__(self, loss, margin, distance="L2", semi_margin=0.0, name=None, **kwargs):
-        super().__init__(name=name or loss.replace("-", "_"), **kwargs)
-        self.loss_name = loss
-        self.margin = float(margin)
-        self.distance = distance
-        self.semi_margin = float(semi_margin)
-        if loss.startswith("omoindrot"):
-            from tripletlab.compat import omoindrot
-
-            function = (omoindrot.batch_all_triplet_loss if loss == "omoindrot-batch-all"
-                        else omoindrot.batch_hard_triplet_loss)
-            squared = distance == "squared-L2"
-
-            def compute(y_true, y_pred):
-                value = function(keras.ops.reshape(y_true, (-1,)), y_pred, self.margin, squared)
-                return value[0] if isinstance(value, tuple) else value
-        else:
-            from tripletlab.compat import triplet_tools
-
-            metric = _TRIPLET_TOOLS_METRICS[distance]
-            if loss == "triplet-tools-semihard":
-                compute = triplet_tools.triplet_batch_semihard_loss(
-                    margin=self.margin, semi_margin=self.semi_margin, metric=metric)
-            else:
-                compute = triplet_tools.triplet_batch_hard_loss(margin=self.margin, metric=metric)
-        self._compute = compute
-
-    def call(self, y_true, y_pred):
-        return self._compute(y_true, y_pred)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"loss": self.loss_name, "margin": self.margin, "distance": self.distance,
-                       "semi_margin": self.semi_margin})
-        return config
-
 
 def build_loss(config: TrainConfig) -> keras.losses.Loss:
-    """The Keras loss of ``config`` (online losses, or the offline ``TripletLoss``)."""
-    if config.mode == "offline":
-        from tripletlab.losses.offline import TripletLoss
-
-        return TripletLoss(margin=config.margin, distance=config.distance)
-    from tripletlab import losses
-    from tripletlab.compat import tfa
-
-    m, d, soft = config.margin, config.distance, config.soft
-    # A P x K batch has K - 1 positives per anchor: the sort-free mining path applies.
-    k = config.samples_per_class - 1 if config.sampler == "pk" else None
-    if config.loss == "semi-hard":
-        return losses.TripletSemiHardLoss(margin=m, distance=d, soft=soft, max_positives=k)
-    if config.loss == "hard":
-        return losses.TripletHardLoss(margin=m, soft=soft, distance=d)
-    if config.loss == "batch-all":
-        return losses.TripletBatchAllLoss(margin=m, distance=d, soft=soft, max_positives=k)
-    if config.loss == "tfa-semi-hard":
-        return tfa.TripletSemiHardLoss(margin=m, distance_metric=d)
-    if config.loss == "tfa-hard":
-        return tfa.TripletHardLoss(margin=m, soft=soft, distance_metric=d)
-    return CompatLoss(config.loss, m, d, semi_margin=config.semi_margin or 0.0)
+    """The Keras loss of ``config``: the factory of its entry in
+    :mod:`tripletlab.losses.registry` (online losses, or the offline ``TripletLoss``)."""
+    return registry.build_loss(config)
 
 
 def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -191,7 +116,7 @@ def _tensorboard_callback(folder):
 
 def register_classes() -> None:
     """Registers every serialisable tripletlab class with Keras (before ``load_model``): those
-    of :func:`tripletlab.register_keras_classes` and this module's :class:`CompatLoss`."""
+    of :func:`tripletlab.register_keras_classes`, ``CompatLoss`` included."""
     import tripletlab
 
     tripletlab.register_keras_classes()

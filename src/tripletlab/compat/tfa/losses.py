@@ -13,14 +13,14 @@ import keras
 from keras import ops
 
 from tripletlab._checks import check_choice
+from tripletlab.compat.tfa import DISTANCE_METRICS
 from tripletlab.distances import pairwise_distances
 from tripletlab.losses.classes import _MiningLoss
 from tripletlab.losses.functional import check_loss_arguments, hard_terms, semi_hard_terms
 from tripletlab.losses.inputs import prepare_inputs
+from tripletlab.losses.margins import TFA_MARGIN
 
 __all__ = ["TripletHardLoss", "TripletSemiHardLoss", "triplet_hard_loss", "triplet_semihard_loss"]
-
-DISTANCE_METRICS = ("L2", "squared-L2", "angular")
 
 
 def _check_metric(distance_metric):
@@ -43,7 +43,7 @@ def _loss(terms_function, y_true, y_pred, margin, soft, distance_metric):
     return ops.cast(terms.loss(), input_dtype)
 
 
-def triplet_semihard_loss(y_true, y_pred, margin=1.0, distance_metric="L2"):
+def triplet_semihard_loss(y_true, y_pred, margin=TFA_MARGIN, distance_metric="L2"):
     """TF Addons' ``triplet_semihard_loss`` (see :func:`tripletlab.losses.semi_hard_triplet_loss`).
 
     .. math::
@@ -62,7 +62,7 @@ def triplet_semihard_loss(y_true, y_pred, margin=1.0, distance_metric="L2"):
     return _loss(semi_hard_terms, y_true, y_pred, margin, False, distance_metric)
 
 
-def triplet_hard_loss(y_true, y_pred, margin=1.0, soft=False, distance_metric="L2"):
+def triplet_hard_loss(y_true, y_pred, margin=TFA_MARGIN, soft=False, distance_metric="L2"):
     """TF Addons' ``triplet_hard_loss`` (see :func:`tripletlab.losses.hard_triplet_loss`).
 
     .. math::
@@ -125,7 +125,7 @@ class TripletSemiHardLoss(_TfaLoss):
 
     _terms = staticmethod(semi_hard_terms)
 
-    def __init__(self, margin=1.0, distance_metric="L2", name=None, **kwargs):
+    def __init__(self, margin=TFA_MARGIN, distance_metric="L2", name=None, **kwargs):
         kwargs.pop("soft", None)  # present in configs written by get_config
         super().__init__(margin, False, distance_metric, name or "triplet_semihard_loss", **kwargs)
 
@@ -152,5 +152,5 @@ class TripletHardLoss(_TfaLoss):
 
     _terms = staticmethod(hard_terms)
 
-    def __init__(self, margin=1.0, soft=False, distance_metric="L2", name=None, **kwargs):
+    def __init__(self, margin=TFA_MARGIN, soft=False, distance_metric="L2", name=None, **kwargs):
         super().__init__(margin, soft, distance_metric, name or "triplet_hard_loss", **kwargs)
