@@ -74,6 +74,20 @@ def check_distance(distance: str) -> str:
     return check_choice("distance", distance, DISTANCES)
 
 
+def ranking_distance(distance: str) -> str:
+    """The canonical distance that orders neighbours as ``distance`` does.
+
+    ``"mean-squared"`` (``"squared-L2"`` divided by the dimension) ranks as ``"squared-L2"``;
+    a canonical name is its own. Retrieval metrics depend on that order alone, so a model
+    trained with the offline ``"mean-squared"`` loss is scored with ``"squared-L2"``.
+
+    Raises:
+      ValueError: ``distance`` is not one of :data:`PAIRED_DISTANCES`.
+    """
+    check_choice("distance", distance, PAIRED_DISTANCES)
+    return "squared-L2" if distance == "mean-squared" else distance
+
+
 def min_norm_for(dtype) -> float:
     """The smallest row norm :func:`l2_normalize` normalises for embeddings of ``dtype``.
 

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from tripletlab.atomic import write_json
+from tripletlab.distances import ranking_distance
 from tripletlab.losses import registry
 from tripletlab.train import experiment as ex
 from tripletlab.train.config import ConfigError, TrainConfig, check_data, resolve_config
@@ -95,7 +96,8 @@ def _retrieval_callback(config: TrainConfig, data, embedding_model):
             return embed(embedding_model, inputs, self.batch_size)
 
     keep = ex.stratified_indices(data.y_test, config.eval_samples, config.seed)
-    return _Retrieval(data.x_test[keep], data.y_test[keep], distance=config.distance,
+    return _Retrieval(data.x_test[keep], data.y_test[keep],
+                      distance=ranking_distance(config.distance),
                       every=config.eval_every, recall_ks=(1,), clustering=False)
 
 
@@ -300,10 +302,11 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
     announce(f"Scoring retrieval test -> train ({len(data.y_test):,} queries, "
              f"{len(data.y_train):,} references)")
     to_train = evaluate_embeddings(test, data.y_test, train_embeddings, data.y_train,
-                                   distance=config.distance, clustering=False,
+                                   distance=ranking_distance(config.distance), clustering=False,
                                    progress=bool(bar))
     announce("Scoring retrieval leave-one-out on test, and k-means clustering (NMI, AMI)")
-    leave_one_out = evaluate_embeddings(test, data.y_test, distance=config.distance,
+    leave_one_out = evaluate_embeddings(test, data.y_test,
+                                        distance=ranking_distance(config.distance),
                                         clustering=True, seed=config.seed)
     metrics: dict[str, Any] = {
         "test_to_train": to_train,
