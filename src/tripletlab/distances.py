@@ -1,25 +1,25 @@
-"""Pairwise distances between embeddings, in ``keras.ops`` (every backend).
+r"""Pairwise distances between embeddings, in ``keras.ops`` (every backend).
 
 One canonical spelling per distance (TF Addons' spellings):
 
-* ``"L2"``: Euclidean distance :math:`\\lVert x_i - x_j \\rVert_2`.
-* ``"squared-L2"``: :math:`\\lVert x_i - x_j \\rVert_2^2`.
-* ``"angular"``: :math:`\\max(1 - \\cos(x_i, x_j), 0)`.
+* ``"L2"``: Euclidean distance :math:`\lVert x_i - x_j \rVert_2`.
+* ``"squared-L2"``: :math:`\lVert x_i - x_j \rVert_2^2`.
+* ``"angular"``: :math:`\max(1 - \cos(x_i, x_j), 0)`.
 * ``"normalized-L2"``: Euclidean distance between L2-normalised rows,
-  :math:`\\sqrt{\\max(2 - 2\\cos(x_i, x_j), 0)}` (triplet-tools' ``euclidean_norm``).
+  :math:`\sqrt{\max(2 - 2\cos(x_i, x_j), 0)}` (triplet-tools' ``euclidean_norm``).
 
 Numerics (DESIGN.md §2, tested in ``tests/losses/test_distance_numerics.py``):
 
 * Every matrix has an exactly zero diagonal, identical rows are at distance exactly 0, and zero
   entries have a finite, zero gradient (the square root is taken of a safe value and the result
   is masked, so no ``inf * 0 = NaN`` reaches the backward pass).
-* The Gram-matrix form :math:`\\lVert x_i \\rVert^2 + \\lVert x_j \\rVert^2 - 2 x_i \\cdot x_j`
+* The Gram-matrix form :math:`\lVert x_i \rVert^2 + \lVert x_j \rVert^2 - 2 x_i \cdot x_j`
   (a ``[B, B]`` matmul, never ``[B, B, D]``) is computed on the batch shifted by its (rounded)
   mean when that mean is longer than the batch's spread, so cancellation is that of the spread
   of the batch, not of its distance from the origin; the squared norms are the diagonal of the
   same matmul. The rounding error of a squared distance is then at most about
-  :math:`(2D + 3)\\,u\\,(\\lVert \\tilde x_i \\rVert^2 + \\lVert \\tilde x_j \\rVert^2)`
-  (:math:`u = 2^{-24}` in float32, :math:`\\tilde x` the shifted rows); matmul kernels round
+  :math:`(2D + 3)\,u\,(\lVert \tilde x_i \rVert^2 + \lVert \tilde x_j \rVert^2)`
+  (:math:`u = 2^{-24}` in float32, :math:`\tilde x` the shifted rows); matmul kernels round
   the diagonal and off-diagonal dot products of two identical rows differently on some backends
   (TensorFlow and PyTorch on CPU), so squared distances within that bound, which carry no
   significant digit, are set to exactly 0.
