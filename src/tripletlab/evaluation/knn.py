@@ -22,6 +22,7 @@ import numpy as np
 
 from tripletlab._checks import check_bool, check_number
 from tripletlab.distances import NORMALIZED_DISTANCES, check_distance
+from tripletlab.errors import ConfigError, ConfigTypeError, MissingExtraError
 
 _NORM_EPSILON = 1e-12  # the same floor as tripletlab.distances.l2_normalize
 _ADD_CHUNK_ROWS = 65536  # references are converted and added to the index this many at a time
@@ -53,12 +54,12 @@ class Neighbors:
         indices = np.asarray(self.indices)
         distances = np.asarray(self.distances)
         if indices.ndim != 2 or distances.shape != indices.shape:
-            raise ValueError(
+            raise ConfigError(
                 "Expected `indices` and `distances` of the same shape [num_queries, k]. "
                 f"Received: indices.shape={indices.shape}, distances.shape={distances.shape}."
             )
         if indices.dtype.kind not in "iu":
-            raise TypeError(
+            raise ConfigTypeError(
                 "Expected `indices` to be an integer array. "
                 f"Received: indices.dtype={indices.dtype}."
             )
@@ -184,12 +185,12 @@ def iter_nearest_neighbors(
     else:
         references = _as_embeddings("references", references)
     if references.shape[1] != queries.shape[1]:
-        raise ValueError(
+        raise ConfigError(
             "Expected `queries` and `references` to have the same embedding dimension. "
             f"Received: queries.shape={queries.shape}, references.shape={references.shape}."
         )
     if exclude_self and references is not queries and not _same_rows(queries, references):
-        raise ValueError(
+        raise ConfigError(
             "Expected `references` to be the queries themselves (or None) when "
             "`exclude_self=True` (leave-one-out). Received: different arrays with "
             f"queries.shape={queries.shape}, references.shape={references.shape}."
@@ -198,7 +199,7 @@ def iter_nearest_neighbors(
     if k > available:
         what = "number of references minus one (exclude_self=True)" if exclude_self else (
             "number of references")
-        raise ValueError(
+        raise ConfigError(
             f"Expected `k` <= {available}, the {what}. Received: k={k}."
         )
     return _search_chunks(
@@ -231,7 +232,7 @@ def _import_faiss():
     try:
         import faiss
     except ImportError as error:
-        raise ImportError(
+        raise MissingExtraError(
             "Nearest-neighbour search needs faiss, which is not installed. "
             'Install it with: pip install "tripletlab[eval]"'
         ) from error
@@ -241,17 +242,17 @@ def _import_faiss():
 def _as_embeddings(name: str, values) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind != "f":
-        raise TypeError(
+        raise ConfigTypeError(
             f"Expected `{name}` to be a floating array of shape [num_rows, embedding_dim]. "
             f"Received: {name}.dtype={array.dtype}."
         )
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(
+        raise ConfigError(
             f"Expected `{name}` of shape [num_rows, embedding_dim] with at least one row and one "
             f"column. Received: {name}.shape={array.shape}."
         )
     if not np.isfinite(array).all():
-        raise ValueError(f"Expected `{name}` to hold only finite values. Received: NaN or inf.")
+        raise ConfigError(f"Expected `{name}` to hold only finite values. Received: NaN or inf.")
     return array
 
 

@@ -31,6 +31,12 @@ from typing import Any
 import tomllib
 
 from tripletlab._checks import check_bool, check_choice, check_number, closest_key_hint
+from tripletlab.errors import (  # ConfigError: importable from here too, where it was first
+    ConfigError,
+    ConfigTypeError,
+    UserFileNotFoundError,
+    UserIsADirectoryError,
+)
 from tripletlab.losses import registry
 
 DATASETS = ("mnist", "fashion-mnist", "npz", "mnist-sample", "digits", "image-folder")
@@ -49,10 +55,6 @@ MODES = registry.MODES
 TRIPLET_STRATEGIES = ("random", "hard")
 BACKENDS = ("tensorflow", "jax", "torch")
 PROJECTIONS = ("pca", "tsne", "umap")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used: unknown key, wrong type, bad or clashing values."""
 
 
 def _field(default: Any, group: str, help: str, **kwargs: Any) -> Any:  # noqa: A002
@@ -188,11 +190,11 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"Expected `config` to be a .toml or .json file. Received: "
-                                f"config={str(path)!r}, which is a folder.")
+        raise UserIsADirectoryError(f"Expected `config` to be a .toml or .json file. Received: "
+                                    f"config={str(path)!r}, which is a folder.")
     if not path.is_file():
-        raise FileNotFoundError(f"Expected `config` to be a file. Received: config={str(path)!r}, "
-                                "which does not exist.")
+        raise UserFileNotFoundError(f"Expected `config` to be a file. Received: "
+                                    f"config={str(path)!r}, which does not exist.")
     suffix = path.suffix.lower()
     check_choice("config suffix", suffix, (".toml", ".json"))
     try:
@@ -350,12 +352,7 @@ def resolve_config(*layers: Mapping[str, Any] | None,
         check_keys(layer, "the configuration")
         merged.update(layer)
     values = {name: merged.get(name, default_value(name)) for name in FIELDS}
-    try:
-        config = TrainConfig(**_checked(values))
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as error:
-        raise ConfigError(str(error)) from None
+    config = TrainConfig(**_checked(values))  # every check raises ConfigError
     if warn_unused:
         for message in unused_options(config, merged):
             warnings.warn(message, UserWarning, stacklevel=2)
@@ -453,7 +450,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     def path(name):
         if v[name] is not None:
             if not isinstance(v[name], (str, os.PathLike)):
-                raise TypeError(f"Expected `{name}` to be a path. Received: {name}={v[name]!r}.")
+                raise ConfigTypeError(f"Expected `{name}` to be a path. "
+                                      f"Received: {name}={v[name]!r}.")
             v[name] = str(v[name])
 
     # data
@@ -488,8 +486,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     check_choice("model", v["model"], MODELS)
     integer("embedding_dim", 1)
     if not isinstance(v["model_options"], Mapping):
-        raise TypeError(f"Expected `model_options` to be a table of builder arguments. "
-                        f"Received: model_options={v['model_options']!r}.")
+        raise ConfigTypeError(f"Expected `model_options` to be a table of builder arguments. "
+                              f"Received: model_options={v['model_options']!r}.")
     v["model_options"] = {str(k): (list(x) if isinstance(x, tuple) else x)
                           for k, x in v["model_options"].items()}
     if v["model"] == "omoindrot-cnn":
@@ -586,8 +584,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     for name in ("live_pca", "tensorboard", "plots"):
         check_bool(name, v[name])
     if not isinstance(v["projections"], (list, tuple)):
-        raise TypeError(f"Expected `projections` to be a list of names. Received: "
-                        f"projections={v['projections']!r}.")
+        raise ConfigTypeError(f"Expected `projections` to be a list of names. Received: "
+                              f"projections={v['projections']!r}.")
     for method in v["projections"]:
         check_choice("projections", method, PROJECTIONS)
     v["projections"] = list(dict.fromkeys(v["projections"]))
