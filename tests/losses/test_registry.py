@@ -3,6 +3,7 @@ configuration and ``build_loss`` asking it (issue 10)."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import subprocess
@@ -31,24 +32,8 @@ LEGACY_DISTANCES = {
 LEGACY_SOFT = {"semi-hard", "hard", "batch-all", "tfa-hard"}
 
 
-def _constructor(name):
-    """The callable whose ``margin`` default the CLI loss ``name`` must use (None: no default)."""
-    import tripletlab.compat.tfa as tfa
-    from tripletlab import losses
-    from tripletlab.compat import triplet_tools
-
-    return {
-        "semi-hard": losses.TripletSemiHardLoss, "hard": losses.TripletHardLoss,
-        "batch-all": losses.TripletBatchAllLoss, "tfa-semi-hard": tfa.TripletSemiHardLoss,
-        "tfa-hard": tfa.TripletHardLoss,
-        "triplet-tools-semihard": triplet_tools.triplet_batch_semihard_loss,
-        "triplet-tools-hard": triplet_tools.triplet_batch_hard_loss,
-        "triplet": losses.TripletLoss,
-    }.get(name)
-
-
 def test_the_cli_losses_are_unchanged():
-    assert LOSSES == tuple(LEGACY_MARGINS)
+    assert LOSSES[:len(LEGACY_MARGINS)] == tuple(LEGACY_MARGINS)  # new losses come after
     assert registry.loss_names("offline") == ("triplet",)
     for name in LOSSES:
         spec = registry.loss_spec(name)
@@ -61,16 +46,24 @@ def test_the_cli_losses_are_unchanged():
 
 @pytest.mark.parametrize("name", list(registry.LOSSES), ids=list(registry.LOSSES))
 def test_default_margin_is_the_constructors(name):
-    constructor = _constructor(name)
     spec = registry.LOSSES[name]
-    if constructor is None:  # omoindrot's functions have no default margin
+    if spec.original is None:  # omoindrot's functions take `margin` without a default
         assert name.startswith("omoindrot") and spec.default_margin == 0.5
-        assert inspect.signature(
-            __import__("tripletlab.compat.omoindrot", fromlist=["x"]).batch_all_triplet_loss
-        ).parameters["margin"].default is inspect.Parameter.empty
+        from tripletlab.compat import omoindrot
+
+        function = getattr(omoindrot, name.replace("omoindrot-", "").replace("-", "_")
+                           + "_triplet_loss")
+        assert (inspect.signature(function).parameters["margin"].default
+                is inspect.Parameter.empty)
         return
-    default = inspect.signature(constructor).parameters["margin"].default
-    assert spec.default_margin == default
+    module, qualname = spec.original.split(":")
+    constructor = getattr(importlib.import_module(module), qualname)
+    assert inspect.signature(constructor).parameters["margin"].default == spec.default_margin
+    # and the loss built for the CLI is that constructor's
+    options = {"mode": spec.mode, "loss": name} if spec.mode == "online" else {"mode": "offline"}
+    built = build_loss(resolve_config(options))
+    if inspect.isclass(constructor):
+        assert type(built) is constructor
 
 
 def test_accepted_distances_come_from_the_canonical_names():

@@ -58,6 +58,8 @@ class LossSpec:
         object with the attributes of :class:`tripletlab.train.config.TrainConfig`); it imports
         Keras only when called.
       summary: one line for help texts.
+      original: ``"module:name"`` of the callable whose ``margin`` default ``default_margin``
+        is (checked by the tests); ``None`` when that callable has no default.
     """
 
     name: str
@@ -68,6 +70,7 @@ class LossSpec:
     semi_margin: bool
     factory: Callable[[Any], Any] = dataclasses.field(repr=False, compare=False)
     summary: str = ""
+    original: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,33 +129,41 @@ def _offline(config):
     return TripletLoss(margin=config.margin, distance=config.distance)
 
 
-def _spec(name, mode, margin, distances, factory, summary, *, soft=False, semi_margin=False):
+def _spec(name, mode, margin, distances, factory, summary, *, soft=False, semi_margin=False,
+          original=None):
     return name, LossSpec(name, mode, margin, tuple(distances), soft, semi_margin, factory,
-                          summary)
+                          summary, original)
 
 
 LOSSES: Mapping[str, LossSpec] = dict([
     _spec("semi-hard", "online", margins.SEMI_HARD_MARGIN, DISTANCES, _semi_hard,
-          "TF Addons' semi-hard mining", soft=True),
+          "TF Addons' semi-hard mining", soft=True,
+          original="tripletlab.losses.classes:TripletSemiHardLoss"),
     _spec("hard", "online", margins.HARD_MARGIN, DISTANCES, _hard, "batch-hard mining",
-          soft=True),
+          soft=True, original="tripletlab.losses.classes:TripletHardLoss"),
     _spec("batch-all", "online", margins.BATCH_ALL_MARGIN, DISTANCES, _batch_all,
-          "every valid triplet (omoindrot's batch-all)", soft=True),
+          "every valid triplet (omoindrot's batch-all)", soft=True,
+          original="tripletlab.losses.classes:TripletBatchAllLoss"),
     _spec("tfa-semi-hard", "online", margins.TFA_MARGIN, TFA_DISTANCES, _tfa_semi_hard,
-          "tripletlab.compat.tfa.TripletSemiHardLoss"),
+          "tripletlab.compat.tfa.TripletSemiHardLoss",
+          original="tripletlab.compat.tfa.losses:TripletSemiHardLoss"),
     _spec("tfa-hard", "online", margins.TFA_MARGIN, TFA_DISTANCES, _tfa_hard,
-          "tripletlab.compat.tfa.TripletHardLoss", soft=True),
+          "tripletlab.compat.tfa.TripletHardLoss", soft=True,
+          original="tripletlab.compat.tfa.losses:TripletHardLoss"),
     _spec("omoindrot-batch-all", "online", margins.OMOINDROT_MARGIN, OMOINDROT_SQUARED, _compat,
           "tripletlab.compat.omoindrot.batch_all_triplet_loss"),
     _spec("omoindrot-batch-hard", "online", margins.OMOINDROT_MARGIN, OMOINDROT_SQUARED,
           _compat, "tripletlab.compat.omoindrot.batch_hard_triplet_loss"),
     _spec("triplet-tools-semihard", "online", margins.TRIPLET_TOOLS_MARGIN,
           TRIPLET_TOOLS_METRICS, _compat,
-          "tripletlab.compat.triplet_tools.triplet_batch_semihard_loss", semi_margin=True),
+          "tripletlab.compat.triplet_tools.triplet_batch_semihard_loss", semi_margin=True,
+          original="tripletlab.compat.triplet_tools:triplet_batch_semihard_loss"),
     _spec("triplet-tools-hard", "online", margins.TRIPLET_TOOLS_MARGIN, TRIPLET_TOOLS_METRICS,
-          _compat, "tripletlab.compat.triplet_tools.triplet_batch_hard_loss"),
+          _compat, "tripletlab.compat.triplet_tools.triplet_batch_hard_loss",
+          original="tripletlab.compat.triplet_tools:triplet_batch_hard_loss"),
     _spec("triplet", "offline", margins.OFFLINE_MARGIN, PAIRED_DISTANCES, _offline,
-          "the offline TripletLoss on given (anchor, positive, negative) triplets"),
+          "the offline TripletLoss on given (anchor, positive, negative) triplets",
+          original="tripletlab.losses.offline:TripletLoss"),
 ])
 """Every loss by name, in the order the command line lists them."""
 
