@@ -31,6 +31,7 @@ _SUBMODULES = (
     "compat",
     "data",
     "distances",
+    "errors",
     "evaluation",
     "losses",
     "metrics",
