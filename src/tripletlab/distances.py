@@ -267,7 +267,7 @@ def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | No
       >>> import numpy as np
       >>> from tripletlab.distances import pairwise_distances
       >>> x = np.array([[0.0, 1.0], [1.0, 0.0]], dtype="float32")
-      >>> np.round(np.asarray(pairwise_distances(x, "L2")), 4).tolist()
+      >>> np.round(np.asarray(pairwise_distances(x, "L2"), dtype=float), 4).tolist()
       [[0.0, 1.4142], [1.4142, 0.0]]
     """
     import keras
