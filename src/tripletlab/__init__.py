@@ -31,6 +31,7 @@ _SUBMODULES = (
     "compat",
     "data",
     "distances",
+    "errors",
     "evaluation",
     "losses",
     "metrics",
@@ -43,10 +44,11 @@ _SUBMODULES = (
 
 # The modules that define classes registered with ``keras.saving.register_keras_serializable``.
 SERIALIZABLE_MODULES = (
-    "tripletlab.losses",
+    "tripletlab.losses.classes",
     "tripletlab.losses.offline",
     "tripletlab.mining_metrics",
-    "tripletlab.compat.tfa",
+    "tripletlab.compat.tfa.losses",
+    "tripletlab.compat.compat_loss",
     "tripletlab.models.triplet_network",
 )
 

@@ -1,7 +1,8 @@
 """Argument validation with one message shape for the whole library.
 
-Every check raises ``ValueError`` (or ``TypeError`` for a wrong type) whose message names the
-argument, what was expected and what was received, in Keras' form::
+Every check raises :class:`tripletlab.errors.ConfigError` (a ``ValueError``), or
+:class:`~tripletlab.errors.ConfigTypeError` (also a ``TypeError``) for a wrong type, whose message
+names the argument, what was expected and what was received, in Keras' form::
 
     Expected one of {'L2', 'squared-L2'}. Received: distance='cosine'
 """
@@ -13,9 +14,16 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from tripletlab.errors import (
+    ConfigError,
+    ConfigTypeError,
+    UserFileNotFoundError,
+    UserIsADirectoryError,
+)
+
 
 def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
-    """Returns ``value`` if it is one of ``allowed``; raises ``ValueError`` otherwise.
+    """Returns ``value`` if it is one of ``allowed``; raises ``ConfigError`` otherwise.
 
     Args:
       name: the argument's name, used in the message.
@@ -26,7 +34,7 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
       ``value`` unchanged.
 
     Raises:
-      ValueError: ``value`` is not one of ``allowed``; the message suggests the closest
+      ConfigError: ``value`` is not one of ``allowed``; the message suggests the closest
         spelling when there is one.
     """
     allowed = tuple(allowed)
@@ -42,7 +50,8 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
         if close:
             hint = f" Did you mean {close[0]!r}?"
     choices = "{" + ", ".join(repr(a) for a in allowed) + "}"
-    raise ValueError(f"Expected `{name}` to be one of {choices}. Received: {name}={value!r}.{hint}")
+    raise ConfigError(f"Expected `{name}` to be one of {choices}. Received: {name}={value!r}."
+                      f"{hint}")
 
 
 def check_number(
@@ -68,8 +77,8 @@ def check_number(
       ``value`` unchanged.
 
     Raises:
-      TypeError: ``value`` is not a number (or not an integer when ``integer`` is set).
-      ValueError: ``value`` is not finite or lies outside the bounds.
+      ConfigTypeError: ``value`` is not a number (or not an integer when ``integer`` is set).
+      ConfigError: ``value`` is not finite or lies outside the bounds.
     """
     kind = "an integer" if integer else "a number"
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -81,25 +90,26 @@ def check_number(
     except ImportError:  # pragma: no cover - numpy is a hard dependency
         pass
     if not is_number or (integer and int(value) != value):
-        raise TypeError(f"Expected `{name}` to be {kind}. Received: {name}={value!r} "
-                        f"of type {type(value).__name__}.")
+        raise ConfigTypeError(f"Expected `{name}` to be {kind}. Received: {name}={value!r} "
+                              f"of type {type(value).__name__}.")
     if not math.isfinite(float(value)):
-        raise ValueError(f"Expected `{name}` to be a finite {kind[2:]}. "
-                         f"Received: {name}={value!r}.")
+        raise ConfigError(f"Expected `{name}` to be a finite {kind[2:]}. "
+                          f"Received: {name}={value!r}.")
     if minimum is not None:
         too_small = value < minimum if minimum_inclusive else value <= minimum
         if too_small:
             relation = ">=" if minimum_inclusive else ">"
-            raise ValueError(f"Expected `{name}` {relation} {minimum}. Received: {name}={value!r}.")
+            raise ConfigError(f"Expected `{name}` {relation} {minimum}. "
+                              f"Received: {name}={value!r}.")
     if maximum is not None and value > maximum:
-        raise ValueError(f"Expected `{name}` <= {maximum}. Received: {name}={value!r}.")
+        raise ConfigError(f"Expected `{name}` <= {maximum}. Received: {name}={value!r}.")
     return value
 
 
 def check_bool(name: str, value: Any) -> bool:
-    """Returns ``value`` if it is a ``bool``; raises ``TypeError`` otherwise."""
+    """Returns ``value`` if it is a ``bool``; raises ``ConfigTypeError`` otherwise."""
     if not isinstance(value, bool):
-        raise TypeError(f"Expected `{name}` to be True or False. Received: {name}={value!r}.")
+        raise ConfigTypeError(f"Expected `{name}` to be True or False. Received: {name}={value!r}.")
     return value
 
 
@@ -118,14 +128,14 @@ def check_file(name: str, path: Any, description: str) -> None:
       description: what the file should be, e.g. ``"a .keras model file"``.
 
     Raises:
-      FileNotFoundError: nothing exists at ``path``.
-      IsADirectoryError: ``path`` is a folder.
+      UserFileNotFoundError: nothing exists at ``path`` (a ``FileNotFoundError``).
+      UserIsADirectoryError: ``path`` is a folder (an ``IsADirectoryError``).
     """
     import os
 
     if os.path.isdir(path):
-        raise IsADirectoryError(f"Expected `{name}` to be {description}. Received: "
-                                f"{str(path)!r}, which is a folder.")
+        raise UserIsADirectoryError(f"Expected `{name}` to be {description}. Received: "
+                                    f"{str(path)!r}, which is a folder.")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Expected `{name}` to be {description}. Received: "
-                                f"{str(path)!r}, which does not exist.")
+        raise UserFileNotFoundError(f"Expected `{name}` to be {description}. Received: "
+                                    f"{str(path)!r}, which does not exist.")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
+from tripletlab.errors import ConfigError
+
 BACKENDS = ("tensorflow", "jax", "torch")
 """The Keras backends tripletlab supports (``--backend`` and the ``backend`` config key)."""
 
@@ -25,14 +27,14 @@ def select_backend(name: str | None) -> None:
       name: one of :data:`BACKENDS`, or ``None`` to keep Keras' own setting.
 
     Raises:
-      ValueError: Keras is already imported with another backend.
+      ConfigError: Keras is already imported with another backend.
     """
     if name is None:
         return
     if "keras" in sys.modules:
         current = sys.modules["keras"].backend.backend()
         if current != name:
-            raise ValueError(f"Expected the Keras backend {name!r}, but Keras was already "
-                             f"imported with {current!r} in this process.")
+            raise ConfigError(f"Expected the Keras backend {name!r}, but Keras was already "
+                              f"imported with {current!r} in this process.")
         return
     os.environ["KERAS_BACKEND"] = name

@@ -1,25 +1,25 @@
-"""Pairwise distances between embeddings, in ``keras.ops`` (every backend).
+r"""Pairwise distances between embeddings, in ``keras.ops`` (every backend).
 
 One canonical spelling per distance (TF Addons' spellings):
 
-* ``"L2"``: Euclidean distance :math:`\\lVert x_i - x_j \\rVert_2`.
-* ``"squared-L2"``: :math:`\\lVert x_i - x_j \\rVert_2^2`.
-* ``"angular"``: :math:`\\max(1 - \\cos(x_i, x_j), 0)`.
+* ``"L2"``: Euclidean distance :math:`\lVert x_i - x_j \rVert_2`.
+* ``"squared-L2"``: :math:`\lVert x_i - x_j \rVert_2^2`.
+* ``"angular"``: :math:`\max(1 - \cos(x_i, x_j), 0)`.
 * ``"normalized-L2"``: Euclidean distance between L2-normalised rows,
-  :math:`\\sqrt{\\max(2 - 2\\cos(x_i, x_j), 0)}` (triplet-tools' ``euclidean_norm``).
+  :math:`\sqrt{\max(2 - 2\cos(x_i, x_j), 0)}` (triplet-tools' ``euclidean_norm``).
 
 Numerics (DESIGN.md §2, tested in ``tests/losses/test_distance_numerics.py``):
 
 * Every matrix has an exactly zero diagonal, identical rows are at distance exactly 0, and zero
   entries have a finite, zero gradient (the square root is taken of a safe value and the result
   is masked, so no ``inf * 0 = NaN`` reaches the backward pass).
-* The Gram-matrix form :math:`\\lVert x_i \\rVert^2 + \\lVert x_j \\rVert^2 - 2 x_i \\cdot x_j`
+* The Gram-matrix form :math:`\lVert x_i \rVert^2 + \lVert x_j \rVert^2 - 2 x_i \cdot x_j`
   (a ``[B, B]`` matmul, never ``[B, B, D]``) is computed on the batch shifted by its (rounded)
   mean when that mean is longer than the batch's spread, so cancellation is that of the spread
   of the batch, not of its distance from the origin; the squared norms are the diagonal of the
   same matmul. The rounding error of a squared distance is then at most about
-  :math:`(2D + 3)\\,u\\,(\\lVert \\tilde x_i \\rVert^2 + \\lVert \\tilde x_j \\rVert^2)`
-  (:math:`u = 2^{-24}` in float32, :math:`\\tilde x` the shifted rows); matmul kernels round
+  :math:`(2D + 3)\,u\,(\lVert \tilde x_i \rVert^2 + \lVert \tilde x_j \rVert^2)`
+  (:math:`u = 2^{-24}` in float32, :math:`\tilde x` the shifted rows); matmul kernels round
   the diagonal and off-diagonal dot products of two identical rows differently on some backends
   (TensorFlow and PyTorch on CPU), so squared distances within that bound, which carry no
   significant digit, are set to exactly 0.
@@ -29,17 +29,22 @@ Numerics (DESIGN.md §2, tested in ``tests/losses/test_distance_numerics.py``):
   ``inf``.
 * Rows are normalised after scaling each row by a power of two, so ``angular`` and
   ``normalized-L2`` do not depend on a row's scale down to ``min_norm``.
+
+Keras is imported inside the functions, so the names (:data:`DISTANCES`) can be read before
+the Keras backend is chosen (the configuration and the command line read them from here).
 """
 
 from __future__ import annotations
 
-import keras
-from keras import ops
-
 from tripletlab._checks import check_choice
 
 DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
-"""The canonical distance names, in the order they are documented."""
+"""The canonical distance names, in the order they are documented (the one definition: the
+losses, the configuration and the command line read it from here)."""
+
+PAIRED_DISTANCES = (*DISTANCES, "mean-squared")
+"""The distances of :func:`paired_distances` (and the offline ``TripletLoss``): the canonical
+ones and ``"mean-squared"``."""
 
 # Distances computed on L2-normalised rows (so they lie in [0, 2] or [0, 4]).
 NORMALIZED_DISTANCES = frozenset({"angular", "normalized-L2"})
@@ -69,17 +74,35 @@ def check_distance(distance: str) -> str:
     return check_choice("distance", distance, DISTANCES)
 
 
+def ranking_distance(distance: str) -> str:
+    """The canonical distance that orders neighbours as ``distance`` does.
+
+    ``"mean-squared"`` (``"squared-L2"`` divided by the dimension) ranks as ``"squared-L2"``;
+    a canonical name is its own. Retrieval metrics depend on that order alone, so a model
+    trained with the offline ``"mean-squared"`` loss is scored with ``"squared-L2"``.
+
+    Raises:
+      ValueError: ``distance`` is not one of :data:`PAIRED_DISTANCES`.
+    """
+    check_choice("distance", distance, PAIRED_DISTANCES)
+    return "squared-L2" if distance == "mean-squared" else distance
+
+
 def min_norm_for(dtype) -> float:
     """The smallest row norm :func:`l2_normalize` normalises for embeddings of ``dtype``.
 
     Below it the gradient of the normalisation (about ``1 / norm``) would overflow the dtype the
     gradient is returned in: ``1e-4`` for float16, ``2**-110`` (about ``7.7e-34``) otherwise.
     """
+    import keras
+
     return _MIN_NORM.get(keras.backend.standardize_dtype(dtype), _DEFAULT_MIN_NORM)
 
 
 def _power_of_two_at_most(value):
     """``2**floor(log2(value))`` for positive ``value`` (exact; clipped to normal numbers)."""
+    from keras import ops
+
     exponent = ops.clip(ops.floor(ops.log2(value)), _MIN_EXPONENT, _MAX_EXPONENT)
     return ops.ldexp(ops.ones_like(value), ops.cast(exponent, "int32"))
 
@@ -90,6 +113,8 @@ def power_of_two_scale(peak):
     Dividing by it is exact and brings values whose largest magnitude is ``peak`` into
     ``[1, 2)``, so they can be squared and summed without overflow or underflow.
     """
+    from keras import ops
+
     peak = ops.stop_gradient(peak)
     return _power_of_two_at_most(ops.where(peak > 0, peak, ops.ones_like(peak)))
 
@@ -100,6 +125,8 @@ def _normalize_rows(x, min_norm):
     ``weight`` is ``[..., 1]``: exactly 1 for rows that were normalised, ``(|x| / min_norm)**2``
     for rows below ``min_norm`` and 0 for zero rows.
     """
+    from keras import ops
+
     x = ops.convert_to_tensor(x)
     if min_norm is None:
         min_norm = min_norm_for(x.dtype)
@@ -137,17 +164,23 @@ def l2_normalize(x, min_norm: float | None = None):
 
 def _safe_sqrt(squared):
     """``sqrt`` that is exactly 0 with a zero (finite) gradient where ``squared <= 0``."""
+    from keras import ops
+
     is_zero = squared <= 0.0
     root = ops.sqrt(ops.where(is_zero, ops.ones_like(squared), squared))
     return ops.where(is_zero, ops.zeros_like(squared), root)
 
 
 def _zero_diagonal(matrix):
+    from keras import ops
+
     size = ops.shape(matrix)[0]
     return ops.where(ops.eye(size, dtype="bool"), ops.zeros_like(matrix), matrix)
 
 
 def _static_or_dynamic(tensor, axis):
+    from keras import ops
+
     size = tensor.shape[axis]
     return size if size is not None else ops.shape(tensor)[axis]
 
@@ -164,6 +197,9 @@ def _scaled_squared_l2(x, rounding=0.0):
       ``(squared, scale)``: ``squared`` is ``>= 0`` with an exactly zero diagonal and exact
       zeros for identical rows; the squared distances are ``scale**2 * squared``.
     """
+    import keras
+    from keras import ops
+
     roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(x.dtype), 2.0**-24)
     scale = power_of_two_scale(ops.max(ops.abs(x)))
     x = x / scale  # |x| < 2: nothing below overflows
@@ -198,6 +234,8 @@ def pairwise_squared_l2(embeddings):
     Identical rows are at distance exactly 0; the result is ``inf`` only where the squared
     distance exceeds the dtype's range. Needs only ``[B, B]`` matrices (never ``[B, B, D]``).
     """
+    from keras import ops
+
     embeddings = ops.convert_to_tensor(embeddings)
     if embeddings.shape[0] == 0:
         return ops.zeros((0, 0), dtype=embeddings.dtype)
@@ -229,9 +267,12 @@ def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | No
       >>> import numpy as np
       >>> from tripletlab.distances import pairwise_distances
       >>> x = np.array([[0.0, 1.0], [1.0, 0.0]], dtype="float32")
-      >>> np.round(np.asarray(pairwise_distances(x, "L2")), 4).tolist()
+      >>> np.round(np.asarray(pairwise_distances(x, "L2"), dtype=float), 4).tolist()
       [[0.0, 1.4142], [1.4142, 0.0]]
     """
+    import keras
+    from keras import ops
+
     check_distance(distance)
     embeddings = ops.convert_to_tensor(embeddings)
     if embeddings.shape[0] == 0:
@@ -264,7 +305,9 @@ def paired_distances(first, second, distance: str = "L2", *, min_norm: float | N
     (the mean over embedding dimensions of the squared difference). Identical rows give exactly
     0; rows are scaled by powers of two before squaring, as in :func:`pairwise_distances`.
     """
-    check_choice("distance", distance, DISTANCES + ("mean-squared",))
+    from keras import ops
+
+    check_choice("distance", distance, PAIRED_DISTANCES)
     first, second = ops.convert_to_tensor(first), ops.convert_to_tensor(second)
     if distance in NORMALIZED_DISTANCES:
         first, first_weight = _normalize_rows(first, min_norm)

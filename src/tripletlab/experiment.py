@@ -43,6 +43,7 @@ import numpy as np
 
 from tripletlab.atomic import recording as atomic_recording
 from tripletlab.atomic import save_array, temporary_pattern, write_json
+from tripletlab.errors import ConfigError, UserFileExistsError, UserFileNotFoundError
 from tripletlab.stratified import stratified_sample
 
 CONFIG_FILE = "config.json"
@@ -119,15 +120,15 @@ class Experiment:
             with open(path, encoding="utf-8") as stream:
                 manifest = json.load(stream)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"Expected {str(path)!r} to be tripletlab's record of the files "
-                             f"of this experiment (JSON). Received: a file that cannot be read "
-                             f"({error}).") from None
+            raise ConfigError(f"Expected {str(path)!r} to be tripletlab's record of the files "
+                              f"of this experiment (JSON). Received: a file that cannot be read "
+                              f"({error}).") from None
         if (not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT
                 or not isinstance(manifest.get("files"), list)
                 or not isinstance(manifest.get("folders"), list)):
-            raise ValueError(f"Expected {str(path)!r} to be tripletlab's record of the files "
-                             f"of this experiment ({{'format': {MANIFEST_FORMAT!r}, 'files': "
-                             "[...], 'folders': [...]}). Received: other content.")
+            raise ConfigError(f"Expected {str(path)!r} to be tripletlab's record of the files "
+                              f"of this experiment ({{'format': {MANIFEST_FORMAT!r}, 'files': "
+                              "[...], 'folders': [...]}). Received: other content.")
         self._files = {str(name) for name in manifest["files"] if _is_inside(str(name))}
         self._folders = {str(name) for name in manifest["folders"] if _is_inside(str(name))}
 
@@ -193,11 +194,11 @@ class Experiment:
             with open(path, encoding="utf-8") as stream:
                 state = json.load(stream)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"Could not read the checkpoint state {str(path)!r}: it is not "
-                             f"valid JSON (truncated or damaged?): {error}.") from None
+            raise ConfigError(f"Could not read the checkpoint state {str(path)!r}: it is not "
+                              f"valid JSON (truncated or damaged?): {error}.") from None
         if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
-            raise ValueError(f"Expected {str(path)!r} to hold {{'epoch': <int>, ...}}. "
-                             f"Received: {state!r}.")
+            raise ConfigError(f"Expected {str(path)!r} to hold {{'epoch': <int>, ...}}. "
+                              f"Received: {state!r}.")
         return state
 
     def has_checkpoint(self) -> bool:
@@ -229,11 +230,11 @@ class Experiment:
             and no manifest (never written into); or it is a file.
         """
         if resume and overwrite:
-            raise ValueError("Expected at most one of --resume and --overwrite. "
-                             "Received: both.")
+            raise ConfigError("Expected at most one of --resume and --overwrite. "
+                              "Received: both.")
         if self.folder.exists() and not self.folder.is_dir():
-            raise FileExistsError(f"Expected `model_dir` to be a folder. Received: "
-                                  f"{str(self.folder)!r} is a file.")
+            raise UserFileExistsError(f"Expected `model_dir` to be a folder. Received: "
+                                      f"{str(self.folder)!r} is a file.")
         foreign = self._foreign_entries()
         if not self.has_manifest():
             if not foreign:
@@ -243,13 +244,13 @@ class Experiment:
                 return "resume"  # an experiment of tripletlab 0.1: continue it, record from now
             listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             if legacy:
-                raise FileExistsError(
+                raise UserFileExistsError(
                     f"{str(self.folder)!r} holds an experiment without {MANIFEST_FILE} (written "
                     f"by tripletlab 0.1, which kept no record of its files), so tripletlab "
                     f"cannot tell its files from yours and will not write into it or delete "
                     f"anything there ({listed}). Choose a new --model-dir, or remove the "
                     "folder yourself.")
-            raise FileExistsError(
+            raise UserFileExistsError(
                 f"{str(self.folder)!r} is not empty and is not a tripletlab experiment (no "
                 f"{MANIFEST_FILE}; it holds {listed}). tripletlab writes only into a new or "
                 f"empty folder (or one holding just params.json) and never deletes files it "
@@ -262,15 +263,15 @@ class Experiment:
                                               if name != MANIFEST_FILE]:
             return "new"
         if self.is_finished():
-            raise FileExistsError(f"{str(self.folder)!r} already holds a finished experiment; "
-                                  "pass --overwrite to replace it (only the files tripletlab "
-                                  f"wrote, listed in {MANIFEST_FILE}, are removed).")
+            raise UserFileExistsError(f"{str(self.folder)!r} already holds a finished experiment; "
+                                      "pass --overwrite to replace it (only the files tripletlab "
+                                      f"wrote, listed in {MANIFEST_FILE}, are removed).")
         state = self.read_state() if self.has_checkpoint() else None
         progress = (f"{state['epoch']} epoch(s) checkpointed" if state
                     else "killed before its first checkpoint")
-        raise FileExistsError(f"{str(self.folder)!r} already holds an unfinished experiment "
-                              f"({progress}); pass --resume to continue it (with its saved "
-                              "configuration) or --overwrite to replace it.")
+        raise UserFileExistsError(f"{str(self.folder)!r} already holds an unfinished experiment "
+                                  f"({progress}); pass --resume to continue it (with its saved "
+                                  "configuration) or --overwrite to replace it.")
 
     def clear(self) -> None:
         """Removes the files the manifest names, their temporaries, TensorBoard's event files in
@@ -349,8 +350,8 @@ def load_experiment_embeddings(experiment: Experiment
     paths = [experiment.path(TEST_EMBEDDINGS), experiment.path(TEST_LABELS)]
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"Expected {str(path)!r} in the experiment folder. "
-                                    "Received: no such file (did training finish?).")
+            raise UserFileNotFoundError(f"Expected {str(path)!r} in the experiment folder. "
+                                        "Received: no such file (did training finish?).")
     embeddings = np.load(paths[0], allow_pickle=False)
     labels = np.load(paths[1], allow_pickle=False)
     images_path = experiment.path(TEST_IMAGES)

@@ -129,3 +129,15 @@ class _no_exit:  # a context manager that lets the status through
 
     def __exit__(self, *exc):
         return False
+
+
+def test_offline_mean_squared(tmp_path):
+    # README's Siamese workflow uses TripletLoss(distance="mean-squared"); the CLI accepts it
+    folder = tmp_path / "offline"
+    assert main(["train", "--model-dir", str(folder), *TINY, "--mode", "offline",
+                 "--distance", "mean-squared", "--batch-size", "16", "--no-plots",
+                 "--no-tensorboard"]) == 0
+    config = json.loads((folder / "config.json").read_text())
+    assert config["distance"] == "mean-squared" and config["mode"] == "offline"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_to_train"]["precision_at_1"] <= 1.0

@@ -175,3 +175,33 @@ def test_public_module_names():
                   "from tripletlab.data import DATASETS\nprint('keras' in sys.modules)", ".")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("imports", ["import tripletlab, keras", "import keras, tripletlab"])
+def test_compat_loss_loads_under_its_old_registered_name(tmp_path, imports):
+    # CompatLoss moved from tripletlab.train.run to tripletlab.compat.compat_loss; checkpoints
+    # name it "tripletlab.train>CompatLoss" and must keep loading (--resume)
+    import json
+    import zipfile
+
+    from tripletlab.compat.compat_loss import CompatLoss
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile("adam", loss=CompatLoss("triplet-tools-semihard", 0.3, "angular",
+                                          semi_margin=0.1))
+    x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
+    model.fit(x, np.arange(16) % 4, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        saved = json.loads(archive.read("config.json"))
+    assert saved["compile_config"]["loss"]["registered_name"] == "tripletlab.train>CompatLoss"
+    script = f"""
+{imports}
+model = keras.saving.load_model("m.keras", safe_mode=True)
+loss = model.loss
+print(type(loss).__module__, loss.loss_name, loss.margin, loss.distance, loss.semi_margin)
+"""
+    result = _run(script, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["tripletlab.compat.compat_loss", "triplet-tools-semihard",
+                                     "0.3", "angular", "0.1"]

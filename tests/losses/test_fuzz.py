@@ -12,9 +12,11 @@ import tripletlab as tl
 from conftest import value_and_gradient
 
 LOSSES = {
-    "semi-hard": lambda y, x, m, d, s: tl.losses.semi_hard_triplet_loss(y, x, m, d, s),
-    "hard": lambda y, x, m, d, s: tl.losses.hard_triplet_loss(y, x, m, s, d),
-    "batch-all": lambda y, x, m, d, s: tl.losses.batch_all_triplet_loss(y, x, m, d, s)[0],
+    "semi-hard": lambda y, x, m, d, s: tl.losses.semi_hard_triplet_loss(y, x, m, distance=d,
+                                                                        soft=s),
+    "hard": lambda y, x, m, d, s: tl.losses.hard_triplet_loss(y, x, m, distance=d, soft=s),
+    "batch-all": lambda y, x, m, d, s: tl.losses.batch_all_triplet_loss(y, x, m, distance=d,
+                                                                        soft=s)[0],
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from tripletlab.backends import BACKENDS, select_backend
+from tripletlab.errors import ConfigError
 
 __all__ = ["add_backend_argument", "add_data_arguments", "load_data", "load_embedding_model",
            "load_array", "select_backend"]
@@ -48,8 +49,8 @@ def load_data(args: argparse.Namespace):
     from tripletlab.data import load_dataset
 
     if not has_data_arguments(args):
-        raise ValueError("Expected one of --dataset, --data-file or --image-folder. "
-                         "Received: none.")
+        raise ConfigError("Expected one of --dataset, --data-file or --image-folder. "
+                          "Received: none.")
     name = args.dataset or ("npz" if args.data_file else "image-folder")
     return load_dataset(name, data_file=args.data_file, image_folder=args.image_folder,
                         seed=args.seed, test_fraction=args.test_fraction,
@@ -87,14 +88,14 @@ def load_embedding_model(path: str):
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             problem = f"the zip archive is damaged ({error})"
     if problem is not None:
-        raise ValueError(f"Could not load `--model` {path!r} as a Keras model: {problem}.")
+        raise ConfigError(f"Could not load `--model` {path!r} as a Keras model: {problem}.")
     tripletlab.register_keras_classes()  # tripletlab's serialisable classes, before loading
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as error:
         message = " ".join(str(error).split()) or type(error).__name__
-        raise ValueError(f"Could not load `--model` {path!r} as a Keras model: "
-                         f"{message}") from error
+        raise ConfigError(f"Could not load `--model` {path!r} as a Keras model: "
+                          f"{message}") from error
     return extract_embedding_model(model, strict=False)
 
 
@@ -117,7 +118,7 @@ def load_array(path: str, flag: str):
     if head != b"\x93NUMPY":
         what = ("a .npz archive, not a single .npy array" if head.startswith(b"PK")
                 else "not a NumPy .npy file (it does not start with the .npy header)")
-        raise ValueError(f"Could not read `{flag}` {path!r}: it is {what}.")
+        raise ConfigError(f"Could not read `{flag}` {path!r}: it is {what}.")
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as error:
@@ -126,7 +127,7 @@ def load_array(path: str, flag: str):
             reason = "it holds Python objects, which are refused for safety (allow_pickle=False)"
         else:
             reason = f"it is truncated or damaged ({message})"
-        raise ValueError(f"Could not read `{flag}` {path!r}: {reason}.") from error
+        raise ConfigError(f"Could not read `{flag}` {path!r}: {reason}.") from error
     except (OSError, EOFError) as error:
-        raise ValueError(f"Could not read `{flag}` {path!r}: it is truncated or damaged "
-                         f"({error}).") from error
+        raise ConfigError(f"Could not read `{flag}` {path!r}: it is truncated or damaged "
+                          f"({error}).") from error

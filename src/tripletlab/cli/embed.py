@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from tripletlab.cli import add_backend_argument, add_data_arguments, select_backend
+from tripletlab.errors import ConfigError
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -42,8 +43,8 @@ def embed_split(model, data, split: str, batch_size: int, verbose: int | None = 
     x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     expected = tuple(model.input_shape[1:])
     if tuple(x.shape[1:]) != expected and None not in expected:
-        raise ValueError(f"Expected images of shape {expected} for this model. Received: "
-                         f"{tuple(x.shape[1:])} from data set {data.name!r}.")
+        raise ConfigError(f"Expected images of shape {expected} for this model. Received: "
+                          f"{tuple(x.shape[1:])} from data set {data.name!r}.")
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
     print(f"Embedding the {split} split: {len(y):,} images", flush=True)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from tripletlab.cli import load_data, load_embedding_model
 
     if args.batch_size < 1:
-        raise ValueError(f"Expected `--batch-size` >= 1. Received: {args.batch_size}.")
+        raise ConfigError(f"Expected `--batch-size` >= 1. Received: {args.batch_size}.")
     data = load_data(args)
     model = load_embedding_model(args.model)
     embeddings, labels = embed_split(model, data, args.split, args.batch_size)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 from tripletlab.cli import add_backend_argument, add_data_arguments, select_backend
-
-DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
+from tripletlab.distances import DISTANCES
+from tripletlab.errors import ConfigError
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -44,16 +44,16 @@ def _inputs(args):
 
     if args.model is not None:
         if args.embeddings is not None or args.labels is not None:
-            raise ValueError("Expected either --model (with a data source) or --embeddings "
-                             "and --labels. Received: both.")
+            raise ConfigError("Expected either --model (with a data source) or --embeddings "
+                              "and --labels. Received: both.")
         if not has_data_arguments(args):
-            raise ValueError("Expected a data source with --model: --dataset, --data-file or "
-                             "--image-folder. Received: none.")
+            raise ConfigError("Expected a data source with --model: --dataset, --data-file or "
+                              "--image-folder. Received: none.")
         from tripletlab.cli import load_data, load_embedding_model
         from tripletlab.cli.embed import embed_split
 
         if args.batch_size < 1:
-            raise ValueError(f"Expected `--batch-size` >= 1. Received: {args.batch_size}.")
+            raise ConfigError(f"Expected `--batch-size` >= 1. Received: {args.batch_size}.")
         data = load_data(args)
         model = load_embedding_model(args.model)
         queries, query_labels = embed_split(model, data, "test", args.batch_size)
@@ -62,11 +62,11 @@ def _inputs(args):
         references, reference_labels = embed_split(model, data, "train", args.batch_size)
         return queries, query_labels, references, reference_labels
     if args.embeddings is None or args.labels is None:
-        raise ValueError("Expected --model with a data source, or --embeddings and --labels. "
-                         "Received: neither.")
+        raise ConfigError("Expected --model with a data source, or --embeddings and --labels. "
+                          "Received: neither.")
     if (args.reference_embeddings is None) != (args.reference_labels is None):
-        raise ValueError("Expected --reference-embeddings and --reference-labels together. "
-                         "Received: only one of them.")
+        raise ConfigError("Expected --reference-embeddings and --reference-labels together. "
+                          "Received: only one of them.")
     queries = load_array(args.embeddings, "--embeddings")
     labels = load_array(args.labels, "--labels")
     if args.reference_embeddings is None:

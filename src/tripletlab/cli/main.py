@@ -8,9 +8,11 @@ Usage::
     tripletlab visualize --experiment runs/quick
     tripletlab report --experiment runs/quick
 
-Configuration and usage errors print one line to stderr and exit with status 2 (set
-``TRIPLETLAB_TRACEBACK=1`` to see the traceback instead); tripletlab's warnings print one
-line each (``tripletlab train: warning: ...``).
+Errors in what the user gave (:class:`tripletlab.errors.TripletlabError`: a bad option or
+value, a missing or damaged file, a missing optional extra) print one line to stderr and exit
+with status 2 (set ``TRIPLETLAB_TRACEBACK=1`` to see the traceback instead); any other exception
+is a bug and keeps its traceback. tripletlab's warnings print one line each
+(``tripletlab train: warning: ...``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import warnings
 from tripletlab import __version__
 from tripletlab._checks import closest_key_hint
 from tripletlab.cli import embed, evaluate, report, train, visualize
+from tripletlab.errors import TripletlabError
 
 SUBCOMMANDS = (train, embed, evaluate, visualize, report)
-USAGE_ERRORS = (ValueError, TypeError, OSError, ImportError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +54,12 @@ def _reject_unknown(parser: argparse.ArgumentParser, command: str, unknown: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the command line and returns the exit status (0 ok, 2 usage/config error)."""
+    """Runs the command line and returns the exit status (0 ok, 2 usage/config error).
+
+    Raises:
+      Exception: anything but a :class:`~tripletlab.errors.TripletlabError` (a bug) propagates
+        with its traceback.
+    """
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tripletlab: interrupted", file=sys.stderr)
         return 130
-    except USAGE_ERRORS as error:
+    except TripletlabError as error:
         if os.environ.get("TRIPLETLAB_TRACEBACK"):
             raise
         message = " ".join(str(error).split()) or type(error).__name__

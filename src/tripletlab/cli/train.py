@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 
 from tripletlab.cli import select_backend
+from tripletlab.errors import UserFileNotFoundError
 from tripletlab.train.config import (
     FIELDS,
     GROUPS,
@@ -93,8 +94,8 @@ def build_config(args: argparse.Namespace):
                               f"{', '.join('--' + f.replace('_', '-') for f in fixed)}.")
         saved = model_dir / "config.json"
         if not saved.is_file():
-            raise FileNotFoundError(f"Expected {str(saved)!r} to resume from. Received: no "
-                                    "such file.")
+            raise UserFileNotFoundError(f"Expected {str(saved)!r} to resume from. Received: no "
+                                        "such file.")
         return resolve_config(load_config_file(saved), flags, warn_unused=False)
     params = model_dir / "params.json"
     layers = [load_params_json(params) if params.is_file() else None]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tripletlab.errors import ConfigError, UserFileNotFoundError
+
 
 def add_parser(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
@@ -44,12 +46,12 @@ def run(args: argparse.Namespace) -> int:
             check_choice("methods", method, ("pca", "tsne", "umap"))
     if args.experiment is not None:
         if args.embeddings is not None or args.labels is not None:
-            raise ValueError("Expected either --experiment or --embeddings/--labels. "
-                             "Received: both.")
+            raise ConfigError("Expected either --experiment or --embeddings/--labels. "
+                              "Received: both.")
         experiment = ex.Experiment(args.experiment)
         if not experiment.folder.is_dir():
-            raise FileNotFoundError(f"Expected `--experiment` to be a folder. Received: "
-                                    f"{args.experiment!r}, which does not exist.")
+            raise UserFileNotFoundError(f"Expected `--experiment` to be a folder. Received: "
+                                        f"{args.experiment!r}, which does not exist.")
         print(f"Reading {experiment.folder / ex.EMBEDDINGS_DIR}", flush=True)
         embeddings, labels, images = ex.load_experiment_embeddings(experiment)
         output = Path(args.output) if args.output else experiment.folder
@@ -57,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
         log_csv = experiment.path(ex.LOG_FILE)
     else:
         if args.embeddings is None or args.labels is None or args.output is None:
-            raise ValueError("Expected --experiment, or --embeddings, --labels and --output. "
-                             "Received: an incomplete set.")
+            raise ConfigError("Expected --experiment, or --embeddings, --labels and --output. "
+                              "Received: an incomplete set.")
         embeddings = load_array(args.embeddings, "--embeddings")
         labels = load_array(args.labels, "--labels")
         images = load_array(args.images, "--images") if args.images else None
@@ -89,16 +91,16 @@ def check_lengths(embeddings, labels, images, args: argparse.Namespace) -> None:
     """
     source = args.experiment or args.embeddings
     if getattr(embeddings, "ndim", 0) != 2:
-        raise ValueError(f"Expected the embeddings {source!r} to be an array [N, D]. "
-                         f"Received: shape {getattr(embeddings, 'shape', None)}.")
+        raise ConfigError(f"Expected the embeddings {source!r} to be an array [N, D]. "
+                          f"Received: shape {getattr(embeddings, 'shape', None)}.")
     count = embeddings.shape[0]
     for name, array, flag in (("labels", labels, args.labels), ("images", images, args.images)):
         if array is None:
             continue
         if name == "images" and array.ndim not in (3, 4):
-            raise ValueError(f"Expected the images {flag!r} to be an array [N, H, W] or "
-                             f"[N, H, W, C]. Received: shape {array.shape}.")
+            raise ConfigError(f"Expected the images {flag!r} to be an array [N, H, W] or "
+                              f"[N, H, W, C]. Received: shape {array.shape}.")
         if getattr(array, "ndim", 0) < 1 or array.shape[0] != count:
             where = f" in {flag!r}" if flag else ""
-            raise ValueError(f"Expected one {name[:-1]} per embedding ({count}){where}. "
-                             f"Received: {name} of shape {getattr(array, 'shape', None)}.")
+            raise ConfigError(f"Expected one {name[:-1]} per embedding ({count}){where}. "
+                              f"Received: {name} of shape {getattr(array, 'shape', None)}.")

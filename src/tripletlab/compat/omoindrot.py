@@ -27,10 +27,10 @@ def _prepare(labels, embeddings, margin, squared):
 
 
 def batch_all_triplet_loss(labels, embeddings, margin, squared=False):
-    """Mean loss over the valid triplets with a positive loss, and their fraction.
+    r"""Mean loss over the valid triplets with a positive loss, and their fraction.
 
     .. math::
-        \\mathcal{L} = \\frac{\\sum_{(a,p,n)} \\max(d(a,p) - d(a,n) + m, 0)}{N_{>0} + 10^{-16}}
+        \mathcal{L} = \frac{\sum_{(a,p,n)} \max(d(a,p) - d(a,n) + m, 0)}{N_{>0} + 10^{-16}}
 
     Args:
       labels: ``[B]`` integer labels.
@@ -47,10 +47,10 @@ def batch_all_triplet_loss(labels, embeddings, margin, squared=False):
 
 
 def batch_hard_triplet_loss(labels, embeddings, margin, squared=False):
-    """Mean over anchors of ``max(hardest positive - hardest negative + margin, 0)``.
+    r"""Mean over anchors of ``max(hardest positive - hardest negative + margin, 0)``.
 
     .. math::
-        \\mathcal{L} = \\frac{1}{B} \\sum_a \\max(\\max_p d(a,p) - \\min_n d(a,n) + m, 0)
+        \mathcal{L} = \frac{1}{B} \sum_a \max(\max_p d(a,p) - \min_n d(a,n) + m, 0)
 
     Args:
       labels: ``[B]`` integer labels.

@@ -25,6 +25,7 @@ from keras import ops
 from tripletlab._checks import check_choice, check_number
 from tripletlab.distances import l2_normalize
 from tripletlab.losses.inputs import prepare_inputs
+from tripletlab.losses.margins import TRIPLET_TOOLS_MARGIN
 from tripletlab.mining import label_masks, semi_hard_negative, sorted_negatives
 
 __all__ = ["triplet_batch_hard_loss", "triplet_batch_priming_loss", "triplet_batch_semihard_loss"]
@@ -64,12 +65,13 @@ def _hardest_negative(distances, negative):
     return ops.min(masked, axis=1)
 
 
-def triplet_batch_semihard_loss(margin=1.0, semi_margin=0.0, metric="euclidean_norm"):
-    """Returns triplet-tools' semi-hard loss ``loss(y_true, y_pred)``.
+def triplet_batch_semihard_loss(margin=TRIPLET_TOOLS_MARGIN, semi_margin=0.0,
+                                metric="euclidean_norm"):
+    r"""Returns triplet-tools' semi-hard loss ``loss(y_true, y_pred)``.
 
     .. math::
-        \\mathcal{L} = \\frac{1}{B} \\sum_a \\max\\bigl(hp(a) - \\min_{n:\\, d(a,n) > hp(a) + s}
-        d(a, n) + m, 0\\bigr)
+        \mathcal{L} = \frac{1}{B} \sum_a \max\bigl(hp(a) - \min_{n:\, d(a,n) > hp(a) + s}
+        d(a, n) + m, 0\bigr)
 
     with :math:`hp(a)` the hardest positive (self included), :math:`m` = ``margin``,
     :math:`s` = ``semi_margin``; anchors without such a negative contribute 0.
@@ -99,11 +101,11 @@ def triplet_batch_semihard_loss(margin=1.0, semi_margin=0.0, metric="euclidean_n
     return triplet_batch_semihard_loss
 
 
-def triplet_batch_hard_loss(margin=1.0, metric="euclidean_norm"):
-    """Returns triplet-tools' batch-hard loss ``loss(y_true, y_pred)``.
+def triplet_batch_hard_loss(margin=TRIPLET_TOOLS_MARGIN, metric="euclidean_norm"):
+    r"""Returns triplet-tools' batch-hard loss ``loss(y_true, y_pred)``.
 
     .. math::
-        \\mathcal{L} = \\frac{1}{B} \\sum_a \\max(hp(a) - \\min_n d(a, n) + m, 0)
+        \mathcal{L} = \frac{1}{B} \sum_a \max(hp(a) - \min_n d(a, n) + m, 0)
 
     Args:
       margin: the margin :math:`m` (``>= 0``).
@@ -124,10 +126,10 @@ def triplet_batch_hard_loss(margin=1.0, metric="euclidean_norm"):
 
 
 def triplet_batch_priming_loss(metric="euclidean_norm"):
-    """Returns triplet-tools' priming loss ``loss(y_true, y_pred)``.
+    r"""Returns triplet-tools' priming loss ``loss(y_true, y_pred)``.
 
     .. math::
-        \\mathcal{L} = \\frac{1}{B} \\sum_a \\bigl(hp(a)^2 + e^{-10 \\min_n d(a, n)}\\bigr)
+        \mathcal{L} = \frac{1}{B} \sum_a \bigl(hp(a)^2 + e^{-10 \min_n d(a, n)}\bigr)
 
     It pulls classes together and pushes the nearest negatives out, to start training from a
     collapsed embedding before switching to a margin loss.

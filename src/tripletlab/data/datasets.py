@@ -32,6 +32,12 @@ from typing import Any
 import numpy as np
 
 from tripletlab import _checks
+from tripletlab.errors import (
+    ConfigError,
+    MissingExtraError,
+    UserFileNotFoundError,
+    UserIsADirectoryError,
+)
 
 DATASETS = ("mnist", "fashion-mnist", "npz", "mnist-sample", "digits", "image-folder")
 
@@ -88,23 +94,23 @@ class Dataset:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.float32:
-                raise ValueError(f"Expected `x_{split}` to be a float32 array [N, H, W, C]. "
-                                 f"Received: {_describe(x)}.")
+                raise ConfigError(f"Expected `x_{split}` to be a float32 array [N, H, W, C]. "
+                                  f"Received: {_describe(x)}.")
             if not isinstance(y, np.ndarray) or y.ndim != 1 or len(y) != len(x):
-                raise ValueError(f"Expected `y_{split}` to be an array [N] with N = "
-                                 f"len(x_{split}) = {len(x)}. Received: {_describe(y)}.")
+                raise ConfigError(f"Expected `y_{split}` to be an array [N] with N = "
+                                  f"len(x_{split}) = {len(x)}. Received: {_describe(y)}.")
             if y.dtype != np.int64:
                 if not np.issubdtype(y.dtype, np.integer):
-                    raise ValueError(f"Expected `y_{split}` to hold integer labels. "
-                                     f"Received: dtype={y.dtype}.")
+                    raise ConfigError(f"Expected `y_{split}` to hold integer labels. "
+                                      f"Received: dtype={y.dtype}.")
                 object.__setattr__(self, f"y_{split}", y.astype(np.int64))
             if len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
-                raise ValueError(f"Expected `y_{split}` in 0..{len(self.class_names) - 1} "
-                                 f"(one label per class name). Received: labels from "
-                                 f"{y.min()} to {y.max()}.")
+                raise ConfigError(f"Expected `y_{split}` in 0..{len(self.class_names) - 1} "
+                                  f"(one label per class name). Received: labels from "
+                                  f"{y.min()} to {y.max()}.")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise ValueError("Expected `x_train` and `x_test` to have the same image shape. "
-                             f"Received: {self.x_train.shape[1:]} and {self.x_test.shape[1:]}.")
+            raise ConfigError("Expected `x_train` and `x_test` to have the same image shape. "
+                              f"Received: {self.x_train.shape[1:]} and {self.x_test.shape[1:]}.")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -177,13 +183,13 @@ def load_dataset(
     _checks.check_number("test_fraction", test_fraction, minimum=0, minimum_inclusive=False,
                          maximum=1)
     if test_fraction >= 1:
-        raise ValueError(f"Expected `test_fraction` < 1. "
-                         f"Received: test_fraction={test_fraction!r}.")
+        raise ConfigError(f"Expected `test_fraction` < 1. "
+                          f"Received: test_fraction={test_fraction!r}.")
     _check_source("data_file", data_file, name, "npz")
     _check_source("image_folder", image_folder, name, "image-folder")
     if image_size is not None and name != "image-folder":
-        raise ValueError("Expected `image_size` to be None: only name='image-folder' resizes "
-                         f"images. Received: image_size={image_size!r} with name={name!r}.")
+        raise ConfigError("Expected `image_size` to be None: only name='image-folder' resizes "
+                          f"images. Received: image_size={image_size!r} with name={name!r}.")
 
     if name in _DOWNLOADED:
         return _load_downloaded(name)
@@ -203,19 +209,19 @@ def load_dataset(
 
 def _check_source(argument: str, value: Any, name: str, owner: str) -> None:
     if name == owner and value is None:
-        raise ValueError(f"Expected `{argument}` to be a path: name={owner!r} reads it. "
-                         f"Received: {argument}=None.")
+        raise ConfigError(f"Expected `{argument}` to be a path: name={owner!r} reads it. "
+                          f"Received: {argument}=None.")
     if name != owner and value is not None:
-        raise ValueError(f"Expected `{argument}` to be None: only name={owner!r} reads it. "
-                         f"Received: {argument}={str(value)!r} with name={name!r}.")
+        raise ConfigError(f"Expected `{argument}` to be None: only name={owner!r} reads it. "
+                          f"Received: {argument}={str(value)!r} with name={name!r}.")
 
 
 def _import_optional(module: str, package: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise ImportError(f"{package} is needed to load this data set. "
-                          f"Install it with: {_DATA_EXTRA}") from error
+        raise MissingExtraError(f"{package} is needed to load this data set. "
+                                f"Install it with: {_DATA_EXTRA}") from error
 
 
 def _load_downloaded(name: str) -> Dataset:
@@ -240,32 +246,32 @@ def _load_downloaded(name: str) -> Dataset:
 
 def _load_npz(path: Path) -> Dataset:
     if path.is_dir():
-        raise IsADirectoryError(f"Expected `data_file` to be an existing .npz file. "
-                                f"Received: data_file={str(path)!r}, which is a folder.")
+        raise UserIsADirectoryError(f"Expected `data_file` to be an existing .npz file. "
+                                    f"Received: data_file={str(path)!r}, which is a folder.")
     if not path.is_file():
-        raise FileNotFoundError(f"Expected `data_file` to be an existing .npz file. "
-                                f"Received: data_file={str(path)!r} (no such file).")
+        raise UserFileNotFoundError(f"Expected `data_file` to be an existing .npz file. "
+                                    f"Received: data_file={str(path)!r} (no such file).")
     with open(path, "rb") as stream:
         head = stream.read(6)
     if head != b"\x93NUMPY" and not zipfile.is_zipfile(path):
-        raise ValueError(f"Could not read data_file {str(path)!r} as a .npz archive: it is not "
-                         "a zip archive, as .npz files are (another format, truncated or "
-                         "damaged?).")
+        raise ConfigError(f"Could not read data_file {str(path)!r} as a .npz archive: it is not "
+                          "a zip archive, as .npz files are (another format, truncated or "
+                          "damaged?).")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"Could not read data_file {str(path)!r} as a .npz archive (truncated "
-                         f"or damaged?): {error}") from error
+        raise ConfigError(f"Could not read data_file {str(path)!r} as a .npz archive (truncated "
+                          f"or damaged?): {error}") from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"Expected {str(path)!r} to be a .npz archive with the keys "
-                         f"{', '.join(_NPZ_KEYS)}. Received: a single .npy array.")
+        raise ConfigError(f"Expected {str(path)!r} to be a .npz archive with the keys "
+                          f"{', '.join(_NPZ_KEYS)}. Received: a single .npy array.")
     with archive:
         present = set(archive.files)
         missing = [key for key in _NPZ_KEYS if key not in present]
         if missing:
-            raise ValueError(f"Expected {str(path)!r} to contain the arrays "
-                             f"{', '.join(_NPZ_KEYS)} (Keras' mnist.npz layout). Missing key: "
-                             f"{', '.join(missing)}. Keys found: {sorted(present)}.")
+            raise ConfigError(f"Expected {str(path)!r} to contain the arrays "
+                              f"{', '.join(_NPZ_KEYS)} (Keras' mnist.npz layout). Missing key: "
+                              f"{', '.join(missing)}. Keys found: {sorted(present)}.")
         arrays = {}
         for key in (*_NPZ_KEYS, "class_names"):
             if key not in present:
@@ -274,33 +280,33 @@ def _load_npz(path: Path) -> Dataset:
                 arrays[key] = archive[key]
             except ValueError as error:
                 if "pickle" not in str(error):
-                    raise ValueError(f"Could not read {key!r} from {str(path)!r}: it is "
-                                     f"truncated or damaged ({error}).") from error
-                raise ValueError(f"Could not read {key!r} from {str(path)!r}: {error}. Object "
-                                 f"(pickled) arrays are refused for safety; store numeric "
-                                 f"arrays.") from error
+                    raise ConfigError(f"Could not read {key!r} from {str(path)!r}: it is "
+                                      f"truncated or damaged ({error}).") from error
+                raise ConfigError(f"Could not read {key!r} from {str(path)!r}: {error}. Object "
+                                  f"(pickled) arrays are refused for safety; store numeric "
+                                  f"arrays.") from error
             except (OSError, EOFError, zipfile.BadZipFile) as error:
-                raise ValueError(f"Could not read {key!r} from {str(path)!r}: it is truncated "
-                                 f"or damaged ({error}).") from error
+                raise ConfigError(f"Could not read {key!r} from {str(path)!r}: it is truncated "
+                                  f"or damaged ({error}).") from error
     where = str(path)
     x_train = _as_images(arrays["x_train"], where, "x_train")
     x_test = _as_images(arrays["x_test"], where, "x_test")
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise ValueError(f"Expected 'x_train' and 'x_test' in {where!r} to have the same image "
-                         f"shape. Received: {x_train.shape[1:]} and {x_test.shape[1:]}.")
+        raise ConfigError(f"Expected 'x_train' and 'x_test' in {where!r} to have the same image "
+                          f"shape. Received: {x_train.shape[1:]} and {x_test.shape[1:]}.")
     y_train = _as_labels(arrays["y_train"], len(x_train), where, "y_train")
     y_test = _as_labels(arrays["y_test"], len(x_test), where, "y_test")
     if "class_names" in arrays:
         names = arrays["class_names"]
         if names.ndim != 1 or names.dtype.kind not in "US":
-            raise ValueError(f"Expected 'class_names' in {where!r} to be a 1-D string array. "
-                             f"Received: {_describe(names)}.")
+            raise ConfigError(f"Expected 'class_names' in {where!r} to be a 1-D string array. "
+                              f"Received: {_describe(names)}.")
         class_names = tuple(str(n) for n in names.tolist())
         for key, labels in (("y_train", y_train), ("y_test", y_test)):
             if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-                raise ValueError(f"Expected {key!r} in {where!r} in 0..{len(class_names) - 1} "
-                                 f"(one label per entry of 'class_names'). Received: labels "
-                                 f"from {labels.min()} to {labels.max()}.")
+                raise ConfigError(f"Expected {key!r} in {where!r} in 0..{len(class_names) - 1} "
+                                  f"(one label per entry of 'class_names'). Received: labels "
+                                  f"from {labels.min()} to {labels.max()}.")
     else:
         values = np.unique(np.concatenate([y_train, y_test]))
         class_names = tuple(str(v) for v in values.tolist())
@@ -313,20 +319,20 @@ def _as_images(x: Any, where: str, key: str) -> np.ndarray:
     """``[N, H, W]`` or ``[N, H, W, C]`` numbers -> float32 ``[N, H, W, C]`` in ``[0, 1]``."""
     x = np.asarray(x)
     if x.ndim not in (3, 4) or x.dtype.kind not in "uif":
-        raise ValueError(f"Expected {key!r} in {where!r} to be a numeric array [N, H, W] or "
-                         f"[N, H, W, C]. Received: {_describe(x)}.")
+        raise ConfigError(f"Expected {key!r} in {where!r} to be a numeric array [N, H, W] or "
+                          f"[N, H, W, C]. Received: {_describe(x)}.")
     if x.ndim == 3:
         x = x[..., None]
     if x.size == 0:
-        raise ValueError(f"Expected {key!r} in {where!r} to hold at least one image. "
-                         f"Received: shape={x.shape}.")
+        raise ConfigError(f"Expected {key!r} in {where!r} to hold at least one image. "
+                          f"Received: shape={x.shape}.")
     low, high = x.min(), x.max()
     if x.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
-        raise ValueError(f"Expected {key!r} in {where!r} to hold finite values. "
-                         f"Received: NaN or infinity.")
+        raise ConfigError(f"Expected {key!r} in {where!r} to hold finite values. "
+                          f"Received: NaN or infinity.")
     if low < 0 or high > 255:
-        raise ValueError(f"Expected {key!r} in {where!r} to hold pixel values in 0..255 "
-                         f"(integers) or [0, 1] (floats). Received: values from {low} to {high}.")
+        raise ConfigError(f"Expected {key!r} in {where!r} to hold pixel values in 0..255 "
+                          f"(integers) or [0, 1] (floats). Received: values from {low} to {high}.")
     if x.dtype.kind in "ui" or high > 1:
         return (x.astype(np.float32) / np.float32(255.0)).astype(np.float32)
     return x.astype(np.float32, copy=False)
@@ -337,11 +343,11 @@ def _as_labels(y: Any, count: int, where: str, key: str) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or len(y) != count:
-        raise ValueError(f"Expected {key!r} in {where!r} to be an array [N] (or [N, 1]) with "
-                         f"N = {count} images. Received: {_describe(y)}.")
+        raise ConfigError(f"Expected {key!r} in {where!r} to be an array [N] (or [N, 1]) with "
+                          f"N = {count} images. Received: {_describe(y)}.")
     if y.dtype.kind not in "ui":
-        raise ValueError(f"Expected {key!r} in {where!r} to hold integer labels. "
-                         f"Received: dtype={y.dtype}.")
+        raise ConfigError(f"Expected {key!r} in {where!r} to hold integer labels. "
+                          f"Received: dtype={y.dtype}.")
     return y.astype(np.int64)
 
 
@@ -371,13 +377,13 @@ def _stratified_split(name: str, x: np.ndarray, y: np.ndarray, class_names: tupl
     counts = np.bincount(y, minlength=len(class_names))
     if counts.min() < 2:
         small = [class_names[i] for i in np.flatnonzero(counts < 2)]
-        raise ValueError(f"Expected at least 2 images per class to split {name!r} into train "
-                         f"and test. Received: classes with fewer: {small}.")
+        raise ConfigError(f"Expected at least 2 images per class to split {name!r} into train "
+                          f"and test. Received: classes with fewer: {small}.")
     try:
         x_train, x_test, y_train, y_test = model_selection.train_test_split(
             x, y, test_size=test_fraction, random_state=seed, stratify=y)
     except ValueError as error:
-        raise ValueError(f"Could not split {name!r} ({len(y)} images, {len(class_names)} "
-                         f"classes) with test_fraction={test_fraction}: both sets need at least "
-                         f"one image per class. ({error})") from error
+        raise ConfigError(f"Could not split {name!r} ({len(y)} images, {len(class_names)} "
+                          f"classes) with test_fraction={test_fraction}: both sets need at least "
+                          f"one image per class. ({error})") from error
     return Dataset(name, x_train, y_train, x_test, y_test, class_names)

@@ -21,6 +21,12 @@ from typing import Any
 import numpy as np
 
 from tripletlab import _checks
+from tripletlab.errors import (
+    ConfigError,
+    MissingExtraError,
+    UserFileNotFoundError,
+    UserNotADirectoryError,
+)
 
 MAX_IMAGE_PIXELS = 4096 * 4096
 """The default cap on an image's width × height."""
@@ -77,15 +83,15 @@ def read_image_folder(
 
     root = Path(folder)
     if not root.exists():
-        raise FileNotFoundError(f"Expected `image_folder` to be an existing folder. "
-                                f"Received: image_folder={str(root)!r} (no such folder).")
+        raise UserFileNotFoundError(f"Expected `image_folder` to be an existing folder. "
+                                    f"Received: image_folder={str(root)!r} (no such folder).")
     if not root.is_dir():
-        raise NotADirectoryError(f"Expected `image_folder` to be a folder with one sub-folder "
-                                 f"per class. Received: image_folder={str(root)!r} (a file).")
+        raise UserNotADirectoryError(f"Expected `image_folder` to be a folder with one sub-folder "
+                                     f"per class. Received: image_folder={str(root)!r} (a file).")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(class_dirs) < 2:
-        raise ValueError(f"Expected `image_folder` to contain at least 2 class sub-folders. "
-                         f"Received: {len(class_dirs)} in {str(root)!r}.")
+        raise ConfigError(f"Expected `image_folder` to contain at least 2 class sub-folders. "
+                          f"Received: {len(class_dirs)} in {str(root)!r}.")
 
     # First pass: headers only (Pillow decodes lazily): size cap, mode, non-image files.
     entries: list[tuple[Path, int]] = []
@@ -107,9 +113,9 @@ def read_image_folder(
             entries.append((path, label))
             found += 1
         if found == 0:
-            raise ValueError(f"Expected every class folder to contain at least one image. "
-                             f"Received: no readable image in {str(class_dir)!r} "
-                             f"(class {class_dir.name!r}).")
+            raise ConfigError(f"Expected every class folder to contain at least one image. "
+                              f"Received: no readable image in {str(class_dir)!r} "
+                              f"(class {class_dir.name!r}).")
     if skipped:
         examples = ", ".join(repr(str(p.relative_to(root))) for p in skipped[:3])
         more = ", ..." if len(skipped) > 3 else ""
@@ -140,12 +146,12 @@ def _check_image_size(image_size: Any, max_image_pixels: int) -> tuple[int, int]
     if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
             or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
                    for v in image_size)):
-        raise ValueError(f"Expected `image_size` to be None, a positive int or a pair of "
-                         f"positive ints (height, width). Received: image_size={image_size!r}.")
+        raise ConfigError(f"Expected `image_size` to be None, a positive int or a pair of "
+                          f"positive ints (height, width). Received: image_size={image_size!r}.")
     height, width = int(image_size[0]), int(image_size[1])
     if height * width > max_image_pixels:
-        raise ValueError(f"Expected `image_size` with at most {max_image_pixels} pixels. "
-                         f"Received: image_size={image_size!r}.")
+        raise ConfigError(f"Expected `image_size` with at most {max_image_pixels} pixels. "
+                          f"Received: image_size={image_size!r}.")
     return height, width
 
 
@@ -153,8 +159,8 @@ def _import_pillow():
     try:
         from PIL import Image
     except ImportError as error:
-        raise ImportError('Pillow is needed to read image folders. Install it with: '
-                          'pip install "tripletlab[data]"') from error
+        raise MissingExtraError('Pillow is needed to read image folders. Install it with: '
+                                'pip install "tripletlab[data]"') from error
     return Image
 
 
@@ -167,7 +173,7 @@ def _read_header(image_module, path: Path, max_image_pixels: int):
             with image_module.open(path) as image:
                 mode, size = image.mode, image.size
     except image_module.DecompressionBombError as error:
-        raise ValueError(f"Refused {str(path)!r}: {error}") from error
+        raise ConfigError(f"Refused {str(path)!r}: {error}") from error
     except (image_module.UnidentifiedImageError, OSError):
         return None
     _check_pixels(path, size, max_image_pixels)
@@ -177,9 +183,9 @@ def _read_header(image_module, path: Path, max_image_pixels: int):
 def _check_pixels(path: Path, size: tuple[int, int], max_image_pixels: int) -> None:
     width, height = size
     if width * height > max_image_pixels:
-        raise ValueError(f"Refused {str(path)!r}: {width}x{height} = {width * height} pixels is "
-                         f"more than max_image_pixels={max_image_pixels} (a guard against "
-                         f"decompression bombs). Shrink the image or raise the cap.")
+        raise ConfigError(f"Refused {str(path)!r}: {width}x{height} = {width * height} pixels is "
+                          f"more than max_image_pixels={max_image_pixels} (a guard against "
+                          f"decompression bombs). Shrink the image or raise the cap.")
 
 
 def _decode(image_module, path: Path, mode: str, size: tuple[int, int],
@@ -189,9 +195,9 @@ def _decode(image_module, path: Path, mode: str, size: tuple[int, int],
             warnings.simplefilter("ignore", image_module.DecompressionBombWarning)
             image = image_module.open(path)
     except image_module.DecompressionBombError as error:
-        raise ValueError(f"Refused {str(path)!r}: {error}") from error
+        raise ConfigError(f"Refused {str(path)!r}: {error}") from error
     except OSError as error:
-        raise ValueError(f"Could not open the image {str(path)!r}: {error}") from error
+        raise ConfigError(f"Could not open the image {str(path)!r}: {error}") from error
     with image:
         _check_pixels(path, image.size, max_image_pixels)  # the file may have changed since
         try:
@@ -200,4 +206,4 @@ def _decode(image_module, path: Path, mode: str, size: tuple[int, int],
                 converted = converted.resize(size, image_module.Resampling.BILINEAR)
             return np.asarray(converted, dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as error:
-            raise ValueError(f"Could not decode the image {str(path)!r}: {error}") from error
+            raise ConfigError(f"Could not decode the image {str(path)!r}: {error}") from error

@@ -25,6 +25,7 @@ import numpy as np
 
 from tripletlab._checks import check_bool, check_number
 from tripletlab.distances import NORMALIZED_DISTANCES, check_distance
+from tripletlab.errors import ConfigError, ConfigTypeError, MissingExtraError
 from tripletlab.numpy_distances import distances_from_scores, normalize_rows
 
 _ADD_CHUNK_ROWS = 65536  # references are converted and added to the index this many at a time
@@ -56,12 +57,12 @@ class Neighbors:
         indices = np.asarray(self.indices)
         distances = np.asarray(self.distances)
         if indices.ndim != 2 or distances.shape != indices.shape:
-            raise ValueError(
+            raise ConfigError(
                 "Expected `indices` and `distances` of the same shape [num_queries, k]. "
                 f"Received: indices.shape={indices.shape}, distances.shape={distances.shape}."
             )
         if indices.dtype.kind not in "iu":
-            raise TypeError(
+            raise ConfigTypeError(
                 "Expected `indices` to be an integer array. "
                 f"Received: indices.dtype={indices.dtype}."
             )
@@ -187,12 +188,12 @@ def iter_nearest_neighbors(
     else:
         references = check_embeddings("references", references)
     if references.shape[1] != queries.shape[1]:
-        raise ValueError(
+        raise ConfigError(
             "Expected `queries` and `references` to have the same embedding dimension. "
             f"Received: queries.shape={queries.shape}, references.shape={references.shape}."
         )
     if exclude_self and references is not queries and not _same_rows(queries, references):
-        raise ValueError(
+        raise ConfigError(
             "Expected `references` to be the queries themselves (or None) when "
             "`exclude_self=True` (leave-one-out). Received: different arrays with "
             f"queries.shape={queries.shape}, references.shape={references.shape}."
@@ -201,7 +202,7 @@ def iter_nearest_neighbors(
     if k > available:
         what = "number of references minus one (exclude_self=True)" if exclude_self else (
             "number of references")
-        raise ValueError(
+        raise ConfigError(
             f"Expected `k` <= {available}, the {what}. Received: k={k}."
         )
     return _search_chunks(
@@ -239,7 +240,7 @@ def import_faiss():
     try:
         import faiss
     except ImportError as error:
-        raise ImportError(
+        raise MissingExtraError(
             "Nearest-neighbour search needs faiss, which is not installed. "
             'Install it with: pip install "tripletlab[eval]"'
         ) from error
@@ -259,17 +260,17 @@ def check_embeddings(name: str, values) -> np.ndarray:
     """
     array = np.asarray(values)
     if array.dtype.kind != "f":
-        raise TypeError(
+        raise ConfigTypeError(
             f"Expected `{name}` to be a floating array of shape [num_rows, embedding_dim]. "
             f"Received: {name}.dtype={array.dtype}."
         )
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(
+        raise ConfigError(
             f"Expected `{name}` of shape [num_rows, embedding_dim] with at least one row and one "
             f"column. Received: {name}.shape={array.shape}."
         )
     if not np.isfinite(array).all():
-        raise ValueError(f"Expected `{name}` to hold only finite values. Received: NaN or inf.")
+        raise ConfigError(f"Expected `{name}` to hold only finite values. Received: NaN or inf.")
     return array
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from tripletlab._checks import check_bool, check_number
 from tripletlab.atomic import write_json
 from tripletlab.distances import NORMALIZED_DISTANCES, check_distance
+from tripletlab.errors import ConfigError, ConfigTypeError, MissingExtraError
 from tripletlab.evaluation.knn import (
     Neighbors,
     check_embeddings,
@@ -176,8 +177,8 @@ def map_at_r(query_labels, neighbors: Neighbors, *, reference_labels=None) -> fl
 
 def _check_neighbors(neighbors) -> None:
     if not isinstance(neighbors, Neighbors):
-        raise TypeError("Expected `neighbors` to be a tripletlab.evaluation.Neighbors. "
-                        f"Received: neighbors of type {type(neighbors).__name__}.")
+        raise ConfigTypeError("Expected `neighbors` to be a tripletlab.evaluation.Neighbors. "
+                              f"Received: neighbors of type {type(neighbors).__name__}.")
 
 
 def _retrieval_metric(name, query_labels, neighbors, reference_labels, recall_ks=()):
@@ -264,7 +265,7 @@ def _import_sklearn():
         from sklearn.cluster import KMeans
         from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
     except ImportError as error:
-        raise ImportError(
+        raise MissingExtraError(
             "NMI and AMI need scikit-learn, which is not installed. "
             'Install it with: pip install "tripletlab[eval]"'
         ) from error
@@ -336,7 +337,7 @@ def evaluate_embeddings(
     if max_k is not None:
         check_number("max_k", max_k, minimum=max(recall_ks), integer=True)
     if (reference_embeddings is None) != (reference_labels is None):
-        raise ValueError(
+        raise ConfigError(
             "Expected `reference_embeddings` and `reference_labels` to be both given or both "
             "None. Received: "
             f"reference_embeddings={'None' if reference_embeddings is None else 'an array'}, "
@@ -426,7 +427,8 @@ def format_metrics_table(metrics: Mapping[str, object]) -> str:
       map_at_r        0.5000
     """
     if not isinstance(metrics, Mapping):
-        raise TypeError(f"Expected `metrics` to be a mapping. Received: {type(metrics).__name__}.")
+        raise ConfigTypeError(f"Expected `metrics` to be a mapping. "
+                              f"Received: {type(metrics).__name__}.")
     rows = [(str(name), _format_value(value)) for name, value in metrics.items()]
     name_width = max([len("metric"), *(len(name) for name, _ in rows)])
     value_width = max([len("value"), *(len(value) for _, value in rows)])
@@ -458,7 +460,8 @@ def save_metrics(path: str | os.PathLike, metrics: Mapping[str, object]) -> Path
       'metrics.json'
     """
     if not isinstance(metrics, Mapping):
-        raise TypeError(f"Expected `metrics` to be a mapping. Received: {type(metrics).__name__}.")
+        raise ConfigTypeError(f"Expected `metrics` to be a mapping. "
+                              f"Received: {type(metrics).__name__}.")
     return write_json(path, {str(name): value for name, value in metrics.items()},
                       nan_as_null=True)
 
@@ -491,24 +494,24 @@ def check_labels(name: str, labels, length: int | None = None) -> np.ndarray:
     if array.ndim == 2 and array.shape[1] == 1:
         array = array.reshape(-1)
     if array.ndim != 1:
-        raise ValueError(
+        raise ConfigError(
             f"Expected `{name}` of shape [num_rows] or [num_rows, 1] holding class ids (not "
             f"one-hot). Received: {name}.shape={array.shape}."
         )
     if array.dtype.kind == "f":
         # Keras hands labels over as floats: accept float-encoded integers.
         if not (np.isfinite(array).all() and np.array_equal(array, np.round(array))):
-            raise ValueError(
+            raise ConfigError(
                 f"Expected `{name}` to hold integer class ids. Received: non-integer floats."
             )
         array = array.astype(np.int64)
     elif array.dtype.kind not in "iuUSb":
-        raise TypeError(
+        raise ConfigTypeError(
             f"Expected `{name}` to hold integer or string class ids. "
             f"Received: {name}.dtype={array.dtype}."
         )
     if length is not None and array.shape[0] != length:
-        raise ValueError(
+        raise ConfigError(
             f"Expected `{name}` to have {length} entries, one per embedding/query. "
             f"Received: {name}.shape={array.shape}."
         )
@@ -520,7 +523,7 @@ def _check_two_classes(name: str, labels: np.ndarray) -> None:
     classes = np.unique(labels)
     if len(classes) < 2:
         shown = f" ({classes[0]!r})" if len(classes) else ""
-        raise ValueError(
+        raise ConfigError(
             f"Expected `{name}` to hold at least 2 classes: with one class every neighbour "
             f"has the query's class and every score is 1. Received: {len(classes)} "
             f"class{'' if len(classes) == 1 else 'es'}{shown} in {len(labels)} labels."
@@ -535,11 +538,11 @@ def check_recall_ks(recall_ks) -> tuple[int, ...]:
       ValueError: empty, or a ``k`` below 1.
     """
     if isinstance(recall_ks, (str, bytes)) or not isinstance(recall_ks, Iterable):
-        raise TypeError(f"Expected `recall_ks` to be a sequence of integers. "
-                        f"Received: recall_ks={recall_ks!r}.")
+        raise ConfigTypeError(f"Expected `recall_ks` to be a sequence of integers. "
+                              f"Received: recall_ks={recall_ks!r}.")
     values = tuple(recall_ks)
     if not values:
-        raise ValueError("Expected `recall_ks` to hold at least one k. Received: recall_ks=().")
+        raise ConfigError("Expected `recall_ks` to hold at least one k. Received: recall_ks=().")
     for value in values:
         check_number("recall_ks[i]", value, minimum=1, integer=True)
     return tuple(int(value) for value in values)
@@ -548,14 +551,14 @@ def check_recall_ks(recall_ks) -> tuple[int, ...]:
 def _check_indices(neighbors: Neighbors, num_references: int, leave_one_out: bool) -> None:
     indices = neighbors.indices
     if indices.size and (indices.min() < 0 or indices.max() >= num_references):
-        raise ValueError(
+        raise ConfigError(
             f"Expected neighbour indices in [0, {num_references}), rows of the references. "
             f"Received: indices between {indices.min()} and {indices.max()}."
         )
     if leave_one_out:
         is_self = indices == np.arange(neighbors.num_queries)[:, None]
         if is_self.any():
-            raise ValueError(
+            raise ConfigError(
                 "Expected leave-one-out neighbours (reference_labels=None) without the query "
                 "itself; search with exclude_self=True, or pass `reference_labels`. Received: "
                 f"{int(is_self.any(axis=1).sum())} queries listed as their own neighbour."
@@ -568,7 +571,7 @@ def _encode(query_labels: np.ndarray, reference_labels: np.ndarray):
         _, codes = np.unique(query_labels, return_inverse=True)
         return codes.reshape(-1), codes.reshape(-1)
     if (query_labels.dtype.kind in "US") != (reference_labels.dtype.kind in "US"):
-        raise TypeError(
+        raise ConfigTypeError(
             "Expected `query_labels` and `reference_labels` of the same kind (both integers or "
             f"both strings). Received: query_labels.dtype={query_labels.dtype}, "
             f"reference_labels.dtype={reference_labels.dtype}."

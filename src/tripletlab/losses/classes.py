@@ -1,5 +1,9 @@
 """Keras ``Loss`` classes for the mining losses: thin wrappers over :mod:`.functional`.
 
+Every argument after ``margin`` is keyword-only, in one order: ``distance``, ``soft``,
+(``max_positives``), ``name``, ``reduction``, ``dtype``. TF Addons' positional order lives in
+:mod:`tripletlab.compat.tfa`.
+
 ``y_true`` holds integer labels ``[B]`` or ``[B, 1]`` (Keras hands them over as floats; they are
 compared as given), ``y_pred`` the embeddings ``[B, D]``.
 
@@ -24,15 +28,21 @@ from tripletlab.losses.functional import (
     semi_hard_terms,
 )
 from tripletlab.losses.inputs import bounded_distances, check_sample_weight, prepare_inputs
+from tripletlab.losses.margins import BATCH_ALL_MARGIN, HARD_MARGIN, SEMI_HARD_MARGIN
 
 
-class _MiningLoss(keras.losses.Loss):
-    """Shared machinery: argument checks, distances, per-anchor values, ``get_config``."""
+class MiningLoss(keras.losses.Loss):
+    """The base of the online mining losses (here and in :mod:`tripletlab.compat.tfa`): argument
+    checks, distances, per-anchor values, ``get_config``.
+
+    Every argument after ``margin`` is keyword-only, in the order ``distance``, ``soft``,
+    (``max_positives``), ``name``, ``reduction``, ``dtype``.
+    """
 
     # Set by subclasses: a ``*_terms(labels, distances, margin, soft, ...)`` function.
     _terms = None
 
-    def __init__(self, margin, distance, soft, name, reduction, dtype, max_positives=None):
+    def __init__(self, margin, *, distance, soft, name, reduction, dtype, max_positives=None):
         check_loss_arguments(margin, soft, distance=distance)
         check_max_positives(max_positives)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -56,7 +66,7 @@ class _MiningLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         labels, embeddings, input_dtype = prepare_inputs(y_true, y_pred)
-        if type(self).distances is _MiningLoss.distances:
+        if type(self).distances is MiningLoss.distances:
             distances = self.distances(embeddings, min_norm=min_norm_for(input_dtype))
         else:  # a subclass with its own distances (compat.tfa's callable distance_metric)
             distances = self.distances(embeddings)
@@ -71,7 +81,7 @@ class _MiningLoss(keras.losses.Loss):
         return config
 
 
-class _SlotMiningLoss(_MiningLoss):
+class SlotMiningLoss(MiningLoss):
     """A mining loss with the sort-free path for few positives per anchor (``max_positives``)."""
 
     def _term_arguments(self):
@@ -84,12 +94,12 @@ class _SlotMiningLoss(_MiningLoss):
 
 
 @keras.saving.register_keras_serializable(package="tripletlab")
-class TripletSemiHardLoss(_SlotMiningLoss):
-    """Triplet loss with TF Addons' semi-hard negative mining.
+class TripletSemiHardLoss(SlotMiningLoss):
+    r"""Triplet loss with TF Addons' semi-hard negative mining.
 
     .. math::
-        \\mathcal{L} = \\frac{1}{|P|} \\sum_{(a, p) \\in P}
-        \\max\\bigl(m + d(a, p) - d(a, n^*(a, p)), 0\\bigr)
+        \mathcal{L} = \frac{1}{|P|} \sum_{(a, p) \in P}
+        \max\bigl(m + d(a, p) - d(a, n^*(a, p)), 0\bigr)
 
     with :math:`n^*` the nearest negative strictly farther than ``p`` (fallback: the farthest
     negative) and :math:`m` = ``margin``. See
@@ -99,7 +109,7 @@ class TripletSemiHardLoss(_SlotMiningLoss):
     Args:
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
-      soft: replace the hinge by :math:`\\log(1 + e^{d(a,p) - d(a,n^*)})`.
+      soft: replace the hinge by :math:`\log(1 + e^{d(a,p) - d(a,n^*)})`.
       max_positives: ``None`` (the sort path, any labels), or the most positives any anchor
         has (``K - 1`` for P x K batches): the sort-free path, several times faster for small
         values; a batch where some anchor has more still gets the exact loss (sort path).
@@ -118,32 +128,34 @@ class TripletSemiHardLoss(_SlotMiningLoss):
 
     def __init__(
         self,
-        margin=1.0,
+        margin=SEMI_HARD_MARGIN,
+        *,
         distance="L2",
         soft=False,
+        max_positives=None,
         name="triplet_semi_hard_loss",
         reduction="sum_over_batch_size",
         dtype=None,
-        max_positives=None,
     ):
-        super().__init__(margin, distance, soft, name, reduction, dtype, max_positives)
+        super().__init__(margin, distance=distance, soft=soft, max_positives=max_positives,
+                         name=name, reduction=reduction, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="tripletlab")
-class TripletHardLoss(_MiningLoss):
-    """Triplet loss with batch-hard mining (TF Addons' ``TripletHardLoss``).
+class TripletHardLoss(MiningLoss):
+    r"""Triplet loss with batch-hard mining (TF Addons' ``TripletHardLoss``).
 
     .. math::
-        \\mathcal{L} = \\frac{1}{B} \\sum_{a}
-        \\max\\bigl(\\max_{p} d(a, p) - \\min_{n} d(a, n) + m, 0\\bigr)
+        \mathcal{L} = \frac{1}{B} \sum_{a}
+        \max\bigl(\max_{p} d(a, p) - \min_{n} d(a, n) + m, 0\bigr)
 
     over positives ``p`` and negatives ``n`` of each anchor ``a``, :math:`m` = ``margin``. See
     :func:`tripletlab.losses.hard_triplet_loss`.
 
     Args:
       margin: the margin :math:`m` (``>= 0``).
-      soft: replace the hinge by a stable :math:`\\log(1 + e^{x})` of the gap (no margin).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
+      soft: replace the hinge by a stable :math:`\log(1 + e^{x})` of the gap (no margin).
       name: the loss's name.
       reduction: a Keras reduction; the default gives the documented value.
       dtype: the dtype Keras casts inputs to before the loss.
@@ -153,23 +165,25 @@ class TripletHardLoss(_MiningLoss):
 
     def __init__(
         self,
-        margin=1.0,
-        soft=False,
+        margin=HARD_MARGIN,
+        *,
         distance="L2",
+        soft=False,
         name="triplet_hard_loss",
         reduction="sum_over_batch_size",
         dtype=None,
     ):
-        super().__init__(margin, distance, soft, name, reduction, dtype)
+        super().__init__(margin, distance=distance, soft=soft, name=name, reduction=reduction,
+                         dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="tripletlab")
-class TripletBatchAllLoss(_SlotMiningLoss):
-    """Triplet loss over all valid triplets (omoindrot's batch-all).
+class TripletBatchAllLoss(SlotMiningLoss):
+    r"""Triplet loss over all valid triplets (omoindrot's batch-all).
 
     .. math::
-        \\mathcal{L} = \\frac{\\sum_{(a,p,n)} \\max(d(a,p) - d(a,n) + m, 0)}
-                            {\\#\\{(a,p,n) : \\text{loss} > 10^{-16}\\} + 10^{-16}}
+        \mathcal{L} = \frac{\sum_{(a,p,n)} \max(d(a,p) - d(a,n) + m, 0)}
+                            {\#\{(a,p,n) : \text{loss} > 10^{-16}\} + 10^{-16}}
 
     over every valid triplet, :math:`m` = ``margin``. See
     :func:`tripletlab.losses.batch_all_triplet_loss`; the fraction of positive triplets is
@@ -178,7 +192,7 @@ class TripletBatchAllLoss(_SlotMiningLoss):
     Args:
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
-      soft: each triplet contributes :math:`\\log(1 + e^{d(a,p) - d(a,n)})` (no margin).
+      soft: each triplet contributes :math:`\log(1 + e^{d(a,p) - d(a,n)})` (no margin).
       max_positives: ``None`` (the sort path, any labels), or the most positives any anchor
         has (``K - 1`` for P x K batches): the sort-free path, several times faster for small
         values; a batch where some anchor has more still gets the exact loss (sort path).
@@ -191,12 +205,14 @@ class TripletBatchAllLoss(_SlotMiningLoss):
 
     def __init__(
         self,
-        margin=0.5,
+        margin=BATCH_ALL_MARGIN,
+        *,
         distance="L2",
         soft=False,
+        max_positives=None,
         name="triplet_batch_all_loss",
         reduction="sum_over_batch_size",
         dtype=None,
-        max_positives=None,
     ):
-        super().__init__(margin, distance, soft, name, reduction, dtype, max_positives)
+        super().__init__(margin, distance=distance, soft=soft, max_positives=max_positives,
+                         name=name, reduction=reduction, dtype=dtype)

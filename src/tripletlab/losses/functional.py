@@ -7,8 +7,10 @@ Each loss is built from two layers:
   ``loss = sum(per_anchor) / normalizer``. The Keras classes turn the same terms into
   per-anchor values (so ``sample_weight`` weights anchors) and the compat modules reuse them with
   their own distance functions.
-* ``*_triplet_loss(labels, embeddings, ...)`` validates the inputs, computes the distances in
-  float32 for half-precision inputs and returns the scalar loss in the input dtype.
+* ``*_triplet_loss(labels, embeddings, margin, *, distance, soft, ...)`` validates the inputs,
+  computes the distances in float32 for half-precision inputs and returns the scalar loss in
+  the input dtype. Every argument after ``margin`` is keyword-only, in the same order for every
+  loss (as in the classes of :mod:`.classes`).
 
 No function builds a ``B x B x B`` tensor: semi-hard and batch-all sort each anchor's negatives
 once and search them (``O(B^2 log B)`` time, ``O(B^2)`` memory); hard mining is a masked
@@ -32,6 +34,7 @@ from tripletlab.distances import (
     power_of_two_scale,
 )
 from tripletlab.losses.inputs import bounded_distances, is_concrete, prepare_inputs
+from tripletlab.losses.margins import BATCH_ALL_MARGIN, HARD_MARGIN, SEMI_HARD_MARGIN
 from tripletlab.mining import (
     attach_gradient,
     batch_all_rows,
@@ -262,20 +265,20 @@ def _distances_for(labels, embeddings, distance):
     return labels, bounded_distances(distances, distance), input_dtype
 
 
-def semi_hard_triplet_loss(labels, embeddings, margin=1.0, distance="L2", soft=False,
-                           max_positives=None):
-    """Triplet loss with TF Addons' semi-hard negative mining.
+def semi_hard_triplet_loss(labels, embeddings, margin=SEMI_HARD_MARGIN, *, distance="L2",
+                           soft=False, max_positives=None):
+    r"""Triplet loss with TF Addons' semi-hard negative mining.
 
     .. math::
-        \\mathcal{L} = \\frac{1}{|P|} \\sum_{(a, p) \\in P}
-        \\max\\bigl(m + d(a, p) - d(a, n^*(a, p)), 0\\bigr),\\quad
-        n^* = \\operatorname*{argmin}_{n:\\, y_n \\ne y_a,\\ d(a, n) > d(a, p)} d(a, n)
+        \mathcal{L} = \frac{1}{|P|} \sum_{(a, p) \in P}
+        \max\bigl(m + d(a, p) - d(a, n^*(a, p)), 0\bigr),\quad
+        n^* = \operatorname*{argmin}_{n:\, y_n \ne y_a,\ d(a, n) > d(a, p)} d(a, n)
 
     where :math:`P` is the set of ordered pairs ``a != p`` with equal labels, :math:`m` is
     ``margin`` and :math:`d` is ``distance``. When no negative is farther than ``p``,
     :math:`n^*` is the farthest negative; when ``a`` has no negatives, :math:`d(a, n^*)` is the
     row minimum of the distance matrix. The margin does not take part in choosing :math:`n^*`.
-    With ``soft=True`` each pair contributes :math:`\\log(1 + e^{d(a,p) - d(a,n^*)})` and
+    With ``soft=True`` each pair contributes :math:`\log(1 + e^{d(a,p) - d(a,n^*)})` and
     ``margin`` is unused. Unlike TF Addons, a batch without positive pairs gives 0, not NaN.
 
     Args:
@@ -307,25 +310,25 @@ def semi_hard_triplet_loss(labels, embeddings, margin=1.0, distance="L2", soft=F
     return ops.cast(terms.loss(), input_dtype)
 
 
-def hard_triplet_loss(labels, embeddings, margin=1.0, soft=False, distance="L2"):
-    """Triplet loss with batch-hard mining (TF Addons' ``TripletHardLoss``).
+def hard_triplet_loss(labels, embeddings, margin=HARD_MARGIN, *, distance="L2", soft=False):
+    r"""Triplet loss with batch-hard mining (TF Addons' ``TripletHardLoss``).
 
     .. math::
-        \\mathcal{L} = \\frac{1}{B} \\sum_{a=1}^{B}
-        \\max\\bigl(\\max_{p \\in P(a)} d(a, p) - \\min_{n \\in N(a)} d(a, n) + m, 0\\bigr)
+        \mathcal{L} = \frac{1}{B} \sum_{a=1}^{B}
+        \max\bigl(\max_{p \in P(a)} d(a, p) - \min_{n \in N(a)} d(a, n) + m, 0\bigr)
 
     with :math:`P(a)` the other samples of ``a``'s class, :math:`N(a)` the samples of other
     classes and :math:`m` = ``margin``. An anchor without positives uses the row minimum of the
     distance matrix (0 with a zero diagonal) as its positive distance and stays in the mean; one
     without negatives uses the row maximum. ``soft=True`` replaces the hinge by
-    :math:`\\log(1 + e^{x})` of the same gap (``margin`` unused), computed stably.
+    :math:`\log(1 + e^{x})` of the same gap (``margin`` unused), computed stably.
 
     Args:
       labels: ``[B]`` or ``[B, 1]`` integer class ids.
       embeddings: ``[B, D]`` embeddings.
       margin: the margin :math:`m` (``>= 0``).
-      soft: use the soft margin.
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
+      soft: use the soft margin.
 
     Returns:
       The scalar loss, in the dtype of ``embeddings``.
@@ -343,18 +346,18 @@ def hard_triplet_loss(labels, embeddings, margin=1.0, soft=False, distance="L2")
     return ops.cast(hard_terms(labels, distances, margin, soft).loss(), input_dtype)
 
 
-def batch_all_triplet_loss(labels, embeddings, margin=0.5, distance="L2", soft=False,
-                           max_positives=None):
-    """Triplet loss over all valid triplets (omoindrot's ``batch_all_triplet_loss``).
+def batch_all_triplet_loss(labels, embeddings, margin=BATCH_ALL_MARGIN, *, distance="L2",
+                           soft=False, max_positives=None):
+    r"""Triplet loss over all valid triplets (omoindrot's ``batch_all_triplet_loss``).
 
     .. math::
-        \\mathcal{L} = \\frac{\\sum_{(a,p,n) \\in T} \\ell_{apn}}
-                            {|\\{(a,p,n) \\in T : \\ell_{apn} > 10^{-16}\\}| + 10^{-16}},\\quad
-        \\ell_{apn} = \\max(d(a, p) - d(a, n) + m, 0)
+        \mathcal{L} = \frac{\sum_{(a,p,n) \in T} \ell_{apn}}
+                            {|\{(a,p,n) \in T : \ell_{apn} > 10^{-16}\}| + 10^{-16}},\quad
+        \ell_{apn} = \max(d(a, p) - d(a, n) + m, 0)
 
     where :math:`T` holds every triplet of distinct ``a, p, n`` with ``y_p = y_a != y_n`` and
     :math:`m` = ``margin``: the mean over triplets that still violate the margin, 0 when none.
-    ``soft=True`` uses :math:`\\ell_{apn} = \\log(1 + e^{d(a,p) - d(a,n)})` (``margin`` unused).
+    ``soft=True`` uses :math:`\ell_{apn} = \log(1 + e^{d(a,p) - d(a,n)})` (``margin`` unused).
 
     Args:
       labels: ``[B]`` or ``[B, 1]`` integer class ids.

@@ -6,12 +6,15 @@ import keras
 import numpy as np
 from keras import ops
 
-_HALF_DTYPES = ("float16", "bfloat16")
+from tripletlab.distances import NORMALIZED_DISTANCES
+
+HALF_DTYPES = frozenset({"float16", "bfloat16"})
+"""The half-precision dtypes, which every loss computes in float32."""
 
 
 def compute_dtype(dtype: str) -> str:
     """The dtype a loss computes in: float32 for half-precision inputs, else the input's."""
-    return "float32" if dtype in _HALF_DTYPES else dtype
+    return "float32" if dtype in HALF_DTYPES else dtype
 
 
 def is_concrete(tensor) -> bool:
@@ -117,7 +120,7 @@ def bounded_distances(distances, distance):
     Raises:
       ValueError: an entry is ``inf`` and ``distances`` is concrete.
     """
-    if distance not in ("L2", "squared-L2"):
+    if distance in NORMALIZED_DISTANCES:  # bounded: at most 2 or 4
         return distances
     dtype = keras.backend.standardize_dtype(distances.dtype)
     largest = float(np.finfo(dtype).max)

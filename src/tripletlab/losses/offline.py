@@ -14,28 +14,25 @@ import keras
 from keras import ops
 
 from tripletlab._checks import check_choice, check_number
-from tripletlab.distances import DISTANCES, paired_distances
-
-OFFLINE_DISTANCES = DISTANCES + ("mean-squared",)
-"""Distances accepted by the offline loss: the canonical ones plus ``"mean-squared"``."""
-
-_HALF_DTYPES = frozenset({"float16", "bfloat16"})
+from tripletlab.distances import PAIRED_DISTANCES, paired_distances
+from tripletlab.losses.inputs import compute_dtype
+from tripletlab.losses.margins import OFFLINE_MARGIN
 
 
 def _check_arguments(margin, distance):
     check_number("margin", margin, minimum=0.0)
-    check_choice("distance", distance, OFFLINE_DISTANCES)
+    check_choice("distance", distance, PAIRED_DISTANCES)
 
 
-def offline_triplet_loss(anchors, positives, negatives, margin=1.0, distance="L2"):
-    """Per-triplet hinge loss for given (anchor, positive, negative) embeddings.
+def offline_triplet_loss(anchors, positives, negatives, margin=OFFLINE_MARGIN, *, distance="L2"):
+    r"""Per-triplet hinge loss for given (anchor, positive, negative) embeddings.
 
     .. math::
 
-        L_i = \\max\\big(d(a_i, p_i) - d(a_i, n_i) + \\alpha,\\ 0\\big)
+        L_i = \max\big(d(a_i, p_i) - d(a_i, n_i) + \alpha,\ 0\big)
 
     with :math:`a_i, p_i, n_i` the ``i``-th rows of ``anchors``, ``positives`` and
-    ``negatives``, :math:`d` = ``distance`` and :math:`\\alpha` = ``margin``.
+    ``negatives``, :math:`d` = ``distance`` and :math:`\alpha` = ``margin``.
 
     Computed in float32 when the inputs are float16/bfloat16; the result has the input dtype.
 
@@ -43,7 +40,7 @@ def offline_triplet_loss(anchors, positives, negatives, margin=1.0, distance="L2
       anchors: ``[B, D]`` floating tensor (any Keras backend, or NumPy).
       positives: ``[B, D]`` embeddings of samples of the anchor's class.
       negatives: ``[B, D]`` embeddings of samples of another class.
-      margin: the non-negative margin :math:`\\alpha`.
+      margin: the non-negative margin :math:`\alpha`.
       distance: one of ``"L2"``, ``"squared-L2"``, ``"angular"``, ``"normalized-L2"`` or
         ``"mean-squared"`` (the mean over the ``D`` dimensions of the squared difference,
         i.e. ``"squared-L2"`` divided by ``D``).
@@ -69,10 +66,10 @@ def offline_triplet_loss(anchors, positives, negatives, margin=1.0, distance="L2
     dtype = keras.backend.standardize_dtype(anchors.dtype)
     if not dtype.startswith("float") and dtype != "bfloat16":
         dtype = keras.backend.floatx()
-    compute_dtype = "float32" if dtype in _HALF_DTYPES else dtype
-    anchors = ops.cast(anchors, compute_dtype)
-    positives = ops.cast(ops.convert_to_tensor(positives), compute_dtype)
-    negatives = ops.cast(ops.convert_to_tensor(negatives), compute_dtype)
+    working_dtype = compute_dtype(dtype)
+    anchors = ops.cast(anchors, working_dtype)
+    positives = ops.cast(ops.convert_to_tensor(positives), working_dtype)
+    negatives = ops.cast(ops.convert_to_tensor(negatives), working_dtype)
     positive_distance = paired_distances(anchors, positives, distance)
     negative_distance = paired_distances(anchors, negatives, distance)
     losses = ops.maximum(positive_distance - negative_distance + margin, 0.0)
@@ -114,23 +111,23 @@ def split_triplet_embeddings(y_pred):
 
 @keras.saving.register_keras_serializable(package="tripletlab")
 class TripletLoss(keras.losses.Loss):
-    """Offline triplet loss on (anchor, positive, negative) embeddings; ``y_true`` is ignored.
+    r"""Offline triplet loss on (anchor, positive, negative) embeddings; ``y_true`` is ignored.
 
     .. math::
 
-        L_i = \\max\\big(d(a_i, p_i) - d(a_i, n_i) + \\alpha,\\ 0\\big)
+        L_i = \max\big(d(a_i, p_i) - d(a_i, n_i) + \alpha,\ 0\big)
 
     with :math:`(a_i, p_i, n_i)` = ``y_pred[i, 0]``, ``y_pred[i, 1]``, ``y_pred[i, 2]``,
-    :math:`d` = ``distance`` and :math:`\\alpha` = ``margin``. The per-triplet losses are
+    :math:`d` = ``distance`` and :math:`\alpha` = ``margin``. The per-triplet losses are
     reduced by ``reduction``, so ``sample_weight`` weighs triplets.
 
     Args:
-      margin: the non-negative margin :math:`\\alpha`.
+      margin: the non-negative margin :math:`\alpha`.
       distance: one of ``"L2"``, ``"squared-L2"``, ``"angular"``, ``"normalized-L2"`` or
         ``"mean-squared"`` (mean over dimensions of the squared difference).
+      name: the loss name.
       reduction: a Keras reduction (``"sum_over_batch_size"``, ``"sum"``, ``"mean"``,
         ``"mean_with_sample_weight"``, ``"none"`` or ``None``).
-      name: the loss name.
       dtype: the dtype of the loss computation (Keras' ``dtype`` argument; default floatx).
 
     Raises:
@@ -152,8 +149,8 @@ class TripletLoss(keras.losses.Loss):
           net.fit(TripletGenerator(x, y, batch_size=32), epochs=5)
     """
 
-    def __init__(self, margin=1.0, distance="L2", reduction="sum_over_batch_size",
-                 name="triplet_loss", dtype=None):
+    def __init__(self, margin=OFFLINE_MARGIN, *, distance="L2", name="triplet_loss",
+                 reduction="sum_over_batch_size", dtype=None):
         _check_arguments(margin, distance)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = margin

@@ -33,42 +33,28 @@ import tomllib
 from tripletlab._checks import check_bool, check_choice, check_number, closest_key_hint
 from tripletlab.backends import BACKENDS
 from tripletlab.data.datasets import DATASETS
+from tripletlab.errors import (  # ConfigError: importable from here too, where it was first
+    ConfigError,
+    ConfigTypeError,
+    UserFileNotFoundError,
+    UserIsADirectoryError,
+)
+from tripletlab.losses import registry
 
 MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn")
 # The options of model 'omoindrot-cnn' that are config keys of their own (params.json's names),
 # with their defaults (the values of omoindrot's experiments/*/params.json).
 OMOINDROT_MODEL_KEYS = {"num_channels": 32, "use_batch_norm": False, "bn_momentum": 0.9}
-LOSSES = ("semi-hard", "hard", "batch-all", "tfa-semi-hard", "tfa-hard",
-          "omoindrot-batch-all", "omoindrot-batch-hard", "triplet-tools-semihard",
-          "triplet-tools-hard")
-DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
+# The values of ``loss`` (the online losses; mode="offline" has its own) and of ``distance``
+# (every distance some loss accepts): read from the loss registry, which says which apply to which.
+LOSSES = registry.loss_names("online")
+DISTANCES = registry.accepted_distances()
 SAMPLERS = ("pk", "shuffled")
 OPTIMIZERS = ("adam", "sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential")
-MODES = ("online", "offline")
+MODES = registry.MODES
 TRIPLET_STRATEGIES = ("random", "hard")
 PROJECTIONS = ("pca", "tsne", "umap")
-
-# The default margin of each loss (the original library's default).
-DEFAULT_MARGINS = {
-    "semi-hard": 1.0, "hard": 1.0, "batch-all": 0.5, "tfa-semi-hard": 1.0, "tfa-hard": 1.0,
-    "omoindrot-batch-all": 0.5, "omoindrot-batch-hard": 0.5, "triplet-tools-semihard": 1.0,
-    "triplet-tools-hard": 1.0,
-}
-# The distances each loss accepts (the compat modules take only their original's).
-LOSS_DISTANCES = {
-    "semi-hard": DISTANCES, "hard": DISTANCES, "batch-all": DISTANCES,
-    "tfa-semi-hard": ("L2", "squared-L2", "angular"), "tfa-hard": ("L2", "squared-L2", "angular"),
-    "omoindrot-batch-all": ("L2", "squared-L2"), "omoindrot-batch-hard": ("L2", "squared-L2"),
-    "triplet-tools-semihard": ("L2", "angular", "normalized-L2"),
-    "triplet-tools-hard": ("L2", "angular", "normalized-L2"),
-}
-SOFT_LOSSES = ("semi-hard", "hard", "batch-all", "tfa-hard")
-OFFLINE_DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used: unknown key, wrong type, bad or clashing values."""
 
 
 def _field(default: Any, group: str, help: str, **kwargs: Any) -> Any:  # noqa: A002
@@ -121,8 +107,10 @@ class TrainConfig:
     loss: str = _field("semi-hard", "loss", "triplet loss", choices=LOSSES)
     distance: str = _field("L2", "loss", "distance the loss mines on", choices=DISTANCES)
     margin: float | None = _field(None, "loss", "margin (default: the loss's own)")
-    soft: bool = _field(False, "loss", "soft margin (semi-hard, hard, batch-all, tfa-hard)")
-    semi_margin: float | None = _field(None, "loss", "triplet-tools-semihard only")
+    soft: bool = _field(False, "loss", "soft margin ("
+                        + ", ".join(n for n in LOSSES if registry.LOSSES[n].soft) + ")")
+    semi_margin: float | None = _field(None, "loss", " or ".join(
+        n for n in LOSSES if registry.LOSSES[n].semi_margin) + " only")
     mode: str = _field("online", "loss", "online mining in P×K batches, or offline triplets",
                        choices=MODES)
     triplets: str | None = _field(None, "loss", "offline only: 'random' or 'hard' triplets",
@@ -202,11 +190,11 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"Expected `config` to be a .toml or .json file. Received: "
-                                f"config={str(path)!r}, which is a folder.")
+        raise UserIsADirectoryError(f"Expected `config` to be a .toml or .json file. Received: "
+                                    f"config={str(path)!r}, which is a folder.")
     if not path.is_file():
-        raise FileNotFoundError(f"Expected `config` to be a file. Received: config={str(path)!r}, "
-                                "which does not exist.")
+        raise UserFileNotFoundError(f"Expected `config` to be a file. Received: "
+                                    f"config={str(path)!r}, which does not exist.")
     suffix = path.suffix.lower()
     check_choice("config suffix", suffix, (".toml", ".json"))
     try:
@@ -364,12 +352,7 @@ def resolve_config(*layers: Mapping[str, Any] | None,
         check_keys(layer, "the configuration")
         merged.update(layer)
     values = {name: merged.get(name, default_value(name)) for name in FIELDS}
-    try:
-        config = TrainConfig(**_checked(values))
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as error:
-        raise ConfigError(str(error)) from None
+    config = TrainConfig(**_checked(values))  # every check raises ConfigError
     if warn_unused:
         for message in unused_options(config, merged):
             warnings.warn(message, UserWarning, stacklevel=2)
@@ -400,7 +383,7 @@ def unused_options(config: TrainConfig, given: Mapping[str, Any]) -> list[str]:
             f"{config.samples_per_class} = {config.classes_per_batch * config.samples_per_class}"
             " samples (use sampler='shuffled' for plain batches of batch_size).")
     if (config.soft and given.get("margin") is not None
-            and config.margin != DEFAULT_MARGINS[config.loss]):
+            and config.margin != registry.loss_spec(config.loss, config.mode).default_margin):
         messages.append(f"margin={config.margin:g} is ignored with soft=True: the soft-margin "
                         "loss log(1 + exp(d(a,p) - d(a,n))) has no margin.")
     return messages
@@ -445,6 +428,11 @@ def check_data(config: TrainConfig, y_train: Any, y_test: Any) -> None:
             "guarantees one, or use sampler='pk'.", UserWarning, stacklevel=2)
 
 
+def _braced(names) -> str:
+    """``{'a', 'b'}``: names in a set's spelling, in their given order (messages stay stable)."""
+    return "{" + ", ".join(repr(name) for name in names) + "}"
+
+
 def _checked(v: dict[str, Any]) -> dict[str, Any]:
     def opt(name, check):
         if v[name] is not None:
@@ -462,7 +450,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     def path(name):
         if v[name] is not None:
             if not isinstance(v[name], (str, os.PathLike)):
-                raise TypeError(f"Expected `{name}` to be a path. Received: {name}={v[name]!r}.")
+                raise ConfigTypeError(f"Expected `{name}` to be a path. "
+                                      f"Received: {name}={v[name]!r}.")
             v[name] = str(v[name])
 
     # data
@@ -497,8 +486,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     check_choice("model", v["model"], MODELS)
     integer("embedding_dim", 1)
     if not isinstance(v["model_options"], Mapping):
-        raise TypeError(f"Expected `model_options` to be a table of builder arguments. "
-                        f"Received: model_options={v['model_options']!r}.")
+        raise ConfigTypeError(f"Expected `model_options` to be a table of builder arguments. "
+                              f"Received: model_options={v['model_options']!r}.")
     v["model_options"] = {str(k): (list(x) if isinstance(x, tuple) else x)
                           for k, x in v["model_options"].items()}
     if v["model"] == "omoindrot-cnn":
@@ -518,37 +507,39 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"Expected `{key}` only with model='omoindrot-cnn'. Received: "
                                   f"{key}={v[key]!r} with model={v['model']!r}. Remove it "
                                   "(omoindrot's params.json sets it) or use model='omoindrot-cnn'.")
-    # loss
+    # loss: what applies to which loss is the registry's
     check_choice("mode", v["mode"], MODES)
     check_choice("loss", v["loss"], LOSSES)
     check_choice("distance", v["distance"], DISTANCES)
     check_bool("soft", v["soft"])
+    spec = registry.loss_spec(v["loss"], v["mode"])
+    chosen = f"loss={v['loss']!r}" if v["mode"] == "online" else "mode='offline'"
+    if v["distance"] not in spec.distances:
+        raise ConfigError(f"Expected `distance` to be one of {_braced(spec.distances)} with "
+                          f"{chosen}. Received: distance={v['distance']!r}.")
+    if v["soft"] and not spec.soft:
+        if v["mode"] == "offline":
+            raise ConfigError("Expected `soft` to be False with mode='offline'. "
+                              "Received: soft=True.")
+        soft_losses = tuple(name for name in LOSSES if registry.LOSSES[name].soft)
+        raise ConfigError(f"Expected `soft` only with loss in {_braced(soft_losses)}. "
+                          f"Received: soft=True with loss={v['loss']!r}.")
+    if v["margin"] is None:
+        v["margin"] = spec.default_margin
     if v["mode"] == "online":
-        allowed = LOSS_DISTANCES[v["loss"]]
-        if v["distance"] not in allowed:
-            raise ConfigError(f"Expected `distance` to be one of {set(allowed)} with "
-                              f"loss={v['loss']!r}. Received: distance={v['distance']!r}.")
-        if v["soft"] and v["loss"] not in SOFT_LOSSES:
-            raise ConfigError(f"Expected `soft` only with loss in {set(SOFT_LOSSES)}. "
-                              f"Received: soft=True with loss={v['loss']!r}.")
-        if v["margin"] is None:
-            v["margin"] = DEFAULT_MARGINS[v["loss"]]
         if v["triplets"] is not None:
             raise ConfigError(f"Expected `triplets` only with mode='offline'. Received: "
                               f"triplets={v['triplets']!r} with mode='online'.")
     else:
-        if v["margin"] is None:
-            v["margin"] = 1.0
-        if v["soft"]:
-            raise ConfigError("Expected `soft` to be False with mode='offline'. "
-                              "Received: soft=True.")
         if v["triplets"] is None:
             v["triplets"] = "random"
         check_choice("triplets", v["triplets"], TRIPLET_STRATEGIES)
     number("margin", 0.0)
     if v["semi_margin"] is not None:
-        if v["mode"] != "online" or v["loss"] != "triplet-tools-semihard":
-            raise ConfigError(f"Expected `semi_margin` only with loss='triplet-tools-semihard'. "
+        if not spec.semi_margin:
+            semi_losses = [name for name in LOSSES if registry.LOSSES[name].semi_margin]
+            raise ConfigError(f"Expected `semi_margin` only with loss="
+                              f"{' or '.join(map(repr, semi_losses))}. "
                               f"Received: semi_margin={v['semi_margin']!r} with "
                               f"loss={v['loss']!r}.")
         number("semi_margin", None)  # any sign, as triplet-tools
@@ -593,8 +584,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     for name in ("live_pca", "tensorboard", "plots"):
         check_bool(name, v[name])
     if not isinstance(v["projections"], (list, tuple)):
-        raise TypeError(f"Expected `projections` to be a list of names. Received: "
-                        f"projections={v['projections']!r}.")
+        raise ConfigTypeError(f"Expected `projections` to be a list of names. Received: "
+                              f"projections={v['projections']!r}.")
     for method in v["projections"]:
         check_choice("projections", method, PROJECTIONS)
     v["projections"] = list(dict.fromkeys(v["projections"]))

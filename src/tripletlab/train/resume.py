@@ -16,6 +16,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from tripletlab.errors import ConfigError
+
 
 def seed_generator_states(model: keras.Model) -> list[list[Any]]:
     """``[[variable path, [seed, counter]], ...]``: the state of every ``SeedGenerator`` of
@@ -39,9 +41,9 @@ def restore_seed_generator_states(model: keras.Model, states: Sequence[Any] | No
     # matched by order: generator names get a process-wide counter ("seed_generator_6")
     variables = [variable for variable in model.variables if _is_seed_state(variable)]
     if len(variables) != len(states):
-        raise ValueError(f"Expected {len(variables)} saved random-generator states (those of "
-                         f"the model's {[v.path for v in variables]}). Received: "
-                         f"{len(states)} ({[path for path, _ in states]}).")
+        raise ConfigError(f"Expected {len(variables)} saved random-generator states (those of "
+                          f"the model's {[v.path for v in variables]}). Received: "
+                          f"{len(states)} ({[path for path, _ in states]}).")
     for variable, (_, value) in zip(variables, states, strict=True):
         variable.assign(np.asarray(value, dtype=keras.backend.standardize_dtype(variable.dtype)))
 

@@ -21,7 +21,9 @@ import numpy as np
 
 from tripletlab import experiment as ex
 from tripletlab.atomic import save_inference_model, write_json
+from tripletlab.distances import ranking_distance
 from tripletlab.inference import embed
+from tripletlab.losses import registry
 from tripletlab.models import extract_embedding_model
 from tripletlab.stratified import stratified_sample
 from tripletlab.train.callbacks import (
@@ -34,87 +36,11 @@ from tripletlab.train.callbacks import (
 from tripletlab.train.config import ConfigError, TrainConfig, check_data, resolve_config
 from tripletlab.train.resume import FitEpochBatches, restore_seed_generator_states
 
-_TRIPLET_TOOLS_METRICS = {"L2": "euclidean", "normalized-L2": "euclidean_norm",
-                          "angular": "cosine"}
-
-
-@keras.saving.register_keras_serializable(package="tripletlab.train")
-class CompatLoss(keras.losses.Loss):
-    """A ``keras.losses.Loss`` around a compat loss function (serialisable by name).
-
-    omoindrot's ``batch_all_triplet_loss`` returns ``(loss, fraction)``; only the loss is kept.
-    triplet-tools' factories return ``loss(y_true, y_pred)``; ``distance`` maps onto its
-    ``metric`` (``"L2"`` → ``"euclidean"``, ``"normalized-L2"`` → ``"euclidean_norm"``,
-    ``"angular"`` → ``"cosine"``).
-
-    Args:
-      loss: ``"omoindrot-batch-all"``, ``"omoindrot-batch-hard"``, ``"triplet-tools-semihard"``
-        or ``"triplet-tools-hard"``.
-      margin: the margin.
-      distance: the distance (see above; omoindrot: ``"L2"`` or ``"squared-L2"``).
-      semi_margin: triplet-tools-semihard's ``semi_margin``.
-    """
-
-    def __init__(self, loss, margin, distance="L2", semi_margin=0.0, name=None, **kwargs):
-        super().__init__(name=name or loss.replace("-", "_"), **kwargs)
-        self.loss_name = loss
-        self.margin = float(margin)
-        self.distance = distance
-        self.semi_margin = float(semi_margin)
-        if loss.startswith("omoindrot"):
-            from tripletlab.compat import omoindrot
-
-            function = (omoindrot.batch_all_triplet_loss if loss == "omoindrot-batch-all"
-                        else omoindrot.batch_hard_triplet_loss)
-            squared = distance == "squared-L2"
-
-            def compute(y_true, y_pred):
-                value = function(keras.ops.reshape(y_true, (-1,)), y_pred, self.margin, squared)
-                return value[0] if isinstance(value, tuple) else value
-        else:
-            from tripletlab.compat import triplet_tools
-
-            metric = _TRIPLET_TOOLS_METRICS[distance]
-            if loss == "triplet-tools-semihard":
-                compute = triplet_tools.triplet_batch_semihard_loss(
-                    margin=self.margin, semi_margin=self.semi_margin, metric=metric)
-            else:
-                compute = triplet_tools.triplet_batch_hard_loss(margin=self.margin, metric=metric)
-        self._compute = compute
-
-    def call(self, y_true, y_pred):
-        return self._compute(y_true, y_pred)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"loss": self.loss_name, "margin": self.margin, "distance": self.distance,
-                       "semi_margin": self.semi_margin})
-        return config
-
 
 def build_loss(config: TrainConfig) -> keras.losses.Loss:
-    """The Keras loss of ``config`` (online losses, or the offline ``TripletLoss``)."""
-    if config.mode == "offline":
-        from tripletlab.losses.offline import TripletLoss
-
-        return TripletLoss(margin=config.margin, distance=config.distance)
-    from tripletlab import losses
-    from tripletlab.compat import tfa
-
-    m, d, soft = config.margin, config.distance, config.soft
-    # A P x K batch has K - 1 positives per anchor: the sort-free mining path applies.
-    k = config.samples_per_class - 1 if config.sampler == "pk" else None
-    if config.loss == "semi-hard":
-        return losses.TripletSemiHardLoss(margin=m, distance=d, soft=soft, max_positives=k)
-    if config.loss == "hard":
-        return losses.TripletHardLoss(margin=m, soft=soft, distance=d)
-    if config.loss == "batch-all":
-        return losses.TripletBatchAllLoss(margin=m, distance=d, soft=soft, max_positives=k)
-    if config.loss == "tfa-semi-hard":
-        return tfa.TripletSemiHardLoss(margin=m, distance_metric=d)
-    if config.loss == "tfa-hard":
-        return tfa.TripletHardLoss(margin=m, soft=soft, distance_metric=d)
-    return CompatLoss(config.loss, m, d, semi_margin=config.semi_margin or 0.0)
+    """The Keras loss of ``config``: the factory of its entry in
+    :mod:`tripletlab.losses.registry` (online losses, or the offline ``TripletLoss``)."""
+    return registry.build_loss(config)
 
 
 def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -170,7 +96,8 @@ def _retrieval_callback(config: TrainConfig, data, embedding_model):
     from tripletlab.evaluation import RetrievalEvaluation
 
     keep = stratified_sample(data.y_test, config.eval_samples, config.seed)
-    return RetrievalEvaluation(data.x_test[keep], data.y_test[keep], distance=config.distance,
+    return RetrievalEvaluation(data.x_test[keep], data.y_test[keep],
+                               distance=ranking_distance(config.distance),
                                every=config.eval_every, recall_ks=(1,), clustering=False,
                                embedding_model=embedding_model)
 
@@ -192,7 +119,7 @@ def _tensorboard_callback(folder):
 
 def register_classes() -> None:
     """Registers every serialisable tripletlab class with Keras (before ``load_model``): those
-    of :func:`tripletlab.register_keras_classes` and this module's :class:`CompatLoss`."""
+    of :func:`tripletlab.register_keras_classes`, ``CompatLoss`` included."""
     import tripletlab
 
     tripletlab.register_keras_classes()
@@ -376,10 +303,11 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
     announce(f"Scoring retrieval test -> train ({len(data.y_test):,} queries, "
              f"{len(data.y_train):,} references)")
     to_train = evaluate_embeddings(test, data.y_test, train_embeddings, data.y_train,
-                                   distance=config.distance, clustering=False,
+                                   distance=ranking_distance(config.distance), clustering=False,
                                    progress=bool(bar))
     announce("Scoring retrieval leave-one-out on test, and k-means clustering (NMI, AMI)")
-    leave_one_out = evaluate_embeddings(test, data.y_test, distance=config.distance,
+    leave_one_out = evaluate_embeddings(test, data.y_test,
+                                        distance=ranking_distance(config.distance),
                                         clustering=True, seed=config.seed)
     metrics: dict[str, Any] = {
         "test_to_train": to_train,

@@ -18,6 +18,7 @@ import numpy as np
 
 from tripletlab import _checks
 from tripletlab.atomic import atomic_path
+from tripletlab.errors import MissingExtraError
 from tripletlab.visualization.plot import as_labels, save_figure, scatter_figure
 from tripletlab.visualization.project import as_embedding_matrix
 
@@ -80,8 +81,8 @@ class LivePCA(keras.callbacks.Callback):
             import PIL  # noqa: F401
             import sklearn  # noqa: F401
         except ImportError as error:
-            raise ImportError('LivePCA needs scikit-learn, matplotlib and Pillow: '
-                              'pip install "tripletlab[viz]"') from error
+            raise MissingExtraError('LivePCA needs scikit-learn, matplotlib and Pillow: '
+                                    'pip install "tripletlab[viz]"') from error
         self.x = x
         num_points = _num_rows(x)
         self.y = as_labels(y, "y", num_points)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tripletlab.atomic import atomic_path
+from tripletlab.errors import MissingExtraError
 
 DPI = 100
 SCATTER_SIZE_INCHES = (9.0, 7.5)
@@ -466,7 +467,8 @@ def _import_figure() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as error:
-        raise ImportError('Plotting needs matplotlib: pip install "tripletlab[viz]"') from error
+        raise MissingExtraError('Plotting needs matplotlib: pip install "tripletlab[viz]"'
+                                ) from error
     return Figure
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tripletlab import _checks
+from tripletlab.errors import ConfigError, MissingExtraError
 
 METHODS = ("pca", "tsne", "umap")
 
@@ -59,8 +60,8 @@ def project(embeddings: Any, method: str = "pca", *, seed: int | None = 0,
         seed = int(seed)
     data = as_embedding_matrix(embeddings, "embeddings")
     if data.shape[0] < 3 or data.shape[1] < 2:
-        raise ValueError("Expected `embeddings` with at least 3 rows and 2 columns. "
-                         f"Received: embeddings with shape {data.shape}.")
+        raise ConfigError("Expected `embeddings` with at least 3 rows and 2 columns. "
+                          f"Received: embeddings with shape {data.shape}.")
     num_points = data.shape[0]
     if method == "pca":
         decomposition = _import_sklearn("decomposition")
@@ -92,13 +93,13 @@ def as_embedding_matrix(values: Any, name: str) -> np.ndarray:
     """
     array = np.asarray(values)
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_:
-        raise ValueError(f"Expected `{name}` to be a numeric array of shape [N, D]. "
-                         f"Received: {name} with shape {array.shape} and dtype {array.dtype}.")
+        raise ConfigError(f"Expected `{name}` to be a numeric array of shape [N, D]. "
+                          f"Received: {name} with shape {array.shape} and dtype {array.dtype}.")
     array = array.astype(np.float32, copy=False)
     if not np.all(np.isfinite(array)):
         bad = int(np.sum(~np.isfinite(array)))
-        raise ValueError(f"Expected `{name}` to contain only finite numbers. "
-                         f"Received: {name} with {bad} NaN or infinite entries.")
+        raise ConfigError(f"Expected `{name}` to contain only finite numbers. "
+                          f"Received: {name} with {bad} NaN or infinite entries.")
     return array
 
 
@@ -106,14 +107,14 @@ def _import_sklearn(submodule: str) -> Any:
     try:
         return importlib.import_module(f"sklearn.{submodule}")
     except ImportError as error:
-        raise ImportError('This projection needs scikit-learn: pip install "tripletlab[viz]"'
-                          ) from error
+        raise MissingExtraError('This projection needs scikit-learn: pip install "tripletlab[viz]"'
+                                ) from error
 
 
 def _import_umap() -> Any:
     try:
         import umap
     except ImportError as error:
-        raise ImportError('method="umap" needs umap-learn: pip install "tripletlab[umap]"'
-                          ) from error
+        raise MissingExtraError('method="umap" needs umap-learn: pip install "tripletlab[umap]"'
+                                ) from error
     return umap

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tripletlab.atomic import atomic_open, atomic_path, write_text
+from tripletlab.errors import MissingExtraError
 from tripletlab.visualization.plot import as_labels, as_uint8_images, class_name_lookup
 from tripletlab.visualization.project import as_embedding_matrix
 
@@ -182,8 +183,8 @@ def _write_sprite(path: Path, images: np.ndarray, thumbnail_size: tuple[int, int
     try:
         from PIL import Image
     except ImportError as error:
-        raise ImportError('The sprite image needs Pillow: pip install "tripletlab[viz]"'
-                          ) from error
+        raise MissingExtraError('The sprite image needs Pillow: pip install "tripletlab[viz]"'
+                                ) from error
     height, width = thumbnail_size
     side = math.ceil(math.sqrt(images.shape[0]))
     channels = images.shape[-1]

@@ -24,6 +24,7 @@ import numpy as np
 
 from tripletlab import _checks
 from tripletlab.atomic import write_text
+from tripletlab.errors import ConfigError, UserFileNotFoundError
 from tripletlab.experiment import (
     CONFIG_FILE,
     LOG_FILE,
@@ -120,15 +121,16 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
     _checks.check_number("seed", seed, minimum=0, integer=True)
     folder = Path(experiment_dir)
     if not folder.is_dir():
-        raise FileNotFoundError(f"Expected `experiment_dir` to be a folder. Received: "
-                                f"experiment_dir={str(experiment_dir)!r}, which does not exist.")
+        raise UserFileNotFoundError(f"Expected `experiment_dir` to be a folder. Received: "
+                                    f"experiment_dir={str(experiment_dir)!r}, which does not "
+                                    "exist.")
     parts = {name: folder / name for name in
              (CONFIG_FILE, METRICS_FILE, LOG_FILE, TEST_EMBEDDINGS, TEST_LABELS, TEST_IMAGES)}
     pictures = _find_pictures(folder / PLOTS_DIR)
     has_embeddings = parts[TEST_EMBEDDINGS].is_file() and parts[TEST_LABELS].is_file()
     if not (parts[CONFIG_FILE].is_file() or parts[METRICS_FILE].is_file()
             or parts[LOG_FILE].is_file() or has_embeddings or pictures):
-        raise FileNotFoundError(
+        raise UserFileNotFoundError(
             "Expected an experiment folder with at least one of config.json, metrics.json, "
             "log.csv, embeddings/test_embeddings.npy with embeddings/test_labels.npy, or "
             f"pictures under plots/. Received: experiment_dir={str(folder)!r} with none of them.")
@@ -266,16 +268,16 @@ def _embedding_section(parts: dict[str, Path], max_points: int, tsne_max_points:
     labels = as_labels(np.load(labels_path, allow_pickle=False), TEST_LABELS)
     total = embeddings.shape[0]
     if labels.shape[0] != total:
-        raise ValueError(f"Expected {TEST_LABELS} to have one label per embedding. Received: "
-                         f"{labels.shape[0]} labels for {total} embeddings.")
+        raise ConfigError(f"Expected {TEST_LABELS} to have one label per embedding. Received: "
+                          f"{labels.shape[0]} labels for {total} embeddings.")
     if total < 3:
         return _note(f"No scatter plot: only {total} embeddings.")
     images = None
     if parts[TEST_IMAGES].is_file():
         images = as_uint8_images(np.load(parts[TEST_IMAGES], allow_pickle=False), TEST_IMAGES)
         if images.shape[0] != total:
-            raise ValueError(f"Expected {TEST_IMAGES} to have one image per embedding. "
-                             f"Received: {images.shape[0]} images for {total} embeddings.")
+            raise ConfigError(f"Expected {TEST_IMAGES} to have one image per embedding. "
+                              f"Received: {images.shape[0]} images for {total} embeddings.")
 
     sample = stratified_sample(labels, max_points, seed)
     shown = len(sample)
@@ -407,7 +409,7 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"Expected {path} to hold JSON. Received: {error}.") from error
+        raise ConfigError(f"Expected {path} to hold JSON. Received: {error}.") from error
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:

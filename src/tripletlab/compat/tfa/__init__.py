@@ -4,14 +4,16 @@ Change ``import tensorflow_addons as tfa`` into ``import tripletlab.compat.tfa a
 ``tfa.losses.TripletSemiHardLoss()`` keeps working; ``from tensorflow_addons.losses import
 TripletSemiHardLoss`` becomes ``from tripletlab.compat.tfa import TripletSemiHardLoss`` (or
 ``from tripletlab.compat.tfa.losses import ...``). Same names (``TripletSemiHardLoss``,
-``TripletHardLoss``, ``triplet_semihard_loss``, ``triplet_hard_loss``), arguments
-(``distance_metric=``, including a callable that maps ``[B, D]`` embeddings to a ``[B, B]``
-distance matrix) and values, on every Keras 3 backend.
+``TripletHardLoss``, ``triplet_semihard_loss``, ``triplet_hard_loss``), arguments, in TF Addons'
+positional order (``distance_metric=``, including a callable that maps ``[B, D]`` embeddings to
+a ``[B, B]`` distance matrix) and values, on every Keras 3 backend.
 
 Deviations on purpose: a batch without positive pairs gives 0 instead of NaN; ``soft=True`` uses a
 stable softplus (TF Addons' ``log1p(exp(x))`` overflows to inf in float32); memory is O(B^2)
 (TF Addons' semi-hard tiles a ``B^2 x B`` tensor); ``"angular"`` has an exactly zero diagonal
 (TF Addons leaves rounding noise of about 1e-7 there).
+
+The losses are imported on first access (``DISTANCE_METRICS`` is readable without Keras).
 
 Example:
   >>> import tripletlab.compat.tfa as tfa
@@ -21,14 +23,25 @@ Example:
 
 from __future__ import annotations
 
-from tripletlab.compat.tfa import losses
-from tripletlab.compat.tfa.losses import (
-    DISTANCE_METRICS,
-    TripletHardLoss,
-    TripletSemiHardLoss,
-    triplet_hard_loss,
-    triplet_semihard_loss,
-)
+import importlib
+
+DISTANCE_METRICS = ("L2", "squared-L2", "angular")
+"""The distance names TF Addons accepts (besides a callable)."""
+
+_LOSS_NAMES = ("TripletHardLoss", "TripletSemiHardLoss", "triplet_hard_loss",
+               "triplet_semihard_loss")
 
 __all__ = ["DISTANCE_METRICS", "TripletHardLoss", "TripletSemiHardLoss", "losses",
            "triplet_hard_loss", "triplet_semihard_loss"]
+
+
+def __getattr__(name: str):
+    if name == "losses":
+        return importlib.import_module("tripletlab.compat.tfa.losses")
+    if name in _LOSS_NAMES:
+        return getattr(importlib.import_module("tripletlab.compat.tfa.losses"), name)
+    raise AttributeError(f"module 'tripletlab.compat.tfa' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -13,14 +13,14 @@ import keras
 from keras import ops
 
 from tripletlab._checks import check_choice
+from tripletlab.compat.tfa import DISTANCE_METRICS
 from tripletlab.distances import pairwise_distances
-from tripletlab.losses.classes import _MiningLoss
+from tripletlab.losses.classes import MiningLoss
 from tripletlab.losses.functional import check_loss_arguments, hard_terms, semi_hard_terms
 from tripletlab.losses.inputs import prepare_inputs
+from tripletlab.losses.margins import TFA_MARGIN
 
 __all__ = ["TripletHardLoss", "TripletSemiHardLoss", "triplet_hard_loss", "triplet_semihard_loss"]
-
-DISTANCE_METRICS = ("L2", "squared-L2", "angular")
 
 
 def _check_metric(distance_metric):
@@ -43,11 +43,11 @@ def _loss(terms_function, y_true, y_pred, margin, soft, distance_metric):
     return ops.cast(terms.loss(), input_dtype)
 
 
-def triplet_semihard_loss(y_true, y_pred, margin=1.0, distance_metric="L2"):
-    """TF Addons' ``triplet_semihard_loss`` (see :func:`tripletlab.losses.semi_hard_triplet_loss`).
+def triplet_semihard_loss(y_true, y_pred, margin=TFA_MARGIN, distance_metric="L2"):
+    r"""TF Addons' ``triplet_semihard_loss`` (see :func:`tripletlab.losses.semi_hard_triplet_loss`).
 
     .. math::
-        \\mathcal{L} = \\frac{1}{|P|} \\sum_{(a,p) \\in P} \\max(m + d(a,p) - d(a,n^*), 0)
+        \mathcal{L} = \frac{1}{|P|} \sum_{(a,p) \in P} \max(m + d(a,p) - d(a,n^*), 0)
 
     Args:
       y_true: ``[B]`` or ``[B, 1]`` integer labels.
@@ -62,11 +62,11 @@ def triplet_semihard_loss(y_true, y_pred, margin=1.0, distance_metric="L2"):
     return _loss(semi_hard_terms, y_true, y_pred, margin, False, distance_metric)
 
 
-def triplet_hard_loss(y_true, y_pred, margin=1.0, soft=False, distance_metric="L2"):
-    """TF Addons' ``triplet_hard_loss`` (see :func:`tripletlab.losses.hard_triplet_loss`).
+def triplet_hard_loss(y_true, y_pred, margin=TFA_MARGIN, soft=False, distance_metric="L2"):
+    r"""TF Addons' ``triplet_hard_loss`` (see :func:`tripletlab.losses.hard_triplet_loss`).
 
     .. math::
-        \\mathcal{L} = \\frac{1}{B} \\sum_a \\max(\\max_p d(a,p) - \\min_n d(a,n) + m, 0)
+        \mathcal{L} = \frac{1}{B} \sum_a \max(\max_p d(a,p) - \min_n d(a,n) + m, 0)
 
     Args:
       y_true: ``[B]`` or ``[B, 1]`` integer labels.
@@ -81,11 +81,12 @@ def triplet_hard_loss(y_true, y_pred, margin=1.0, soft=False, distance_metric="L
     return _loss(hard_terms, y_true, y_pred, margin, soft, distance_metric)
 
 
-class _TfaLoss(_MiningLoss):
+class _TfaLoss(MiningLoss):
     def __init__(self, margin, soft, distance_metric, name, **kwargs):
         self.distance_metric = _check_metric(distance_metric)
-        super().__init__(margin, "L2", soft, name, kwargs.pop("reduction", "sum_over_batch_size"),
-                         kwargs.pop("dtype", None))
+        super().__init__(margin, distance="L2", soft=soft, name=name,
+                         reduction=kwargs.pop("reduction", "sum_over_batch_size"),
+                         dtype=kwargs.pop("dtype", None))
         if kwargs:
             raise TypeError(f"Unexpected keyword arguments: {sorted(kwargs)}")
 
@@ -111,10 +112,10 @@ class _TfaLoss(_MiningLoss):
 
 @keras.saving.register_keras_serializable(package="tripletlab.compat.tfa")
 class TripletSemiHardLoss(_TfaLoss):
-    """TF Addons' ``TripletSemiHardLoss(margin=1.0, distance_metric="L2")``.
+    r"""TF Addons' ``TripletSemiHardLoss(margin=1.0, distance_metric="L2")``.
 
     .. math::
-        \\mathcal{L} = \\frac{1}{|P|} \\sum_{(a,p) \\in P} \\max(m + d(a,p) - d(a,n^*), 0)
+        \mathcal{L} = \frac{1}{|P|} \sum_{(a,p) \in P} \max(m + d(a,p) - d(a,n^*), 0)
 
     Args:
       margin: the margin :math:`m`.
@@ -125,7 +126,7 @@ class TripletSemiHardLoss(_TfaLoss):
 
     _terms = staticmethod(semi_hard_terms)
 
-    def __init__(self, margin=1.0, distance_metric="L2", name=None, **kwargs):
+    def __init__(self, margin=TFA_MARGIN, distance_metric="L2", name=None, **kwargs):
         kwargs.pop("soft", None)  # present in configs written by get_config
         super().__init__(margin, False, distance_metric, name or "triplet_semihard_loss", **kwargs)
 
@@ -137,10 +138,10 @@ class TripletSemiHardLoss(_TfaLoss):
 
 @keras.saving.register_keras_serializable(package="tripletlab.compat.tfa")
 class TripletHardLoss(_TfaLoss):
-    """TF Addons' ``TripletHardLoss(margin=1.0, soft=False, distance_metric="L2")``.
+    r"""TF Addons' ``TripletHardLoss(margin=1.0, soft=False, distance_metric="L2")``.
 
     .. math::
-        \\mathcal{L} = \\frac{1}{B} \\sum_a \\max(\\max_p d(a,p) - \\min_n d(a,n) + m, 0)
+        \mathcal{L} = \frac{1}{B} \sum_a \max(\max_p d(a,p) - \min_n d(a,n) + m, 0)
 
     Args:
       margin: the margin :math:`m`.
@@ -152,5 +153,5 @@ class TripletHardLoss(_TfaLoss):
 
     _terms = staticmethod(hard_terms)
 
-    def __init__(self, margin=1.0, soft=False, distance_metric="L2", name=None, **kwargs):
+    def __init__(self, margin=TFA_MARGIN, soft=False, distance_metric="L2", name=None, **kwargs):
         super().__init__(margin, soft, distance_metric, name or "triplet_hard_loss", **kwargs)
