@@ -123,6 +123,9 @@ def main():
                         help="OMP_NUM_THREADS for the PyTorch cells, tripletlab's and PML's alike "
                              "(on a loaded 2-core machine PyTorch's 2-thread pool can run 50x "
                              "slower than 1 thread)")
+    parser.add_argument("--peer-memory-gb", type=float, default=12.0,
+                        help="data-segment cap for each peer cell (PML and TF Addons semi-hard "
+                             "build B x B x B tensors)")
     parser.add_argument("--peer-python", nargs="+", default=[], metavar="PEER=PYTHON",
                         help="time the peers too: pml=PATH and/or tfa=PATH, each a Python "
                              "interpreter whose environment holds that peer")
@@ -174,16 +177,27 @@ def _run_cells(backend, batch, args):
     return results
 
 
-def _run_child(command, environment, timeout):
-    """Runs one timing cell; returns its result, or ``{"error": why}``."""
+def _run_child(command, environment, timeout, memory_gb=None):
+    """Runs one timing cell; returns its result, or ``{"error": why}``.
+
+    ``memory_gb`` caps the child's data segment (``RLIMIT_DATA``), so that a peer building
+    B x B x B tensors fails with an allocation error instead of exhausting a shared machine.
+    """
+    def limit():
+        size = int(memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_DATA, (size, size))
+
     try:
         completed = subprocess.run(command, capture_output=True, text=True, env=environment,
-                                   timeout=timeout)
+                                   timeout=timeout, preexec_fn=limit if memory_gb else None)
     except subprocess.TimeoutExpired:
         return {"error": f"over {timeout:.0f} s"}
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     if completed.returncode != 0 or not lines:
         error = completed.stderr.strip().splitlines()[-1:]
+        if memory_gb and any(word in completed.stderr for word in
+                             ("MemoryError", "OOM", "bad_alloc", "alloc", "DefaultCPUAllocator")):
+            return {"error": f"out of memory under the {memory_gb:g} GB cap: {error}"}
         return {"error": f"failed (exit {completed.returncode}): {error}"}
     return json.loads(lines[0][len("RESULT "):])
 
@@ -220,7 +234,7 @@ def _run_peers(peers, results, args):
                 peer_environment = dict(environment)
                 if name == "pml" and args.torch_threads:
                     peer_environment["OMP_NUM_THREADS"] = str(args.torch_threads)
-                result = _run_child(command, peer_environment, args.timeout)
+                result = _run_child(command, peer_environment, args.timeout, args.peer_memory_gb)
                 backend, loss_name = PEER_COUNTERPARTS[peer_loss]
                 peer_results.append({"backend": f"peer:{name}", "batch": batch,
                                      "loss": peer_loss, **result})
