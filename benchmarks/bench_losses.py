@@ -8,12 +8,23 @@ peak RSS over what it held after building the inputs (CPU). The baseline, measur
 in the same run, is the pairwise L2 distance matrix forward + backward (``sum(d * w)``), which
 every loss needs anyway: the ratio column says what the mining costs on top of it.
 
+With ``--peer-python pml=PATH tfa=PATH`` the same run also times the peers (see
+``peer_losses.py``) at every size, each cell in a fresh subprocess of the peer's own interpreter,
+and prints them beside the matching tripletlab cell of this run: pytorch-metric-learning's
+semi-hard miner + ``TripletMarginLoss`` and its all-triplets ``TripletMarginLoss`` against
+tripletlab on PyTorch, TF Addons' ``TripletHardLoss`` / ``TripletSemiHardLoss``
+(``tf.function``) against tripletlab on TensorFlow. The loss values must agree (except PML's
+semi-hard, which averages over every semi-hard triplet rather than one per positive).
+
 ``semi-hard`` and ``batch-all`` are the sort path (``max_positives=None``, any labels);
 ``semi-hard-slots`` and ``batch-all-slots`` pass ``max_positives=K - 1``, the sort-free path
 the CLI uses with its P x K sampler.
 
 Usage:
   python benchmarks/bench_losses.py --backends tensorflow jax torch --sizes 1024 4096
+  python benchmarks/bench_losses.py --backends tensorflow torch --sizes 1024 4096 \
+      --losses distance-matrix semi-hard-slots hard batch-all-slots \
+      --peer-python pml=/work/peers/pml/bin/python tfa=/work/peers/tfa/bin/python --timeout 900
 """
 
 from __future__ import annotations
@@ -29,6 +40,16 @@ import sys
 import time
 
 from compiled_step import value_and_gradient_step
+from peer_losses import PEER_LOSSES
+
+PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_losses.py")
+# peer loss -> (backend, tripletlab loss) it is compared with.
+PEER_COUNTERPARTS = {"pml-semihard": ("torch", "semi-hard-slots"),
+                     "pml-all": ("torch", "batch-all-slots"),
+                     "tfa-hard": ("tensorflow", "hard"),
+                     "tfa-semihard": ("tensorflow", "semi-hard-slots")}
+# PML's semi-hard miner keeps every semi-hard triplet (not one negative per positive): another loss.
+DIFFERENT_LOSS = {"pml-semihard"}
 
 LOSSES = ("distance-matrix", "semi-hard", "semi-hard-slots", "hard", "batch-all",
           "batch-all-slots")
@@ -98,7 +119,18 @@ def main():
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds a cell may take (compilation included) before it is skipped")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="OMP_NUM_THREADS for the PyTorch cells, tripletlab's and PML's alike "
+                             "(on a loaded 2-core machine PyTorch's 2-thread pool can run 50x "
+                             "slower than 1 thread)")
+    parser.add_argument("--peer-memory-gb", type=float, default=12.0,
+                        help="data-segment cap for each peer cell (PML and TF Addons semi-hard "
+                             "build B x B x B tensors)")
+    parser.add_argument("--peer-python", nargs="+", default=[], metavar="PEER=PYTHON",
+                        help="time the peers too: pml=PATH and/or tfa=PATH, each a Python "
+                             "interpreter whose environment holds that peer")
     args = parser.parse_args()
+    peers = _parse_peers(parser, args.peer_python)
     if args.child:
         result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats)
         print("RESULT " + json.dumps(result))
@@ -106,13 +138,16 @@ def main():
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at start, D = {args.dim}, P x K batches with "
-          f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after one warm-up\n")
+          f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after one warm-up, "
+          f"PyTorch threads: {args.torch_threads or 'default'}\n")
     print("| B | backend | loss | value + gradient | x distance matrix | peak extra memory |")
     print("|---:|---|---|---:|---:|---:|")
     results = []
     for backend in args.backends:
         for batch in args.sizes:
             results.extend(_run_cells(backend, batch, args))
+    if peers:
+        results.extend(_run_peers(peers, results, args))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as stream:
@@ -122,23 +157,17 @@ def main():
 def _run_cells(backend, batch, args):
     """Runs every loss of one (backend, B) in its own subprocess; prints and returns the rows."""
     environment = {**os.environ, "KERAS_BACKEND": backend}
+    if backend == "torch" and args.torch_threads:
+        environment["OMP_NUM_THREADS"] = str(args.torch_threads)
     baseline, results = None, []
     for loss_name in ["distance-matrix", *[n for n in args.losses if n != "distance-matrix"]]:
         command = [sys.executable, __file__, "--child", loss_name, str(batch),
                    "--dim", str(args.dim), "--repeats", str(args.repeats)]
-        try:
-            completed = subprocess.run(command, capture_output=True, text=True, env=environment,
-                                       timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            print(f"| {batch} | {backend} | {loss_name} | over {args.timeout:.0f} s | | |",
-                  flush=True)
+        result = _run_child(command, environment, args.timeout)
+        if "error" in result:
+            print(f"| {batch} | {backend} | {loss_name} | {result['error']} | | |", flush=True)
+            results.append({"backend": backend, "batch": batch, "loss": loss_name, **result})
             continue
-        lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-        if completed.returncode != 0 or not lines:
-            error = completed.stderr.strip().splitlines()[-1:]
-            print(f"| {batch} | {backend} | {loss_name} | failed: {error} | | |", flush=True)
-            continue
-        result = json.loads(lines[0][len("RESULT "):])
         if loss_name == "distance-matrix":
             baseline = result["seconds"]
         ratio = f"{result['seconds'] / baseline:.1f}x" if baseline else "n/a"
@@ -146,6 +175,89 @@ def _run_cells(backend, batch, args):
               f"| {result['extra_mb']:.0f} MB |", flush=True)
         results.append({"backend": backend, "batch": batch, "loss": loss_name, **result})
     return results
+
+
+def _run_child(command, environment, timeout, memory_gb=None):
+    """Runs one timing cell; returns its result, or ``{"error": why}``.
+
+    ``memory_gb`` caps the child's data segment (``RLIMIT_DATA``), so that a peer building
+    B x B x B tensors fails with an allocation error instead of exhausting a shared machine.
+    """
+    def limit():
+        size = int(memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_DATA, (size, size))
+
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, env=environment,
+                                   timeout=timeout, preexec_fn=limit if memory_gb else None)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f} s"}
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode != 0 or not lines:
+        error = completed.stderr.strip().splitlines()[-1:]
+        if memory_gb and any(word in completed.stderr for word in
+                             ("MemoryError", "OOM", "bad_alloc", "alloc", "DefaultCPUAllocator")):
+            return {"error": f"out of memory under the {memory_gb:g} GB cap: {error}"}
+        return {"error": f"failed (exit {completed.returncode}): {error}"}
+    return json.loads(lines[0][len("RESULT "):])
+
+
+def _parse_peers(parser, specs):
+    """``["pml=PATH", ...]`` -> ``{"pml": PATH}``, checked."""
+    peers = {}
+    for spec in specs:
+        name, _, python = spec.partition("=")
+        if name not in PEER_LOSSES or not python:
+            parser.error(f"Expected --peer-python PEER=PYTHON with PEER one of "
+                         f"{sorted(PEER_LOSSES)}. Received: {spec!r}")
+        peers[name] = python
+    return peers
+
+
+def _run_peers(peers, results, args):
+    """Times every peer loss at every size; prints them beside tripletlab's matching cell."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("PYTHONPATH", "KERAS_BACKEND")}
+    for name, python in peers.items():
+        version = _run_child([python, PEER_SCRIPT, "versions", "--peer", name], environment, 300)
+        print(f"\n{name}: {python} ({version.get('versions') or version.get('error')})")
+    print("\n| B | peer loss | value + gradient | peak extra memory | tripletlab (backend, loss) "
+          "| tripletlab | peer / tripletlab | same value |")
+    print("|---:|---|---:|---:|---|---:|---:|---|")
+    ours = {(r["backend"], r["batch"], r["loss"]): r for r in results if "seconds" in r}
+    peer_results = []
+    for batch in args.sizes:
+        for name, python in peers.items():
+            for peer_loss in PEER_LOSSES[name]:
+                command = [python, PEER_SCRIPT, peer_loss, str(batch), "--dim", str(args.dim),
+                           "--repeats", str(args.repeats)]
+                peer_environment = dict(environment)
+                if name == "pml" and args.torch_threads:
+                    peer_environment["OMP_NUM_THREADS"] = str(args.torch_threads)
+                result = _run_child(command, peer_environment, args.timeout, args.peer_memory_gb)
+                backend, loss_name = PEER_COUNTERPARTS[peer_loss]
+                peer_results.append({"backend": f"peer:{name}", "batch": batch,
+                                     "loss": peer_loss, **result})
+                counterpart = ours.get((backend, batch, loss_name))
+                ours_cell = (f"{counterpart['seconds'] * 1000:.1f} ms" if counterpart
+                             else "not measured")
+                if "error" in result:
+                    print(f"| {batch} | {peer_loss} | {result['error']} | | {backend}, {loss_name} "
+                          f"| {ours_cell} | | |", flush=True)
+                    continue
+                ratio = same = ""
+                if counterpart and peer_loss in DIFFERENT_LOSS:
+                    ratio = f"{result['seconds'] / counterpart['seconds']:.1f}x"
+                    same = "different loss"
+                elif counterpart:
+                    ratio = f"{result['seconds'] / counterpart['seconds']:.1f}x"
+                    scale = max(abs(counterpart["value"]), 1e-6)
+                    same = "yes" if abs(result["value"] - counterpart["value"]) <= 1e-4 * scale \
+                        else f"no ({result['value']:.6g} vs {counterpart['value']:.6g})"
+                print(f"| {batch} | {peer_loss} | {result['seconds'] * 1000:.1f} ms "
+                      f"| {result['extra_mb']:.0f} MB | {backend}, {loss_name} | {ours_cell} "
+                      f"| {ratio} | {same} |", flush=True)
+    return peer_results
 
 
 if __name__ == "__main__":

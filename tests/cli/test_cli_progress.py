@@ -41,6 +41,11 @@ def test_piped_output_is_plain_lines(piped_run):
     assert "Epoch 1/3" not in out  # Keras' own progress header
 
 
+def test_first_line_names_the_backend_that_runs(piped_run):
+    first = piped_run.stdout.splitlines()[0]
+    assert first.startswith(f"Training on the {keras.backend.backend()} backend "), first
+
+
 def test_each_step_after_training_announces_itself(piped_run):
     lines = piped_run.stdout.splitlines()
     last_epoch = max(i for i, line in enumerate(lines) if line.startswith("epoch "))

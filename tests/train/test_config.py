@@ -46,11 +46,12 @@ def test_defaults_resolve():
         ({"decay_rate": 0.5}, "only with schedule='exponential'"),
         ({"triplets": "hard"}, "only with mode='offline'"),
         ({"jit_compile": "maybe"}, "jit_compile"),
+        ({"steps_per_execution": 0}, "steps_per_execution"),
         ({"model_options": [1, 2]}, "model_options"),
     ],
     ids=["typo-key", "typo-key-2", "typo-value", "str-int", "zero-epochs", "negative-lr",
          "bool-type", "semi-margin", "compat-distance", "compat-soft", "npz-no-file",
-         "file-wrong-dataset", "weight-decay", "decay-rate", "triplets-online", "jit",
+         "file-wrong-dataset", "weight-decay", "decay-rate", "triplets-online", "jit", "spe",
          "model-options"],
 )
 def test_bad_values_are_errors(values, match):

@@ -109,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
     select_backend(config.backend)
     from tripletlab.train.run import train
 
+    if args.verbose:
+        # The first line says which backend runs (set by --backend, KERAS_BACKEND or Keras).
+        import keras
+
+        print(f"Training on the {keras.backend.backend()} backend "
+              f"(Keras {keras.__version__})", flush=True)
     train(config, args.model_dir, resume=args.resume, overwrite=args.overwrite,
           verbose=args.verbose)
     print(f"Experiment written to {args.model_dir}")

@@ -135,6 +135,9 @@ class TrainConfig:
     backend: str | None = _field(None, "training", "Keras backend (default: Keras' own setting)",
                                  choices=BACKENDS)
     jit_compile: bool | str = _field("auto", "training", "XLA / torch.compile: true, false or auto")
+    steps_per_execution: int | None = _field(
+        None, "training", "batches per compiled call (default: 16 on TensorFlow and JAX, "
+        "1 on PyTorch, which allows only 1)")
     # Evaluation and output parameters
     eval_every: int = _field(1, "output", "retrieval metrics every N epochs (0: off)")
     eval_samples: int = _field(1000, "output", "held-out test samples scored each epoch")
@@ -577,6 +580,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     opt("backend", lambda n, x: check_choice(n, x, BACKENDS))
     if v["jit_compile"] != "auto":
         check_bool("jit_compile", v["jit_compile"])
+    if v["steps_per_execution"] is not None:
+        integer("steps_per_execution", 1)
     # output
     integer("eval_every", 0)
     integer("eval_samples", 2)
@@ -607,6 +612,7 @@ def field_kind(name: str) -> str:
         "classes_per_batch": "int", "samples_per_class": "int", "batch_size": "int",
         "learning_rate": "float", "weight_decay": "float", "decay_rate": "float",
         "epochs": "int", "steps_per_epoch": "int", "seed": "int", "jit_compile": "jit",
+        "steps_per_execution": "int",
         "eval_every": "int", "eval_samples": "int", "live_pca": "bool", "tensorboard": "bool",
         "plots": "bool", "export_samples": "int", "projections": "list",
     }.get(name, "str")

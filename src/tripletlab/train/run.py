@@ -125,6 +125,22 @@ def register_classes() -> None:
     tripletlab.register_keras_classes()
 
 
+# Batches per compiled call when the configuration sets none: measured fastest on a CPU
+# (benchmarks/bench_training.py; Keras' PyTorch trainer accepts only 1).
+DEFAULT_STEPS_PER_EXECUTION = {"tensorflow": 16, "jax": 16, "torch": 1}
+
+
+def steps_per_execution(config: TrainConfig) -> int:
+    """``config.steps_per_execution``, or the measured default of the running backend."""
+    if config.steps_per_execution is not None:
+        if config.steps_per_execution > 1 and keras.backend.backend() == "torch":
+            raise ConfigError("Expected steps_per_execution=1 on the PyTorch backend (Keras "
+                              "runs one batch per call there). Received: "
+                              f"steps_per_execution={config.steps_per_execution}.")
+        return config.steps_per_execution
+    return DEFAULT_STEPS_PER_EXECUTION.get(keras.backend.backend(), 1)
+
+
 def check_backend(config: TrainConfig) -> None:
     """Raises if ``config.backend`` is set and Keras already runs another backend."""
     if config.backend is not None and keras.backend.backend() != config.backend:
@@ -208,7 +224,10 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
 
             metrics = mining_metrics(config.margin, config.distance)
         model.compile(optimizer=build_optimizer(config, len(batches)), loss=build_loss(config),
-                      metrics=metrics, jit_compile=config.jit_compile)
+                      metrics=metrics, jit_compile=config.jit_compile,
+                      steps_per_execution=steps_per_execution(config))
+    if resume:
+        model.steps_per_execution = steps_per_execution(config)  # the backend may differ
     steps = config.steps_per_epoch if config.sampler == "shuffled" else None
     guard = InterruptGuard()
     callbacks = [guard]

@@ -1,0 +1,194 @@
+"""Seconds per training epoch: ``configs/tfa-tutorial.toml`` against the TF Addons tutorial itself.
+
+One run times, each in a fresh subprocess:
+
+* the TF Addons ``TripletSemiHardLoss`` tutorial, written out here from its description: on
+  TensorFlow 2.15 + Keras 2 + TF Addons 0.23 (``--tfa-python``, an interpreter whose environment
+  holds them), a ``Sequential`` CNN (Conv2D 64 / pool / dropout, Conv2D 32 / pool / dropout,
+  Flatten, Dense 256, ``Lambda`` L2 normalisation), ``tfa.losses.TripletSemiHardLoss()``,
+  ``Adam(1e-3)``, the training images in batches of 32 from ``tf.data`` (shuffle 1024, batch,
+  map to [0, 1]), ``model.fit``;
+* ``tripletlab train --config configs/tfa-tutorial.toml`` on each ``--backends`` entry, on the
+  same ``.npz`` file, with ``--eval-every 0 --no-plots --no-tensorboard`` so that an epoch is
+  training alone, like the tutorial's (``--tripletlab-flags`` adds more, e.g.
+  ``--jit-compile false``).
+
+Both report the wall time of each epoch (tripletlab from its ``epoch N/M ... 12.3s`` lines, the
+tutorial from a callback). The first epoch includes tracing / compilation on both sides; with
+``--epochs 2`` or more the table also gives the median of the later epochs.
+
+Usage:
+  python benchmarks/bench_training.py --data-file mnist.npz \\
+      --tfa-python /work/peers/tfa/bin/python --backends tensorflow jax torch --epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIG = os.path.join(os.path.dirname(HERE), "configs", "tfa-tutorial.toml")
+EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s.*\s([0-9.]+)s\s*$")
+
+
+def tutorial(data_file, epochs):
+    """Runs in the TF Addons interpreter: the tutorial's training, one time per epoch."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_addons as tfa
+
+    tf.keras.utils.set_random_seed(0)
+    with np.load(data_file) as data:
+        x_train, y_train = data["x_train"], data["y_train"]
+
+    def normalize(image, label):
+        return tf.cast(image, tf.float32) / 255.0, label
+
+    dataset = (tf.data.Dataset.from_tensor_slices((x_train[..., None], y_train))
+               .shuffle(1024).batch(32).map(normalize))
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([
+        layers.Conv2D(64, 2, padding="same", activation="relu", input_shape=(28, 28, 1)),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.3),
+        layers.Conv2D(32, 2, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.3),
+        layers.Flatten(),
+        layers.Dense(256, activation=None),
+        layers.Lambda(lambda x: tf.math.l2_normalize(x, axis=1)),
+    ])
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.001),
+                  loss=tfa.losses.TripletSemiHardLoss())
+
+    class Times(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.losses, self._start = [], [], 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+            self.losses.append(float((logs or {}).get("loss", float("nan"))))
+
+    times = Times()
+    model.fit(dataset, epochs=epochs, callbacks=[times], verbose=0)
+    return {"epoch_seconds": times.seconds, "losses": times.losses,
+            "versions": f"TensorFlow {tf.__version__}, TF Addons {tfa.__version__}"}
+
+
+def run_tutorial(python, data_file, epochs, timeout):
+    """The tutorial in a fresh subprocess of ``python``."""
+    command = [python, __file__, "--child-tutorial", "--data-file", data_file,
+               "--epochs", str(epochs)]
+    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND")}
+    start = time.perf_counter()
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, env=environment,
+                                   timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f} s"}
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode != 0 or not lines:
+        return {"error": f"failed: {completed.stderr.strip().splitlines()[-1:]}"}
+    return {**json.loads(lines[0][len("RESULT "):]), "process_seconds": time.perf_counter() - start}
+
+
+def run_tripletlab(backend, data_file, epochs, timeout, extra_flags):
+    """``tripletlab train`` on ``backend`` in a fresh subprocess; epoch times from its lines."""
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as folder:
+        command = [sys.executable, "-m", "tripletlab.cli.main", "train", "--config", CONFIG,
+                   "--data-file", data_file, "--model-dir", os.path.join(folder, "run"),
+                   "--epochs", str(epochs), "--eval-every", "0", "--no-plots",
+                   "--no-tensorboard", "--verbose", "2", *extra_flags]
+        if backend != "default":
+            command += ["--backend", backend]
+        environment = dict(os.environ)
+        if backend == "default":
+            environment.pop("KERAS_BACKEND", None)
+        start = time.perf_counter()
+        try:
+            completed = subprocess.run(command, capture_output=True, text=True, env=environment,
+                                       timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"over {timeout:.0f} s"}
+        elapsed = time.perf_counter() - start
+    out = completed.stdout.splitlines()
+    seconds = [float(m.group(3)) for m in map(EPOCH_LINE.match, out) if m]
+    if completed.returncode != 0 or not seconds:
+        return {"error": f"failed: {completed.stderr.strip().splitlines()[-1:]}"}
+    return {"epoch_seconds": seconds, "first_line": out[0] if out else "",
+            "process_seconds": elapsed}
+
+
+def _per_epoch(result):
+    """(first epoch, median of the later epochs or None)."""
+    seconds = result["epoch_seconds"]
+    return seconds[0], (statistics.median(seconds[1:]) if len(seconds) > 1 else None)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-file", required=True, help=".npz in Keras' mnist.npz layout")
+    parser.add_argument("--tfa-python", help="Python of an environment with TF 2.15 + TF Addons")
+    parser.add_argument("--backends", nargs="+", default=["default"],
+                        choices=["default", "tensorflow", "jax", "torch"],
+                        help="tripletlab backends ('default': none given)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--tripletlab-flags", default="",
+                        help="extra flags for tripletlab train, one string")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--child-tutorial", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data_file = os.path.abspath(args.data_file)
+    if args.child_tutorial:
+        print("RESULT " + json.dumps(tutorial(data_file, args.epochs)))
+        return
+
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start, "
+          f"{args.epochs} epoch(s) of {os.path.basename(data_file)}, batches of 32\n")
+    print("| run | first epoch | later epochs (median) | process wall time | x tutorial |")
+    print("|---|---:|---:|---:|---:|")
+    results, reference = {}, None
+    if args.tfa_python:
+        result = run_tutorial(args.tfa_python, data_file, args.epochs, args.timeout)
+        results["tutorial"] = result
+        if "error" in result:
+            print(f"| TF Addons tutorial | {result['error']} | | | |", flush=True)
+        else:
+            first, later = _per_epoch(result)
+            reference = later or first
+            print(f"| TF Addons tutorial ({result['versions']}) | {first:.1f} s | "
+                  f"{'' if later is None else f'{later:.1f} s'} | "
+                  f"{result['process_seconds']:.0f} s | 1.00x |", flush=True)
+    for backend in args.backends:
+        result = run_tripletlab(backend, data_file, args.epochs, args.timeout,
+                                args.tripletlab_flags.split())
+        results[f"tripletlab-{backend}"] = result
+        if "error" in result:
+            print(f"| tripletlab, {backend} | {result['error']} | | | |", flush=True)
+            continue
+        first, later = _per_epoch(result)
+        ratio = f"{(later or first) / reference:.2f}x" if reference else ""
+        print(f"| tripletlab, {backend} ({result['first_line']}) | {first:.1f} s | "
+              f"{'' if later is None else f'{later:.1f} s'} | {result['process_seconds']:.0f} s "
+              f"| {ratio} |", flush=True)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as stream:
+            json.dump(results, stream, indent=2)
+
+
+if __name__ == "__main__":
+    main()
