@@ -8,6 +8,7 @@ import keras
 
 from tripletlab._checks import check_bool, check_number
 from tripletlab.distances import check_distance
+from tripletlab.errors import ConfigError, ConfigTypeError
 from tripletlab.evaluation.metrics import check_labels, check_recall_ks, evaluate_embeddings
 from tripletlab.inference import embed
 
@@ -50,7 +51,7 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         :class:`~tripletlab.models.TripletNetwork`, whose output is not the embedding).
 
     Raises:
-      ValueError, TypeError: bad options or labels.
+      ConfigError, ConfigTypeError: bad options or labels (a ValueError, a TypeError).
 
     Example:
       >>> callbacks = [  # doctest: +SKIP
@@ -78,13 +79,14 @@ class RetrievalEvaluation(keras.callbacks.Callback):
     ):
         super().__init__()
         if (x_reference is None) != (y_reference is None):
-            raise ValueError(
+            raise ConfigError(
                 "Expected `x_reference` and `y_reference` to be both given or both None. "
                 f"Received: x_reference={'None' if x_reference is None else 'given'}, "
                 f"y_reference={'None' if y_reference is None else 'given'}."
             )
         if not isinstance(prefix, str):
-            raise TypeError(f"Expected `prefix` to be a string. Received: prefix={prefix!r}.")
+            raise ConfigTypeError(f"Expected `prefix` to be a string. "
+                                  f"Received: prefix={prefix!r}.")
         self.x_query = x_query
         self.y_query = check_labels("y_query", y_query)
         self.x_reference = x_reference
