@@ -263,3 +263,16 @@ class ImageFiles:
             self._failed[path] = str(error)
         warnings.warn(f"Skipped the image {path!r} (replaced by a black image in every batch "
                       f"that draws it): {error}", UserWarning, stacklevel=3)
+
+
+def take_rows(x: Any, rows: Any) -> Any:
+    """``x[rows]``, except that an :class:`ImageFiles` is subset without decoding.
+
+    Args:
+      x: an array ``[N, ...]`` or an ``ImageFiles``.
+      rows: an integer index array (or a slice / boolean mask).
+
+    Returns:
+      An array, or an ``ImageFiles`` of the selected files.
+    """
+    return x.subset(rows) if isinstance(x, ImageFiles) else x[rows]
