@@ -6,9 +6,9 @@ JPEG images (:mod:`generated_images`: coloured shapes, 50 classes), then runs a 
 file, ``--steps`` P×K batches decoded per batch by worker threads, then the end of training,
 which embeds every train and test image (streamed in batches), scores retrieval and writes the
 test exports. Images are decoded from 256 × 256 and resized to ``--image-size`` (64 by
-default; the model's cost, not the images', grows with it). The peak resident memory of that process (``ru_maxrss`` of the child) is
-reported with the size the images would take as one float32 array, which is what the former
-whole-folder reader held.
+default; the model's cost, not the images', grows with it). The peak resident memory of that
+process (``ru_maxrss`` of the child) is reported with the size the images would take as one
+float32 array, which is what the former whole-folder reader held.
 
 Usage:
   python benchmarks/bench_image_folder_memory.py --counts 5000 50000
@@ -84,7 +84,9 @@ def main() -> None:
         side = args.image_size or 256
         whole = count * side * side * 3 * 4 / 2 ** 20
         print(json.dumps({"images": count, "image_size": side, "peak_rss_mib": round(peak),
-                          "whole_array_mib": round(whole), "train_seconds": round(seconds, 1),
+                          "whole_array_mib": round(whole),
+                          "whole_array_256_mib": round(count * 256 * 256 * 3 * 4 / 2 ** 20),
+                          "train_seconds": round(seconds, 1),
                           "folder_seconds": round(made, 1), "folder": str(folder)}),
               flush=True)
 

@@ -1,4 +1,4 @@
-"""Images per second of tripletlab's input pipeline against ``keras.utils.image_dataset_from_directory``.
+"""Images per second of tripletlab's input pipeline against Keras' image_dataset_from_directory.
 
 Both read the same folder of generated 256 × 256 JPEG images (:mod:`generated_images`) and
 resize them to 224 × 224 (bilinear), on ``--cores`` CPU cores (the process is pinned to them):
