@@ -157,5 +157,9 @@ class Throughput(keras.callbacks.Callback):
             return ""
         last = self.last
         workers = f" ({last['workers']} worker{'s' if last['workers'] > 1 else ''})"
-        return (f"input {last['input_images_per_second']:,.0f} img/s{workers}  "
-                f"step {last['step_images_per_second']:,.0f} img/s ({last['limit']}-bound)")
+        return (f"input {_rate(last['input_images_per_second'])} img/s{workers}  "
+                f"step {_rate(last['step_images_per_second'])} img/s ({last['limit']}-bound)")
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
