@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -202,3 +203,36 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
     whole_large = _peak_growth_mib(large, "whole")
     assert whole_large - grow_small > 60, (whole_large, grow_small)  # the test can fail
     assert grow_large - grow_small < 15, (grow_small, grow_large)
+
+
+def test_worker_threads_draw_the_batches_of_a_sequential_run(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tripletlab.train.resume import FitEpochBatches
+
+    root = write_shapes(tmp_path / "shapes", per_class=5)
+    files, y, _ = scan_image_folder(root)
+
+    class SlowDraw(ShuffledBatches):  # widens the window in which threads could mix epochs
+        def batch_indices(self, index):
+            time.sleep(0.02)
+            return super().batch_indices(index)
+
+    def view():
+        # 3 fit steps per epoch over a sampler epoch of 5 batches: fit epochs straddle two
+        return FitEpochBatches(SlowDraw(files, y, 4, seed=2, workers=4), 3)
+
+    sequential, threaded = view(), view()
+    assert threaded.workers == 4 and not threaded.use_multiprocessing
+    expected, got = {}, {}
+    for fit_epoch in range(4):
+        sequential.fit_epoch = threaded.fit_epoch = fit_epoch
+        for i in range(3):
+            expected[fit_epoch, i] = sequential[i]
+        with ThreadPoolExecutor(4) as pool:
+            futures = {i: pool.submit(threaded.__getitem__, i) for i in (2, 0, 1)}
+            for i, future in futures.items():
+                got[fit_epoch, i] = future.result()
+    for key, (x_expected, y_expected) in expected.items():
+        assert got[key][0].tobytes() == x_expected.tobytes()
+        np.testing.assert_array_equal(got[key][1], y_expected)
