@@ -340,7 +340,10 @@ def save_test_exports(experiment: Experiment, embeddings: np.ndarray, labels: np
     keep = stratified_sample(labels, count, seed)
     save_array(experiment.path(TEST_EMBEDDINGS), np.asarray(embeddings[keep], np.float32))
     save_array(experiment.path(TEST_LABELS), np.asarray(labels[keep], np.int64))
-    save_array(experiment.path(TEST_IMAGES), thumbnails(images[keep]))
+    # chunks: images on disk (ImageFiles) are decoded 256 at a time
+    chunks = [thumbnails(images[keep[start:start + 256]]) for start in range(0, len(keep), 256)]
+    save_array(experiment.path(TEST_IMAGES), np.concatenate(chunks) if chunks
+               else thumbnails(images[keep]))
     return keep
 
 

@@ -31,7 +31,8 @@ def check_dataset(data, name, input_shape, num_classes):
     for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
         assert x.dtype == np.float32 and x.ndim == 4 and x.shape[1:] == input_shape
         assert y.dtype == np.int64 and y.shape == (len(x),)
-        assert 0.0 <= x.min() and x.max() <= 1.0
+        pixels = np.asarray(x)  # an image folder's ImageFiles decodes here
+        assert 0.0 <= pixels.min() and pixels.max() <= 1.0
         assert 0 <= y.min() and y.max() < num_classes
 
 

@@ -1,7 +1,8 @@
 """Data for triplet-loss training: data set loaders and batch samplers.
 
 The loaders return a :class:`Dataset` of NumPy arrays (float32 images in ``[0, 1]``,
-``[N, H, W, C]``; int64 labels); the samplers turn arrays into ``keras.utils.PyDataset``
+``[N, H, W, C]``; int64 labels), or, for image folders, of :class:`ImageFiles` (a lazy array
+that decodes the images a batch indexes); the samplers turn arrays into ``keras.utils.PyDataset``
 batches that ``model.fit`` takes on every backend.
 
 mlxtend, scikit-learn and Pillow are optional (``pip install "tripletlab[data]"``) and are
@@ -29,6 +30,10 @@ _EXPORTS = {
     "load_dataset": "datasets",
     "MAX_IMAGE_PIXELS": "image_folder",
     "read_image_folder": "image_folder",
+    "scan_image_folder": "image_folder",
+    "scan_split_image_folder": "image_folder",
+    "find_split_folders": "image_folder",
+    "ImageFiles": "image_files",
     "PKSampler": "samplers",
     "ShuffledBatches": "samplers",
     "HardMiningCallback": "triplets",

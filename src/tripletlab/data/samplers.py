@@ -23,11 +23,14 @@ import keras
 import numpy as np
 
 from tripletlab import _checks
+from tripletlab.data.image_files import ImageFiles
 
 
 def _check_arrays(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` as an array ``[N, ...]``, ``y`` as int32 labels ``[N]``."""
-    x = np.asarray(x)
+    """``x`` as an array ``[N, ...]`` (an ``ImageFiles`` stays lazy), ``y`` as int32 labels
+    ``[N]``."""
+    if not isinstance(x, ImageFiles):
+        x = np.asarray(x)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -80,8 +83,9 @@ class _EpochBatches(keras.utils.PyDataset):
           epoch: an integer >= 0.
         """
         _checks.check_number("epoch", epoch, minimum=0, integer=True)
+        # the plan first: a worker thread that sees the new epoch reads the new plan
+        self._plan = self._draw_epoch(int(epoch))
         self._epoch = int(epoch)
-        self._plan = self._draw_epoch(self._epoch)
 
     def on_epoch_end(self) -> None:
         """Draws the next epoch's batches (called by Keras after each epoch)."""
@@ -112,7 +116,9 @@ class PKSampler(_EpochBatches):
     with replacement.
 
     Args:
-      x: the inputs, an array ``[N, ...]`` (batches are ``x[indices]``).
+      x: the inputs, an array ``[N, ...]`` (batches are ``x[indices]``), or an
+        :class:`~tripletlab.data.ImageFiles` (each batch is decoded when it is drawn; pass
+        ``workers`` to decode several batches in parallel).
       y: integer class labels ``[N]`` (or ``[N, 1]``); at least P distinct classes.
       classes_per_batch: P, an integer >= 2.
       samples_per_class: K, an integer >= 2.
@@ -242,7 +248,7 @@ class ShuffledBatches(_EpochBatches):
     valid triplets (use :class:`PKSampler` then).
 
     Args:
-      x: the inputs, an array ``[N, ...]``.
+      x: the inputs, an array ``[N, ...]``, or an :class:`~tripletlab.data.ImageFiles`.
       y: integer class labels ``[N]`` (or ``[N, 1]``).
       batch_size: an integer >= 1.
       seed: the seed (an integer >= 0); epoch ``e`` uses ``default_rng([seed, e])``.

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from tripletlab._checks import check_bool, check_choice, check_number
+from tripletlab.data.image_files import ImageFiles
 from tripletlab.models.triplet_network import extract_embedding_model
 from tripletlab.numpy_distances import DISTANCES, pairwise_distances
 
@@ -183,7 +184,7 @@ class TripletGenerator(keras.utils.PyDataset):
                              "cannot see). Received: use_multiprocessing=True. Use threads: "
                              "workers=N, use_multiprocessing=False.")
 
-        self._x = x if isinstance(x, np.ndarray) else np.asarray(x)
+        self._x = x if isinstance(x, (np.ndarray, ImageFiles)) else np.asarray(x)
         labels = np.asarray(y)
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]

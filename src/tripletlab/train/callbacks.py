@@ -252,14 +252,18 @@ class EpochLine(keras.callbacks.Callback):
     ``epoch 3/10  loss 0.412  frac+ 0.31  P@1 0.962  MAP@R 0.811  12.3s``.
 
     With ``defer=True`` (beside Keras' progress bar) the line is printed at the start of the
-    next epoch or at the end of training, so it comes after the bar's last update.
+    next epoch or at the end of training, so it comes after the bar's last update. With a
+    :class:`~tripletlab.train.throughput.Throughput` (listed before this callback), the line
+    ends with the images per second of the input pipeline and of the training step, e.g.
+    ``input 1,850 img/s (4 workers)  step 420 img/s (step-bound)``.
     """
 
     _SHOWN = (("loss", "loss", "{:.4f}"), ("fraction_positive_triplets", "frac+", "{:.3f}"),
               ("val_precision_at_1", "P@1", "{:.4f}"), ("val_map_at_r", "MAP@R", "{:.4f}"))
 
-    def __init__(self, epochs: int, stream=None, defer: bool = False):
+    def __init__(self, epochs: int, stream=None, defer: bool = False, throughput=None):
         super().__init__()
+        self.throughput = throughput
         self.epochs = int(epochs)
         self.stream = stream
         self.defer = defer
@@ -283,6 +287,9 @@ class EpochLine(keras.callbacks.Callback):
             if value is not None:
                 parts.append(f"{label} {form.format(value)}")
         parts.append(f"{time.perf_counter() - self._start:.1f}s")
+        rates = self.throughput.describe() if self.throughput is not None else ""
+        if rates:
+            parts.append(rates)
         self._pending = "  ".join(parts)
         if not self.defer:
             self._flush()

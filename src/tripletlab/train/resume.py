@@ -10,6 +10,8 @@ of a ``fit`` epoch a function of the epoch alone.
 from __future__ import annotations
 
 import base64
+import copy
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -95,6 +97,13 @@ class FitEpochBatches(keras.utils.PyDataset):
     ``(e * steps_per_epoch + i) // len(batches)``; :meth:`callback` tells it the ``fit``
     epoch. Keras' own ``on_epoch_end`` calls do nothing here.
 
+    The view runs with the sampler's ``workers``, ``use_multiprocessing`` and
+    ``max_queue_size`` (Keras reads them from the dataset it is given). With worker threads,
+    batches of two sampler epochs may be drawn at once: each sampler epoch is then served by
+    its own shallow copy of a :class:`~tripletlab.data.samplers.PKSampler` /
+    :class:`~tripletlab.data.ShuffledBatches` (the index plan differs, the data is shared),
+    so a thread never reads another epoch's plan.
+
     Args:
       batches: a sampler with ``set_epoch`` and an ``epoch`` property (:class:`PKSampler`,
         :class:`ShuffledBatches`).
@@ -102,20 +111,49 @@ class FitEpochBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, batches, steps_per_epoch: int | None = None):
-        super().__init__()
+        super().__init__(workers=batches.workers,
+                         use_multiprocessing=batches.use_multiprocessing,
+                         max_queue_size=batches.max_queue_size)
         self.batches = batches
         self.steps_per_epoch = int(steps_per_epoch or len(batches))
         self.fit_epoch = 0
+        self._lock = threading.Lock()
+        self._views: dict[int, Any] = {}
 
     def __len__(self) -> int:
         return self.steps_per_epoch
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __getitem__(self, index):
         position = self.fit_epoch * self.steps_per_epoch + int(index)
         epoch, within = divmod(position, len(self.batches))
-        if self.batches.epoch != epoch:
-            self.batches.set_epoch(epoch)
-        return self.batches[within]
+        return self._epoch_batches(epoch)[within]
+
+    def _epoch_batches(self, epoch: int):
+        """The sampler (or a copy of it) that serves sampler epoch ``epoch``."""
+        from tripletlab.data.samplers import PKSampler, ShuffledBatches
+
+        with self._lock:
+            if not isinstance(self.batches, (PKSampler, ShuffledBatches)):
+                if self.batches.epoch != epoch:
+                    self.batches.set_epoch(epoch)
+                return self.batches
+            view = self._views.get(epoch)
+            if view is None:
+                if self.batches.epoch != epoch:
+                    self.batches.set_epoch(epoch)
+                view = copy.copy(self.batches)
+                self._views = {e: v for e, v in self._views.items() if e >= epoch - 1}
+                self._views[epoch] = view
+            return view
 
     def callback(self) -> keras.callbacks.Callback:
         """The callback that sets the ``fit`` epoch at each epoch's start."""

@@ -21,6 +21,7 @@ import numpy as np
 
 from tripletlab import experiment as ex
 from tripletlab.atomic import save_inference_model, write_json
+from tripletlab.data.image_files import ImageFiles, take_rows
 from tripletlab.distances import ranking_distance
 from tripletlab.inference import embed
 from tripletlab.losses import registry
@@ -35,6 +36,7 @@ from tripletlab.train.callbacks import (
 )
 from tripletlab.train.config import ConfigError, TrainConfig, check_data, resolve_config
 from tripletlab.train.resume import FitEpochBatches, restore_seed_generator_states
+from tripletlab.train.throughput import Throughput
 
 
 def build_loss(config: TrainConfig) -> keras.losses.Loss:
@@ -69,6 +71,15 @@ def load_data(config: TrainConfig):
                         test_fraction=config.test_fraction, image_size=config.image_size)
 
 
+def describe_data(data) -> str:
+    """One line on the data: its size, where the images are, how it was split."""
+    where = ("streamed from disk" if isinstance(data.x_train, ImageFiles) else "in memory")
+    shape = "x".join(str(d) for d in data.input_shape)
+    line = (f"Data {data.name}: {len(data.y_train):,} train and {len(data.y_test):,} test "
+            f"images of {shape}, {data.num_classes} classes, {where}")
+    return line + (f"; split: {data.split}" if data.split else "")
+
+
 def build_batches(config: TrainConfig, data, model=None):
     """The training ``PyDataset``: P×K, shuffled, or offline triplets."""
     if config.mode == "offline":
@@ -81,13 +92,28 @@ def build_batches(config: TrainConfig, data, model=None):
                                 margin=config.margin, distance=config.distance)
     from tripletlab.data import PKSampler, ShuffledBatches
 
+    workers = input_workers(data)
     if config.sampler == "pk":
         return PKSampler(data.x_train, data.y_train, config.classes_per_batch,
                          config.samples_per_class, steps_per_epoch=config.steps_per_epoch,
-                         seed=config.seed)
+                         seed=config.seed, **workers)
     # A last batch of one sample holds no positive pair (no loss): drop it.
     return ShuffledBatches(data.x_train, data.y_train, config.batch_size, seed=config.seed,
-                           drop_remainder=len(data.y_train) % config.batch_size == 1)
+                           drop_remainder=len(data.y_train) % config.batch_size == 1,
+                           **workers)
+
+
+def input_workers(data) -> dict[str, Any]:
+    """The ``PyDataset`` worker options of the training batches: images on disk
+    (:class:`~tripletlab.data.ImageFiles`) are decoded by
+    :data:`~tripletlab.inference.DEFAULT_WORKERS` threads (Pillow releases the GIL while it
+    decodes; threads share the path list, processes would copy it); arrays in memory need
+    none."""
+    from tripletlab.inference import DEFAULT_WORKERS
+
+    if isinstance(data.x_train, ImageFiles):
+        return {"workers": DEFAULT_WORKERS, "use_multiprocessing": False}
+    return {}
 
 
 
@@ -96,7 +122,7 @@ def _retrieval_callback(config: TrainConfig, data, embedding_model):
     from tripletlab.evaluation import RetrievalEvaluation
 
     keep = stratified_sample(data.y_test, config.eval_samples, config.seed)
-    return RetrievalEvaluation(data.x_test[keep], data.y_test[keep],
+    return RetrievalEvaluation(take_rows(data.x_test, keep), data.y_test[keep],
                                distance=ranking_distance(config.distance),
                                every=config.eval_every, recall_ks=(1,), clustering=False,
                                embedding_model=embedding_model)
@@ -197,6 +223,8 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     # Everything that can fail on bad input happens before the first write.
     data = load_data(config)
     check_data(config, data.y_train, data.y_test)
+    if verbose:
+        print(describe_data(data), flush=True)
     keras.utils.set_random_seed(config.seed)
     if resume:
         register_classes()
@@ -248,7 +276,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         from tripletlab.visualization import LivePCA
 
         keep = stratified_sample(data.y_test, min(500, config.eval_samples), config.seed)
-        callbacks.append(LivePCA(data.x_test[keep], data.y_test[keep],
+        callbacks.append(LivePCA(take_rows(data.x_test, keep), data.y_test[keep],
                                  experiment.path(ex.LIVE_PCA_DIR),
                                  embedding_model=embedding_model,
                                  class_names=data.class_names))
@@ -263,10 +291,14 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         export_model=embedding_model, train_seconds=(state or {}).get("train_seconds", 0.0),
         guard=guard)
     callbacks.append(checkpoints)
+    throughput = Throughput()
+    batches = throughput.wrap(batches)
+    callbacks.append(throughput)
     if verbose:
         # Keras' progress bar only on a terminal: piped, one plain line per epoch.
         callbacks.append(EpochLine(config.epochs, stream=sys.stdout,
-                                      defer=verbose == 1 and sys.stdout.isatty()))
+                                   defer=verbose == 1 and sys.stdout.isatty(),
+                                   throughput=throughput))
 
     # From here on, files are written, each recorded in the manifest first.
     if target in ("overwrite", "restart"):

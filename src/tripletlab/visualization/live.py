@@ -144,7 +144,9 @@ class LivePCA(keras.callbacks.Callback):
         model = self.embedding_model if self.embedding_model is not None else self.model
         if model is None:
             raise ValueError("LivePCA has no model: pass `embedding_model` or use it in fit().")
-        embeddings = model.predict(self.x, batch_size=self.batch_size, verbose=0)
+        from tripletlab.inference import embed
+
+        embeddings = embed(model, self.x, self.batch_size)
         return as_embedding_matrix(embeddings, "embeddings").astype(np.float64)
 
     def _fit_limits(self, frames: Sequence[np.ndarray]

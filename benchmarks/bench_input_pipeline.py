@@ -1,0 +1,136 @@
+"""Images per second of tripletlab's input pipeline against Keras' image_dataset_from_directory.
+
+Both read the same folder of generated 256 × 256 JPEG images (:mod:`generated_images`) and
+resize them to 224 × 224 (bilinear), on ``--cores`` CPU cores (the process is pinned to them):
+
+- **tripletlab**: ``scan_image_folder`` (the header pass, timed apart), then batches of
+  :class:`tripletlab.inference.InputBatches` over the lazy ``ImageFiles`` (decode with Pillow,
+  resize, / 255 to float32) fed through Keras' own ``PyDataset`` workers by ``model.predict``
+  of a model that only averages each image (its cost is a small part of the time), with
+  1 worker (the main thread), worker threads and worker processes;
+- **Keras**: ``image_dataset_from_directory(..., image_size=(224, 224), batch_size=...,
+  shuffle=False)``, a ``tf.data`` pipeline (TensorFlow's own JPEG decoder and threads),
+  iterated to the end (uint8 → float32 in ``[0, 255]``, no division).
+
+Augmentation is measured only if ``tripletlab.data.augmentation`` exists in the installed
+tripletlab and offers ``build_augmentation``; otherwise the script says that the figures are
+decode + resize only. The folder is read once before timing (page cache warm for both); each
+pipeline runs ``--repeats`` times and the best rate counts.
+
+Usage:
+  KERAS_BACKEND=jax python benchmarks/bench_input_pipeline.py --count 2000 --cores 2
+  python benchmarks/bench_input_pipeline.py --folder /data/my-images --cores 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from generated_images import generate_image_folder
+
+SIZE = 224
+
+
+def warm_page_cache(folder: Path) -> int:
+    count = 0
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            path.read_bytes()
+            count += 1
+    return count
+
+
+def tripletlab_rate(files, batch_size: int, workers: int, processes: bool) -> float:
+    """Images per second through ``model.predict`` of ``InputBatches`` (Keras' workers)."""
+    import keras
+
+    from tripletlab.inference import InputBatches
+
+    model = keras.Sequential([keras.Input((SIZE, SIZE, files.shape[-1])),
+                              keras.layers.GlobalAveragePooling2D()])
+    model.predict(files[:batch_size], verbose=0)  # build and compile first
+    batches = InputBatches(files, batch_size, workers=workers, use_multiprocessing=processes)
+    start = time.perf_counter()
+    out = model.predict(batches, verbose=0)
+    seconds = time.perf_counter() - start
+    assert len(out) == len(files)
+    return len(files) / seconds
+
+
+def keras_rate(folder: Path, batch_size: int) -> tuple[float, int]:
+    """Images per second of iterating ``image_dataset_from_directory`` to the end."""
+    import keras
+
+    dataset = keras.utils.image_dataset_from_directory(
+        folder, image_size=(SIZE, SIZE), batch_size=batch_size, shuffle=False,
+        interpolation="bilinear", verbose=False)
+    start = time.perf_counter()
+    count = 0
+    for images, _ in dataset:
+        count += int(images.shape[0])
+    return count / (time.perf_counter() - start), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", help="an image folder (one sub-folder per class); default: "
+                                         "a generated one")
+    parser.add_argument("--count", type=int, default=2000, help="images to generate")
+    parser.add_argument("--cores", type=int, default=2, help="pin the process to N cores")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    available = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, available[:args.cores])
+    cores = len(os.sched_getaffinity(0))
+    folder = Path(args.folder or Path(tempfile.gettempdir()) / f"tripletlab-images-{args.count}")
+    if not args.folder:
+        generate_image_folder(folder, args.count)
+    files_read = warm_page_cache(folder)
+
+    import keras
+
+    from tripletlab.data import scan_image_folder
+
+    augmentation = importlib.util.find_spec("tripletlab.data.augmentation") is not None
+    print(f"{files_read:,} files in {folder}; {cores} cores; keras {keras.__version__} "
+          f"({keras.backend.backend()}); batches of {args.batch_size} at {SIZE}x{SIZE}; "
+          + ("tripletlab.data.augmentation present but not wired into this benchmark: "
+             if augmentation else "no tripletlab.data.augmentation here: ")
+          + "decode + resize only", flush=True)
+
+    start = time.perf_counter()
+    files, _, _ = scan_image_folder(folder, image_size=SIZE, color_mode="rgb")
+    header_seconds = time.perf_counter() - start
+    print(json.dumps({"pipeline": "tripletlab header pass (scan_image_folder)",
+                      "images": len(files), "seconds": round(header_seconds, 2),
+                      "images_per_second": round(len(files) / header_seconds)}), flush=True)
+
+    results = {}
+    settings = [("tripletlab, 1 worker (main thread)", 1, False),
+                ("tripletlab, 2 worker threads", 2, False),
+                ("tripletlab, 4 worker threads", 4, False),
+                ("tripletlab, 2 worker processes", 2, True)]
+    for name, workers, processes in settings:
+        rate = max(tripletlab_rate(files, args.batch_size, workers, processes)
+                   for _ in range(args.repeats))
+        results[name] = rate
+        print(json.dumps({"pipeline": name, "images_per_second": round(rate, 1)}), flush=True)
+    rate = max(keras_rate(folder, args.batch_size)[0] for _ in range(args.repeats))
+    results["keras image_dataset_from_directory"] = rate
+    print(json.dumps({"pipeline": "keras image_dataset_from_directory",
+                      "images_per_second": round(rate, 1)}), flush=True)
+    best = max((v, k) for k, v in results.items() if k.startswith("tripletlab"))
+    print(f"best tripletlab: {best[1]} at {best[0]:,.0f} images/s; "
+          f"ratio to image_dataset_from_directory: {best[0] / rate:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
