@@ -385,8 +385,11 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
             announce(f"Drawing {ex.PLOTS_DIR}/augmentation.png (one training image, "
                      "augmented)")
             image = data.x_train[stratified_sample(data.y_train, 1, config.seed)[0]]
+            batch = (config.classes_per_batch * config.samples_per_class
+                     if config.sampler == "pk" else config.batch_size)
             written.append(write_augmentation_grid(experiment.path(ex.PLOTS_DIR), image,
-                                                   augment, seed=config.seed))
+                                                   augment, seed=config.seed,
+                                                   batch_size=min(batch, len(data.y_train))))
         curves = [path for path in written if path.name == TRAINING_CURVES]
         tsne = 2000 if "tsne" in config.projections else 0
         announce(f"Writing {ex.REPORT_FILE} (PCA" + (", t-SNE" if tsne else "")

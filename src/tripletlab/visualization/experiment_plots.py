@@ -105,7 +105,7 @@ def write_plots(folder: str | os.PathLike, embeddings: np.ndarray, labels: np.nd
 
 def write_augmentation_grid(folder: str | os.PathLike, image: np.ndarray, augment: Callable,
                             *, seed: int = 0, count: int = AUGMENTED_SAMPLES,
-                            title: str | None = None) -> Path:
+                            batch_size: int | None = None, title: str | None = None) -> Path:
     """Draws ``folder/augmentation.png``: one training image and ``count`` augmentations of it
     (what ``tripletlab train`` writes when the ``[augmentation]`` keys turn a transform on).
 
@@ -116,13 +116,19 @@ def write_augmentation_grid(folder: str | os.PathLike, image: np.ndarray, augmen
         (:class:`tripletlab.data.augmentation.Augmentation`).
       seed: the seed of the draws.
       count: the number of augmented copies.
+      batch_size: images per call of ``augment`` (default ``count``); the training batch size
+        reuses the kernels the backend compiled for training (JAX compiles per shape, seconds).
       title: the figure's title (default: the transforms, if ``augment`` describes them).
 
     Returns:
       The file written.
     """
     image = np.asarray(image, dtype=np.float32)
-    augmented = augment(np.repeat(image[None], count, axis=0), seed=(seed, count))
+    batch_size = int(batch_size or count)
+    calls = -(-count // batch_size)
+    copies = np.repeat(image[None], batch_size, axis=0)
+    augmented = np.concatenate([augment(copies, seed=(seed, count, call))
+                                for call in range(calls)])[:count]
     if title is None:
         lines = augment.describe() if hasattr(augment, "describe") else []
         title = "Augmented training image: " + (", ".join(lines) or "augmentation")
