@@ -160,3 +160,31 @@ def test_sampler_refuses_a_non_callable_augment():
     x, y = labelled()
     with pytest.raises(TypeError, match=r"augment.*Received: augment='flip'"):
         PKSampler(x, y, 3, 4, augment="flip")
+
+
+def test_parameters_span_the_documented_ranges():
+    """Each key's draws fill its documented two-sided range (Keras' single-float factors are
+    one-sided for some layers: RandomContrast(0.2) only raises contrast)."""
+    import keras
+
+    x = images(count=256, size=4)
+    generator = keras.random.SeedGenerator(0)
+
+    def draws(key, value, name):
+        (layer,) = build_augmentation({key: value}).layers
+        transformation = layer.get_random_transformation(x, training=True, seed=generator)
+        return np.asarray(keras.ops.convert_to_numpy(transformation[name])).ravel()
+
+    checks = {
+        "rotation": ("angle", -0.05 * 360, 0.05 * 360, 0.0),
+        "zoom": ("height_zoom", 0.8, 1.0, 0.9),
+        "brightness": ("rgb_delta", -0.2, 0.2, 0.0),
+        "contrast": ("contrast_factor", 0.7, 1.3, 1.0),
+        "saturation": ("factor", 0.7 / 1.3, 1.3 / 0.7, 1.0),
+        "hue": ("factor", -0.05, 0.05, 0.0),
+    }
+    values = {"rotation": 0.05, "zoom": 0.2, "brightness": 0.2, "contrast": 0.3,
+              "saturation": 0.3, "hue": 0.05}
+    for key, (name, low, high, middle) in checks.items():
+        drawn = draws(key, values[key], name)
+        assert low - 1e-5 <= drawn.min() < middle < drawn.max() <= high + 1e-5, (key, drawn)

@@ -17,8 +17,8 @@ key             Keras layer (``value_range=(0, 1)`` where the layer has one)
                 shift by up to ± ``translation`` of the height and width (with ``zoom``:
                 a random crop-and-resize)
 ``brightness``  ``RandomBrightness(brightness)``: add up to ± ``brightness``, clipped
-``contrast``    ``RandomContrast(contrast)``: scale the deviation from the image mean by
-                a factor in ``[1 - contrast, 1 + contrast]``, clipped
+``contrast``    ``RandomContrast((contrast, contrast))``: scale the deviation from the
+                image mean by a factor in ``[1 - contrast, 1 + contrast]``, clipped
 ``saturation``  ``RandomSaturation((0.5 - s / 2, 0.5 + s / 2))``: multiply the HSV
                 saturation by a factor in ``[(1 - s) / (1 + s), (1 + s) / (1 - s)]``
                 (RGB images only)
@@ -219,7 +219,9 @@ class Augmentation:
         if v["brightness"]:
             self.layers.append(layers.RandomBrightness(v["brightness"], value_range=unit))
         if v["contrast"]:
-            self.layers.append(layers.RandomContrast(v["contrast"], value_range=unit))
+            # (c, c): a factor in [1 - c, 1 + c]; a single float would give [1, 1 + c] only
+            c = v["contrast"]
+            self.layers.append(layers.RandomContrast((c, c), value_range=unit))
         if v["saturation"]:
             s = v["saturation"]
             self.layers.append(layers.RandomSaturation((0.5 - s / 2, 0.5 + s / 2),
