@@ -72,6 +72,7 @@ BACKEND_DEPENDENT = (
     "tests/test_models.py",
     "tests/test_offline_triplets.py",
     "tests/cli/test_cli_train.py",
+    "tests/data/test_augmentation.py",
 )
 
 

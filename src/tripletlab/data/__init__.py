@@ -24,6 +24,8 @@ import importlib
 
 # Each public name and the module that defines it (imported on first access).
 _EXPORTS = {
+    "Augmentation": "augmentation",
+    "build_augmentation": "augmentation",
     "DATASETS": "datasets",
     "Dataset": "datasets",
     "DatasetDownloadError": "datasets",

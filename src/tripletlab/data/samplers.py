@@ -93,7 +93,22 @@ class _EpochBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         indices = self.batch_indices(index)
-        return self._x[indices], self._y[indices]
+        x_batch, y_batch = self._x[indices], self._y[indices]
+        if self.augment is not None:
+            x_batch = self.augment(x_batch, seed=self.augment_seed(index))
+        return x_batch, y_batch
+
+    def augment_seed(self, index: int) -> tuple[int, int, int]:
+        """``(seed, epoch, batch index)``: what the augmentation of batch ``index`` of the
+        current epoch is drawn from (the same batch drawn again is augmented the same way)."""
+        return self.seed, self._epoch, _check_index(index, self._num_batches)
+
+    def _set_augment(self, augment: Any) -> None:
+        if augment is not None and not callable(augment):
+            raise TypeError(f"Expected `augment` to be None or a callable "
+                            f"augment(images, seed=...) (e.g. a tripletlab.data.augmentation."
+                            f"Augmentation). Received: augment={augment!r}.")
+        self.augment = augment
 
     def batch_indices(self, index: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -126,6 +141,9 @@ class PKSampler(_EpochBatches):
       seed: the seed (an integer >= 0); epoch ``e`` uses ``default_rng([seed, e])``.
       replace: ``None`` (small classes with replacement, with a warning), ``False`` (small
         classes are an error) or ``True`` (every class with replacement).
+      augment: ``None``, or a callable ``augment(x_batch, seed=(seed, epoch, index))`` that
+        returns the batch transformed (a :class:`tripletlab.data.augmentation.Augmentation`):
+        applied to every batch this sampler returns, so give it to training batches only.
       **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``, passed to
         ``keras.utils.PyDataset``.
 
@@ -153,8 +171,9 @@ class PKSampler(_EpochBatches):
 
     def __init__(self, x: Any, y: Any, classes_per_batch: int, samples_per_class: int, *,
                  steps_per_epoch: int | None = None, seed: int = 0,
-                 replace: bool | None = None, **kwargs: Any):
+                 replace: bool | None = None, augment: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
+        self._set_augment(augment)
         _checks.check_number("classes_per_batch", classes_per_batch, minimum=2, integer=True)
         _checks.check_number("samples_per_class", samples_per_class, minimum=2, integer=True)
         _checks.check_number("seed", seed, minimum=0, integer=True)
@@ -253,6 +272,9 @@ class ShuffledBatches(_EpochBatches):
       batch_size: an integer >= 1.
       seed: the seed (an integer >= 0); epoch ``e`` uses ``default_rng([seed, e])``.
       drop_remainder: drop the last, smaller batch.
+      augment: ``None``, or a callable ``augment(x_batch, seed=(seed, epoch, index))`` that
+        returns the batch transformed (a :class:`tripletlab.data.augmentation.Augmentation`):
+        applied to every batch this sampler returns, so give it to training batches only.
       **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``, passed to
         ``keras.utils.PyDataset``.
 
@@ -273,8 +295,9 @@ class ShuffledBatches(_EpochBatches):
     """
 
     def __init__(self, x: Any, y: Any, batch_size: int, *, seed: int = 0,
-                 drop_remainder: bool = False, **kwargs: Any):
+                 drop_remainder: bool = False, augment: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
+        self._set_augment(augment)
         _checks.check_number("batch_size", batch_size, minimum=1, integer=True)
         _checks.check_number("seed", seed, minimum=0, integer=True)
         _checks.check_bool("drop_remainder", drop_remainder)

@@ -32,6 +32,7 @@ import tomllib
 
 from tripletlab._checks import check_bool, check_choice, check_number, closest_key_hint
 from tripletlab.backends import BACKENDS
+from tripletlab.data.augmentation import AUGMENTATION_KEYS, FLIP_MODES, check_augmentation
 from tripletlab.data.datasets import DATASETS
 from tripletlab.errors import (  # ConfigError: importable from here too, where it was first
     ConfigError,
@@ -147,6 +148,26 @@ class TrainConfig:
     export_samples: int = _field(2000, "output", "test points saved under embeddings/")
     projections: list = _field(["pca", "tsne"], "output", "scatter plots to draw, comma-separated",
                                choices=PROJECTIONS)
+    # Augmentation of the training batches (tripletlab.data.augmentation; 0 / "none": off)
+    flip: str = _field("none", "augmentation", "random flip", choices=FLIP_MODES)
+    rotation: float = _field(0.0, "augmentation", "random rotation up to ± this fraction of a "
+                             "full turn (0.05: ± 18°)")
+    zoom: float = _field(0.0, "augmentation", "random zoom-in up to this fraction: a centred "
+                         "crop of (1 - zoom) to all of each side, resized back")
+    translation: float = _field(0.0, "augmentation", "random shift up to ± this fraction of the "
+                                "height and width (with zoom: a random crop-and-resize)")
+    brightness: float = _field(0.0, "augmentation", "random brightness change up to ± this "
+                               "(images in [0, 1])")
+    contrast: float = _field(0.0, "augmentation", "random contrast factor in [1 - x, 1 + x]")
+    saturation: float = _field(0.0, "augmentation", "random saturation factor in "
+                               "[(1 - x)/(1 + x), (1 + x)/(1 - x)] (RGB only)")
+    hue: float = _field(0.0, "augmentation", "random hue rotation up to ± this fraction of a "
+                        "turn (RGB only)")
+
+    def augmentation(self) -> dict[str, Any]:
+        """The ``[augmentation]`` keys (:data:`tripletlab.data.augmentation.AUGMENTATION_KEYS`)
+        and their values."""
+        return {key: getattr(self, key) for key in AUGMENTATION_KEYS}
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict (what ``config.json`` holds)."""
@@ -162,6 +183,7 @@ GROUPS = {
     "optimizer": "Optimizer parameters",
     "training": "Training parameters",
     "output": "Evaluation and output parameters",
+    "augmentation": "Augmentation of the training batches (0 or none: off)",
 }
 
 
@@ -594,6 +616,14 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     for method in v["projections"]:
         check_choice("projections", method, PROJECTIONS)
     v["projections"] = list(dict.fromkeys(v["projections"]))
+    # augmentation
+    v.update(check_augmentation(v))
+    if v["mode"] == "offline" and any(
+            v[key] != default for key, (default, _) in AUGMENTATION_KEYS.items()):
+        on = [key for key, (default, _) in AUGMENTATION_KEYS.items() if v[key] != default]
+        raise ConfigError(f"Expected the [augmentation] keys only with mode='online' (the P×K "
+                          f"or shuffled batches). Received: {', '.join(on)} with "
+                          "mode='offline'.")
     return v
 
 
@@ -615,6 +645,7 @@ def field_kind(name: str) -> str:
         "steps_per_execution": "int",
         "eval_every": "int", "eval_samples": "int", "live_pca": "bool", "tensorboard": "bool",
         "plots": "bool", "export_samples": "int", "projections": "list",
+        **{key: "float" for key in AUGMENTATION_KEYS if key != "flip"},
     }.get(name, "str")
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from tripletlab import experiment as ex
 from tripletlab.atomic import save_inference_model, write_json
+from tripletlab.data.augmentation import describe as describe_augmentation
 from tripletlab.data.image_files import ImageFiles, take_rows
 from tripletlab.distances import ranking_distance
 from tripletlab.inference import embed
@@ -93,14 +94,15 @@ def build_batches(config: TrainConfig, data, model=None):
     from tripletlab.data import PKSampler, ShuffledBatches
 
     workers = input_workers(data)
+    augment = build_augment(config, data)  # training batches only
     if config.sampler == "pk":
         return PKSampler(data.x_train, data.y_train, config.classes_per_batch,
                          config.samples_per_class, steps_per_epoch=config.steps_per_epoch,
-                         seed=config.seed, **workers)
+                         seed=config.seed, augment=augment, **workers)
     # A last batch of one sample holds no positive pair (no loss): drop it.
     return ShuffledBatches(data.x_train, data.y_train, config.batch_size, seed=config.seed,
                            drop_remainder=len(data.y_train) % config.batch_size == 1,
-                           **workers)
+                           augment=augment, **workers)
 
 
 def input_workers(data) -> dict[str, Any]:
@@ -114,6 +116,21 @@ def input_workers(data) -> dict[str, Any]:
     if isinstance(data.x_train, ImageFiles):
         return {"workers": DEFAULT_WORKERS, "use_multiprocessing": False}
     return {}
+
+
+def build_augment(config: TrainConfig, data):
+    """The augmentation of the training batches (:mod:`tripletlab.data.augmentation`), or
+    ``None`` when the ``[augmentation]`` keys turn nothing on.
+
+    Raises:
+      ConfigError: augmentation of inputs that are not images, or ``saturation`` / ``hue`` on
+        images without 3 channels.
+    """
+    from tripletlab.data.augmentation import build_augmentation, check_images
+
+    source = config.data_file or config.image_folder or config.dataset
+    check_images(config.augmentation(), data.x_train.shape[1:], source)
+    return build_augmentation(config.augmentation())
 
 
 
@@ -300,6 +317,10 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
                                    defer=verbose == 1 and sys.stdout.isatty(),
                                    throughput=throughput))
 
+    if verbose and config.mode == "online" and describe_augmentation(config.augmentation()):
+        print("Augmenting the training batches: "
+              + ", ".join(describe_augmentation(config.augmentation())), flush=True)
+
     # From here on, files are written, each recorded in the manifest first.
     if target in ("overwrite", "restart"):
         experiment.clear()
@@ -388,6 +409,18 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
                               images=images, log_csv=experiment.path(ex.LOG_FILE),
                               class_names=data.class_names, methods=config.projections,
                               seed=config.seed, announce=announce, projections=projections)
+        augment = build_augment(config, data) if config.mode == "online" else None
+        if augment is not None:
+            from tripletlab.visualization.experiment_plots import write_augmentation_grid
+
+            announce(f"Drawing {ex.PLOTS_DIR}/augmentation.png (one training image, "
+                     "augmented)")
+            image = data.x_train[stratified_sample(data.y_train, 1, config.seed)[0]]
+            batch = (config.classes_per_batch * config.samples_per_class
+                     if config.sampler == "pk" else config.batch_size)
+            written.append(write_augmentation_grid(experiment.path(ex.PLOTS_DIR), image,
+                                                   augment, seed=config.seed,
+                                                   batch_size=min(batch, len(data.y_train))))
         curves = [path for path in written if path.name == TRAINING_CURVES]
         tsne = 2000 if "tsne" in config.projections else 0
         announce(f"Writing {ex.REPORT_FILE} (PCA" + (", t-SNE" if tsne else "")

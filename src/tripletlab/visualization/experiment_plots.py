@@ -13,11 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tripletlab.visualization.plot import neighbor_grid, scatter_plot, training_curves
+from tripletlab.visualization.plot import (
+    augmentation_grid,
+    neighbor_grid,
+    scatter_plot,
+    training_curves,
+)
 from tripletlab.visualization.project import project
 
 TRAINING_CURVES = "training_curves.png"
 NEIGHBORS = "neighbors.png"
+AUGMENTATION = "augmentation.png"
+AUGMENTED_SAMPLES = 15
 PROJECTION_TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 
@@ -94,3 +101,35 @@ def write_plots(folder: str | os.PathLike, embeddings: np.ndarray, labels: np.nd
         written.append(neighbor_grid(images[queries], labels[queries], images[nearest],
                                      labels[nearest], folder / NEIGHBORS, class_names=names))
     return written
+
+
+def write_augmentation_grid(folder: str | os.PathLike, image: np.ndarray, augment: Callable,
+                            *, seed: int = 0, count: int = AUGMENTED_SAMPLES,
+                            batch_size: int | None = None, title: str | None = None) -> Path:
+    """Draws ``folder/augmentation.png``: one training image and ``count`` augmentations of it
+    (what ``tripletlab train`` writes when the ``[augmentation]`` keys turn a transform on).
+
+    Args:
+      folder: the output folder (an experiment's ``plots/``).
+      image: one image ``[H, W, C]``, floats in ``[0, 1]``.
+      augment: the augmentation, called as ``augment(images, seed=...)``
+        (:class:`tripletlab.data.augmentation.Augmentation`).
+      seed: the seed of the draws.
+      count: the number of augmented copies.
+      batch_size: images per call of ``augment`` (default ``count``); the training batch size
+        reuses the kernels the backend compiled for training (JAX compiles per shape, seconds).
+      title: the figure's title (default: the transforms, if ``augment`` describes them).
+
+    Returns:
+      The file written.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    batch_size = int(batch_size or count)
+    calls = -(-count // batch_size)
+    copies = np.repeat(image[None], batch_size, axis=0)
+    augmented = np.concatenate([augment(copies, seed=(seed, count, call))
+                                for call in range(calls)])[:count]
+    if title is None:
+        lines = augment.describe() if hasattr(augment, "describe") else []
+        title = "Augmented training image: " + (", ".join(lines) or "augmentation")
+    return augmentation_grid(image, augmented, Path(folder) / AUGMENTATION, title=title)

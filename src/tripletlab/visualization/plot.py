@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,49 @@ def neighbor_grid(query_images: Any, query_labels: Any, neighbor_images: Any,
     wrong_total = int(np.sum(neighbor_y != query_y[:, None]))
     figure.suptitle(f"Nearest neighbours (red frame: other class, {wrong_total} of "
                     f"{neighbor_y.size})", fontsize=11)
+    return save_figure(figure, path)
+
+
+def augmentation_grid(original: Any, augmented: Any, path: str | os.PathLike, *,
+                      title: str = "Augmentation", columns: int = 4) -> Path:
+    """Draws one image and augmented versions of it in a grid (the original first, framed).
+
+    Args:
+      original: the image ``[H, W, C]`` (floats in ``[0, 1]`` or ``uint8``).
+      augmented: its augmentations ``[N, H, W, C]``.
+      path: the output file.
+      title: the figure's title (e.g. the transforms).
+      columns: images per row.
+
+    Returns:
+      ``path`` as a ``Path``.
+
+    Raises:
+      ValueError: images of other shapes or values outside ``[0, 1]``.
+    """
+    original = as_uint8_images(np.asarray(original)[None], "original")
+    augmented = as_uint8_images(augmented, "augmented")
+    if augmented.shape[1:] != original.shape[1:]:
+        raise ValueError(f"Expected `augmented` images of the original's shape "
+                         f"{original.shape[1:]}. Received: shape {augmented.shape[1:]}.")
+    images = np.concatenate([original, augmented])
+    rows = math.ceil(len(images) / columns)
+    title = textwrap.fill(title, width=int(columns * CELL_INCHES * 11))
+    header = HEADER_INCHES + 0.16 * title.count("\n")
+    figure_class = _import_figure()
+    height = rows * CELL_INCHES + header
+    figure = figure_class(figsize=(columns * CELL_INCHES, height), dpi=DPI)
+    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - header / height,
+                           wspace=0.08, hspace=0.3)
+    axes = np.asarray(figure.subplots(rows, columns, squeeze=False)).ravel()
+    for position, ax in enumerate(axes):
+        if position >= len(images):
+            ax.set_axis_off()
+            continue
+        first = position == 0
+        _show_image(ax, images[position], "original" if first else None,
+                    QUERY_COLOR if first else "#cccccc", 3.0 if first else 0.8)
+    figure.suptitle(title, fontsize=9)
     return save_figure(figure, path)
 
 

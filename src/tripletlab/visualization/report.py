@@ -24,6 +24,7 @@ import numpy as np
 
 from tripletlab import _checks
 from tripletlab.atomic import write_text
+from tripletlab.data.augmentation import describe as describe_augmentation
 from tripletlab.errors import ConfigError, UserFileNotFoundError
 from tripletlab.experiment import (
     CONFIG_FILE,
@@ -37,6 +38,7 @@ from tripletlab.experiment import (
     THUMBNAIL_PIXELS,
 )
 from tripletlab.stratified import stratified_sample
+from tripletlab.visualization.experiment_plots import AUGMENTATION
 from tripletlab.visualization.plot import (
     as_labels,
     as_uint8_images,
@@ -82,6 +84,10 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
       :class:`tripletlab.visualization.LivePCA` writes them) are represented by the GIF, and
       ``plots/pca.png`` / ``plots/tsne.png`` are left out when the interactive scatter plots
       are drawn.
+
+    - ``plots/augmentation.png`` and the ``[augmentation]`` keys of ``config.json``: a section
+      "Augmentation" with the transforms and the grid of one augmented training image, or
+      saying that augmentation was off (absent without ``config.json`` and the picture).
 
     A missing part is left out with a note on the page.
 
@@ -149,6 +155,11 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
     if point_data:  # the interactive scatter plots replace the static PCA / t-SNE pictures
         pictures = [p for p in pictures if p.relative_to(folder).as_posix()
                     not in (f"{PLOTS_DIR}/pca.png", f"{PLOTS_DIR}/tsne.png")]
+    augmentation_picture = folder / PLOTS_DIR / AUGMENTATION
+    if parts[CONFIG_FILE].is_file() or augmentation_picture.is_file():
+        sections.append(("augmentation", "Augmentation",
+                         _augmentation_section(parts[CONFIG_FILE], augmentation_picture)))
+        pictures = [p for p in pictures if p != augmentation_picture]
     sections.append(("plots", "Plots", _plots_section(folder, pictures)))
     sections.append(("config", "Configuration", _config_section(parts[CONFIG_FILE])))
 
@@ -243,6 +254,26 @@ def _config_section(path: Path) -> str:
     if not rows:
         return _note(f"{CONFIG_FILE} is empty.")
     return f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _augmentation_section(config_path: Path, picture: Path) -> str:
+    """The transforms of the ``[augmentation]`` keys in ``config.json`` and the grid of one
+    augmented training image (``plots/augmentation.png``), or a note that it was off."""
+    config = _read_json(config_path) if config_path.is_file() else None
+    lines = describe_augmentation(config) if isinstance(config, dict) else []
+    parts = []
+    if lines:
+        parts.append(f'<p class="note">Training batches were augmented (evaluation and the '
+                     f'exports were not): {_e(", ".join(lines))}.</p>')
+    elif config is not None and not picture.is_file():
+        return _note("Augmentation off: the training batches were the images as they are.")
+    if picture.is_file():
+        name = picture.relative_to(picture.parent.parent).as_posix()
+        uri = _data_uri(picture.read_bytes(), "image/png")
+        parts.append(f'<figure class="picture"><img alt="{_e(name)}" src="{uri}">'
+                     f"<figcaption>{_e(name)}: one training image and augmentations of it"
+                     "</figcaption></figure>")
+    return "".join(parts)
 
 
 def _curves_section(path: Path, drawn: str | os.PathLike | None) -> str:

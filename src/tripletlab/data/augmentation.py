@@ -1,0 +1,253 @@
+"""Training-time augmentation of image batches with Keras 3 preprocessing layers.
+
+The ``[augmentation]`` keys of the training configuration (:data:`AUGMENTATION_KEYS`) each turn
+on one Keras layer; :class:`Augmentation` applies them, in this order, to float32 images in
+``[0, 1]`` (``[N, H, W, C]``) and returns float32 images of the same shape in ``[0, 1]``:
+
+==============  =====================================================================
+key             Keras layer (``value_range=(0, 1)`` where the layer has one)
+==============  =====================================================================
+``flip``        ``RandomFlip(flip)``: ``"horizontal"``, ``"vertical"`` or
+                ``"horizontal_and_vertical"`` (``"none"``: off)
+``rotation``    ``RandomRotation(rotation, fill_mode="reflect")``: up to ± ``rotation``
+                of a full turn (Keras' unit: 0.05 is ± 18°)
+``zoom``        ``RandomZoom((-zoom, 0))``: zoom in by up to ``zoom``, i.e. a centred crop
+                of ``1 - zoom`` to 100 % of each side resized back to the image size
+``translation`` ``RandomTranslation(translation, translation, fill_mode="reflect")``:
+                shift by up to ± ``translation`` of the height and width (with ``zoom``:
+                a random crop-and-resize)
+``brightness``  ``RandomBrightness(brightness)``: add up to ± ``brightness``, clipped
+``contrast``    ``RandomContrast((contrast, contrast))``: scale the deviation from the
+                image mean by a factor in ``[1 - contrast, 1 + contrast]``, clipped
+``saturation``  ``RandomSaturation((0.5 - s / 2, 0.5 + s / 2))``: multiply the HSV
+                saturation by a factor in ``[(1 - s) / (1 + s), (1 + s) / (1 - s)]``
+                (RGB images only)
+``hue``         ``RandomHue((0, 2 * hue))``: rotate the hue by up to ± ``hue`` of a turn
+                (RGB images only)
+==============  =====================================================================
+
+Every value 0 (and ``flip = "none"``), the defaults, turns the transform off; with all off
+:func:`build_augmentation` returns ``None`` and the training batches are the images as they are.
+
+The transforms and their parameters are the same on TensorFlow, JAX and PyTorch, but each
+backend has its own random-number generator: the same seed gives other (equally distributed)
+draws on another backend. On one backend, a batch is a function of ``(seed, epoch, batch
+index)`` alone: every call builds its own ``keras.random.SeedGenerator`` from those three
+numbers, so a batch drawn again (a resumed run, another worker thread, another order) is the
+same, and calls share no mutable state.
+
+Nothing here imports Keras until an :class:`Augmentation` is built, so the configuration can
+read :data:`AUGMENTATION_KEYS` before the backend is chosen.
+
+Example:
+  >>> import numpy as np
+  >>> from tripletlab.data.augmentation import build_augmentation
+  >>> augment = build_augmentation({"flip": "horizontal", "rotation": 0.05})
+  >>> images = np.random.default_rng(0).random((4, 32, 32, 3), dtype="float32")
+  >>> out = augment(images, seed=(0, 0, 0))  # seed: (seed, epoch, batch index)
+  >>> out.shape, out.dtype
+  ((4, 32, 32, 3), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tripletlab._checks import check_choice, check_number
+from tripletlab.errors import ConfigError
+
+FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+# key -> (default: off, largest value accepted); ``flip`` is a choice of FLIP_MODES.
+AUGMENTATION_KEYS: dict[str, tuple[Any, float | None]] = {
+    "flip": ("none", None),
+    "rotation": (0.0, 0.5),
+    "zoom": (0.0, 0.9),
+    "translation": (0.0, 0.5),
+    "brightness": (0.0, 1.0),
+    "contrast": (0.0, 1.0),
+    "saturation": (0.0, 0.99),
+    "hue": (0.0, 0.5),
+}
+# The transforms that need three (RGB) channels.
+COLOR_KEYS = ("saturation", "hue")
+
+
+def check_augmentation(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The augmentation keys of ``values``, checked, with defaults for the missing ones.
+
+    Args:
+      values: a mapping holding some of :data:`AUGMENTATION_KEYS` (other keys are ignored).
+
+    Returns:
+      ``{key: value}`` for every key of :data:`AUGMENTATION_KEYS` (numbers as ``float``).
+
+    Raises:
+      ConfigError: a value outside its range, or ``flip`` not one of :data:`FLIP_MODES`.
+      ConfigTypeError: a value of the wrong type.
+    """
+    checked = {}
+    for key, (default, maximum) in AUGMENTATION_KEYS.items():
+        value = values.get(key, default)
+        if value is None:
+            value = default
+        if key == "flip":
+            check_choice("flip", value, FLIP_MODES)
+        else:
+            check_number(key, value, minimum=0.0, maximum=maximum)
+            value = float(value)
+        checked[key] = value
+    return checked
+
+
+def is_enabled(values: Mapping[str, Any]) -> bool:
+    """Whether any augmentation key of ``values`` turns a transform on."""
+    return bool(describe(values))
+
+
+def describe(values: Mapping[str, Any]) -> list[str]:
+    """One short line per transform turned on, in the order they are applied (for logs and the
+    report), e.g. ``["flip horizontal", "rotation ±0.05 turn"]``."""
+    lines = []
+    flip = values.get("flip") or "none"
+    if flip != "none":
+        lines.append(f"flip {flip}")
+    units = {"rotation": " of a turn", "zoom": " (zoom in)", "translation": " of the side",
+             "brightness": "", "contrast": "", "saturation": "", "hue": " of a turn"}
+    for key, unit in units.items():
+        value = values.get(key) or 0.0
+        if value:
+            lines.append(f"{key} {'up to ' if key == 'zoom' else '±'}{value:g}{unit}")
+    return lines
+
+
+def check_images(values: Mapping[str, Any], shape: Sequence[int], source: str) -> None:
+    """Refuses augmentation of data it cannot transform.
+
+    Args:
+      values: the augmentation keys (a configuration's).
+      shape: the shape of one input, e.g. ``(H, W, C)``.
+      source: the data's name, for the message.
+
+    Raises:
+      ConfigError: augmentation is on and the inputs are not images ``[H, W, C]``, or
+        ``saturation`` / ``hue`` are on and the images do not have 3 channels.
+    """
+    if not is_enabled(values):
+        return
+    shape = tuple(int(size) for size in shape)
+    if len(shape) != 3:
+        raise ConfigError(f"Expected images [H, W, C] to augment. Received: inputs of shape "
+                          f"{shape} from {source!r}; set the [augmentation] keys to 0.")
+    for key in COLOR_KEYS:
+        if values.get(key) and shape[-1] != 3:
+            raise ConfigError(f"Expected RGB images (3 channels) with {key} > 0. Received: "
+                              f"{key}={values[key]:g} with {shape[-1]}-channel images from "
+                              f"{source!r}.")
+
+
+def build_augmentation(values: Mapping[str, Any]) -> Augmentation | None:
+    """The :class:`Augmentation` of the augmentation keys in ``values``, or ``None`` if every
+    transform is off.
+
+    Args:
+      values: a mapping with some of :data:`AUGMENTATION_KEYS` (a :class:`TrainConfig`'s
+        ``augmentation()``, or a dict).
+
+    Raises:
+      ConfigError: a bad value (see :func:`check_augmentation`).
+    """
+    values = check_augmentation(values)
+    if not is_enabled(values):
+        return None
+    return Augmentation(**values)
+
+
+def batch_seed(seed: Any) -> int:
+    """A 31-bit seed from an integer or a sequence of integers >= 0, e.g. ``(seed, epoch,
+    batch index)`` (NumPy's ``SeedSequence``: neighbouring tuples give unrelated seeds; 31
+    bits because PyTorch's Keras seeds are int32)."""
+    entropy = [int(part) for part in np.atleast_1d(np.asarray(seed, dtype=np.int64))]
+    state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint32)[0]
+    return int(state) & 0x7FFFFFFF
+
+
+class Augmentation:
+    """Random transforms of image batches, drawn from a seed given with each call.
+
+    Each image of a batch gets its own random transform. Build it with
+    :func:`build_augmentation` from the configuration keys; the arguments are those keys
+    (see the module's table).
+
+    Args:
+      flip: ``"none"``, ``"horizontal"``, ``"vertical"`` or ``"horizontal_and_vertical"``.
+      rotation: the largest rotation, a fraction of a full turn in ``[0, 0.5]``.
+      zoom: the largest zoom-in, in ``[0, 0.9]`` (a crop of ``1 - zoom`` of each side).
+      translation: the largest shift, a fraction of the side in ``[0, 0.5]``.
+      brightness: the largest brightness change, in ``[0, 1]``.
+      contrast: the largest contrast change, in ``[0, 1]``.
+      saturation: the saturation change, in ``[0, 0.99]`` (RGB only).
+      hue: the largest hue rotation, a fraction of a turn in ``[0, 0.5]`` (RGB only).
+
+    Call it as ``augment(images, seed=(seed, epoch, index))``: ``images`` float32 ``[N, H, W,
+    C]`` in ``[0, 1]``; returns a NumPy float32 array of the same shape in ``[0, 1]``.
+    """
+
+    def __init__(self, flip: str = "none", rotation: float = 0.0, zoom: float = 0.0,
+                 translation: float = 0.0, brightness: float = 0.0, contrast: float = 0.0,
+                 saturation: float = 0.0, hue: float = 0.0):
+        import keras
+
+        self.values = check_augmentation(dict(
+            flip=flip, rotation=rotation, zoom=zoom, translation=translation,
+            brightness=brightness, contrast=contrast, saturation=saturation, hue=hue))
+        v = self.values
+        layers = keras.layers
+        unit = (0.0, 1.0)
+        self.layers = []
+        if v["flip"] != "none":
+            self.layers.append(layers.RandomFlip(v["flip"]))
+        if v["rotation"]:
+            self.layers.append(layers.RandomRotation(v["rotation"], fill_mode="reflect"))
+        if v["zoom"]:
+            self.layers.append(layers.RandomZoom((-v["zoom"], 0.0), fill_mode="reflect"))
+        if v["translation"]:
+            self.layers.append(layers.RandomTranslation(v["translation"], v["translation"],
+                                                        fill_mode="reflect"))
+        if v["brightness"]:
+            self.layers.append(layers.RandomBrightness(v["brightness"], value_range=unit))
+        if v["contrast"]:
+            # (c, c): a factor in [1 - c, 1 + c]; a single float would give [1, 1 + c] only
+            c = v["contrast"]
+            self.layers.append(layers.RandomContrast((c, c), value_range=unit))
+        if v["saturation"]:
+            s = v["saturation"]
+            self.layers.append(layers.RandomSaturation((0.5 - s / 2, 0.5 + s / 2),
+                                                       value_range=unit))
+        if v["hue"]:
+            self.layers.append(layers.RandomHue((0.0, 2 * v["hue"]), value_range=unit))
+
+    def describe(self) -> list[str]:
+        """One line per transform, in the order they are applied."""
+        return describe(self.values)
+
+    def __call__(self, images: Any, seed: Any) -> np.ndarray:
+        import keras
+
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4:
+            raise ValueError(f"Expected images [N, H, W, C] to augment. Received: images with "
+                             f"shape {images.shape}.")
+        if len(images) == 0 or not self.layers:
+            return images.copy()
+        # A generator of this call alone: the draws depend on ``seed`` only, whichever thread
+        # or order asks, and no state is shared between calls.
+        generator = keras.random.SeedGenerator(batch_seed(seed))
+        x = keras.ops.convert_to_tensor(images)
+        for layer in self.layers:
+            transformation = layer.get_random_transformation(x, training=True, seed=generator)
+            x = layer.transform_images(x, transformation, training=True)
+        x = keras.ops.clip(keras.ops.cast(x, "float32"), 0.0, 1.0)
+        return np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float32)

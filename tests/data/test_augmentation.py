@@ -1,0 +1,190 @@
+"""Augmentation of training batches: every transform on this backend, determinism per
+(seed, epoch, batch), the samplers' ``augment=`` hook, and the errors of bad data."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from tripletlab.data import PKSampler, ShuffledBatches
+from tripletlab.data.augmentation import (
+    AUGMENTATION_KEYS,
+    Augmentation,
+    batch_seed,
+    build_augmentation,
+    check_images,
+)
+from tripletlab.errors import ConfigError
+
+EVERY = {"flip": "horizontal", "rotation": 0.05, "zoom": 0.2, "translation": 0.1,
+         "brightness": 0.2, "contrast": 0.3, "saturation": 0.3, "hue": 0.05}
+ONE_AT_A_TIME = [{"flip": mode} for mode in ("horizontal", "vertical",
+                                             "horizontal_and_vertical")]
+ONE_AT_A_TIME += [{key: 0.3} for key in AUGMENTATION_KEYS if key != "flip"]
+
+
+def images(count=6, size=16, channels=3, seed=0):
+    """Smooth random images in [0, 1] with values near both ends (clipping is exercised)."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((count, size, size, channels), dtype=np.float32)
+    x[:, : size // 4] = 1.0
+    x[:, -size // 4:] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("values", [EVERY, *ONE_AT_A_TIME],
+                         ids=["every", *(f"{k}={v}" for d in ONE_AT_A_TIME for k, v in d.items())])
+def test_each_transform_keeps_shape_dtype_and_range(values):
+    augment = build_augmentation(values)
+    x = images()
+    out = augment(x, seed=(0, 1, 2))
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert np.all(np.isfinite(out)) and out.min() >= 0.0 and out.max() <= 1.0
+    assert not np.array_equal(out, x)  # it does something
+    assert np.array_equal(x, images())  # the input is not modified
+
+
+def test_greyscale_and_a_batch_of_one():
+    augment = build_augmentation({"flip": "horizontal", "rotation": 0.1, "brightness": 0.2})
+    for x in (images(channels=1), images(count=1)):
+        out = augment(x, seed=(3, 0, 0))
+        assert out.shape == x.shape and out.dtype == np.float32
+        assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_same_seed_same_batch_other_seed_other_batch():
+    augment = build_augmentation(EVERY)
+    x = images()
+    first = augment(x, seed=(0, 1, 2))
+    np.testing.assert_array_equal(augment(x, seed=(0, 1, 2)), first)
+    # a fresh object (another process or worker) draws the same
+    np.testing.assert_array_equal(build_augmentation(EVERY)(x, seed=(0, 1, 2)), first)
+    for other in ((0, 1, 3), (0, 2, 2), (1, 1, 2)):
+        assert not np.array_equal(augment(x, seed=other), first), other
+
+
+def test_images_of_a_batch_get_their_own_transforms():
+    augment = build_augmentation({"rotation": 0.2})
+    out = augment(np.repeat(images(count=1), 6, axis=0), seed=(0, 0, 0))
+    assert len({out[i].tobytes() for i in range(6)}) == 6
+
+
+def test_concurrent_calls_give_the_serial_results():
+    augment = build_augmentation(EVERY)
+    x = images()
+    serial = [augment(x, seed=(0, 0, i)) for i in range(6)]
+    results: dict[int, np.ndarray] = {}
+
+    def work(i):
+        results[i] = augment(x, seed=(0, 0, i))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(6):
+        np.testing.assert_array_equal(results[i], serial[i])
+
+
+def test_all_off_builds_nothing():
+    assert build_augmentation({}) is None
+    assert build_augmentation({"flip": "none", "rotation": 0, "hue": 0.0}) is None
+
+
+def test_batch_seed_is_stable_and_31_bit():
+    assert batch_seed((0, 1, 2)) == batch_seed([0, 1, 2])
+    assert batch_seed((0, 1, 2)) != batch_seed((0, 2, 1))
+    assert 0 <= batch_seed((2**40, 7, 9)) < 2**31
+
+
+def test_check_images_refuses_what_cannot_be_augmented():
+    check_images({"rotation": 0.1}, (8, 8, 1), "digits")
+    check_images({}, (64,), "vectors")  # off: anything goes
+    with pytest.raises(ConfigError, match=r"images \[H, W, C\].*\(64,\).*'vectors'"):
+        check_images({"rotation": 0.1}, (64,), "vectors")
+    with pytest.raises(ConfigError, match=r"RGB images.*hue=0.1 with 1-channel images"):
+        check_images({"hue": 0.1}, (8, 8, 1), "digits")
+
+
+def test_bad_arguments_name_themselves():
+    with pytest.raises(ConfigError, match="rotation"):
+        Augmentation(rotation=2.0)
+    with pytest.raises(ValueError, match=r"\[N, H, W, C\]"):
+        build_augmentation({"flip": "horizontal"})(np.zeros((4, 4)), seed=0)
+
+
+# --------------------------------------------------------------------------------- the samplers
+
+def labelled(count=36, classes=6):
+    return images(count=count), np.arange(count) % classes
+
+
+@pytest.mark.parametrize("kind", ["pk", "shuffled"])
+def test_sampler_without_augment_is_unchanged_and_with_it_deterministic(kind):
+    x, y = labelled()
+
+    def make(augment):
+        if kind == "pk":
+            return PKSampler(x, y, 3, 2, seed=5, augment=augment)
+        return ShuffledBatches(x, y, 6, seed=5, augment=augment)
+
+    plain, default = make(None), (PKSampler(x, y, 3, 2, seed=5) if kind == "pk"
+                                  else ShuffledBatches(x, y, 6, seed=5))
+    augment = build_augmentation(EVERY)
+    augmented = make(augment)
+    for i in range(len(plain)):
+        xb, yb = plain[i]
+        np.testing.assert_array_equal(xb, default[i][0])  # off by default: bitwise the same
+        np.testing.assert_array_equal(xb, x[plain.batch_indices(i)])
+        xa, ya = augmented[i]
+        np.testing.assert_array_equal(ya, yb)  # same rows, same labels
+        assert xa.shape == xb.shape and xa.dtype == np.float32
+        assert not np.array_equal(xa, xb)
+        np.testing.assert_array_equal(augmented[i][0], xa)  # drawn again: the same
+        assert augmented.augment_seed(i) == (5, 0, i)
+    # another epoch augments differently; a resumed sampler (set_epoch) draws the same
+    first = augmented[0][0]
+    augmented.on_epoch_end()
+    second_epoch = augmented[0][0]
+    resumed = make(augment)
+    resumed.set_epoch(1)
+    np.testing.assert_array_equal(resumed[0][0], second_epoch)
+    assert not np.array_equal(second_epoch, first)
+    assert augmented.augment_seed(-1) == (5, 1, len(augmented) - 1)
+
+
+def test_sampler_refuses_a_non_callable_augment():
+    x, y = labelled()
+    with pytest.raises(TypeError, match=r"augment.*Received: augment='flip'"):
+        PKSampler(x, y, 3, 4, augment="flip")
+
+
+def test_parameters_span_the_documented_ranges():
+    """Each key's draws fill its documented two-sided range (Keras' single-float factors are
+    one-sided for some layers: RandomContrast(0.2) only raises contrast)."""
+    import keras
+
+    x = images(count=256, size=4)
+    generator = keras.random.SeedGenerator(0)
+
+    def draws(key, value, name):
+        (layer,) = build_augmentation({key: value}).layers
+        transformation = layer.get_random_transformation(x, training=True, seed=generator)
+        return np.asarray(keras.ops.convert_to_numpy(transformation[name])).ravel()
+
+    checks = {
+        "rotation": ("angle", -0.05 * 360, 0.05 * 360, 0.0),
+        "zoom": ("height_zoom", 0.8, 1.0, 0.9),
+        "brightness": ("rgb_delta", -0.2, 0.2, 0.0),
+        "contrast": ("contrast_factor", 0.7, 1.3, 1.0),
+        "saturation": ("factor", 0.7 / 1.3, 1.3 / 0.7, 1.0),
+        "hue": ("factor", -0.05, 0.05, 0.0),
+    }
+    values = {"rotation": 0.05, "zoom": 0.2, "brightness": 0.2, "contrast": 0.3,
+              "saturation": 0.3, "hue": 0.05}
+    for key, (name, low, high, middle) in checks.items():
+        drawn = draws(key, values[key], name)
+        assert low - 1e-5 <= drawn.min() < middle < drawn.max() <= high + 1e-5, (key, drawn)
