@@ -653,7 +653,8 @@ def field_kind(name: str) -> str:
         "learning_rate": "float", "weight_decay": "float", "decay_rate": "float",
         "epochs": "int", "steps_per_epoch": "int", "seed": "int", "jit_compile": "jit",
         "steps_per_execution": "int", "freeze_backbone_epochs": "int",
-        "backbone_learning_rate_multiplier": "float", "eval_every": "int", "eval_samples": "int", "live_pca": "bool", "tensorboard": "bool",
+        "backbone_learning_rate_multiplier": "float",
+        "eval_every": "int", "eval_samples": "int", "live_pca": "bool", "tensorboard": "bool",
         "plots": "bool", "export_samples": "int", "projections": "list",
     }.get(name, "str")
 
