@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import BACKEND
 from tripletlab.errors import ConfigError
 from tripletlab.models.backbones import (
     BACKBONES,
@@ -28,8 +29,6 @@ from tripletlab.models.backbones import (
 )
 from tripletlab.train.backbone_rate import BackboneAdam, BackboneSGD
 from tripletlab.train.config import BACKBONE_MODELS, MODELS
-
-from conftest import BACKEND
 
 Image = pytest.importorskip("PIL.Image")
 
