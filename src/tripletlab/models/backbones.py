@@ -202,7 +202,8 @@ def _application(builder, arguments: dict[str, Any], weights: str | None,
     try:
         return builder(weights="imagenet", **arguments)
     except Exception as error:  # Keras raises a bare Exception for a failed download
-        if not str(error).startswith("URL fetch failure") and not isinstance(error, OSError):
+        if not (str(error).startswith("URL fetch failure")
+                or isinstance(error, (TimeoutError, ConnectionError))):
             raise
         raise ConfigError(
             f"Expected the ImageNet weights of {name!r} in ~/.keras/models or a network to "
