@@ -37,8 +37,15 @@ class _ScaledBackboneRate:
         self.backbone_learning_rate_multiplier = float(backbone_learning_rate_multiplier)
         self.head_prefix = str(head_prefix)
 
+    def build(self, variables):
+        super().build(variables)
+        # by index: TensorFlow's update step sees tf.Variables, which have no Keras path
+        self._backbone_indices = frozenset(
+            index for index, variable in enumerate(variables)
+            if not str(variable.path).startswith(self.head_prefix))
+
     def update_step(self, gradient, variable, learning_rate):
-        if not str(variable.path).startswith(self.head_prefix):
+        if self._get_variable_index(variable) in self._backbone_indices:
             learning_rate = keras.ops.multiply(
                 keras.ops.cast(learning_rate, variable.dtype),
                 keras.ops.cast(self.backbone_learning_rate_multiplier, variable.dtype))
@@ -66,9 +73,10 @@ class BackboneAdamW(_ScaledBackboneRate, keras.optimizers.AdamW):
     """``keras.optimizers.AdamW`` with the backbone's learning rate scaled (not its decay)."""
 
 
-SCALED = {keras.optimizers.SGD: BackboneSGD, keras.optimizers.Adam: BackboneAdam,
-          keras.optimizers.AdamW: BackboneAdamW}
-"""Keras' optimizer classes and their backbone-scaled subclasses."""
+SCALED = {keras.optimizers.AdamW: BackboneAdamW, keras.optimizers.Adam: BackboneAdam,
+          keras.optimizers.SGD: BackboneSGD}
+"""Keras' optimizer classes and their backbone-scaled subclasses (AdamW before Adam, its base
+class)."""
 
 
 def scaled_optimizer(optimizer: keras.optimizers.Optimizer,
@@ -86,7 +94,8 @@ def scaled_optimizer(optimizer: keras.optimizers.Optimizer,
       ValueError: another optimizer class.
     """
     for keras_class, scaled in SCALED.items():
-        if type(optimizer) is keras_class or isinstance(optimizer, scaled):
+        # isinstance: on PyTorch, keras.optimizers.Adam(...) is Keras' TorchAdam subclass
+        if isinstance(optimizer, keras_class):
             return scaled.from_config({**optimizer.get_config(),
                                        "backbone_learning_rate_multiplier": float(multiplier)})
     raise ValueError(f"Expected `optimizer` to be SGD, Adam or AdamW. Received: "
