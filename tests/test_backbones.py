@@ -328,3 +328,45 @@ def test_frozen_checkpoint_resumes_unfrozen(tmp_path):
     moved = [not np.array_equal(a, b) for a, b in
              zip(start, backbone_of(resumed).get_weights(), strict=True)]
     assert all(moved)  # kernel, bias, gamma, beta and the moving statistics
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"weights": "imagenet"}, "Expected weights='none' or the path"),
+    ({"freeze_backbone_epochs": 1}, "only with a backbone model"),
+    ({"backbone_learning_rate_multiplier": 0.1}, "only with a backbone model"),
+    ({"model": "resnet50", "backbone_learning_rate_multiplier": -0.1}, ">= 0"),
+    ({"model": "resnet50", "freeze_backbone_epochs": 1.5}, "freeze_backbone_epochs"),
+], ids=["imagenet-small-cnn", "freeze-small-cnn", "multiplier-small-cnn", "negative",
+        "fraction"])
+def test_config_refuses(values, match):
+    from tripletlab.train.config import resolve_config
+
+    with pytest.raises(ConfigError, match=match):
+        resolve_config(values)
+
+
+def test_config_defaults():
+    from tripletlab.train.config import resolve_config
+
+    backbone = resolve_config({"model": "mobilenet-v3-small"})
+    assert backbone.weights == "imagenet" and backbone.model_arguments() == {
+        "weights": "imagenet"}
+    assert resolve_config({"model": "resnet50", "weights": "none"}).model_arguments() == {
+        "weights": None}
+    assert resolve_config({}).weights == "none"
+
+
+def test_small_model_loads_a_weights_file(tmp_path):
+    from tripletlab.models import build_model
+    from tripletlab.train.config import resolve_config
+    from tripletlab.train.run import load_initial_weights
+
+    first = build_model("small-cnn", (8, 8, 1), 4, widths=[4])
+    first.save_weights(tmp_path / "small.weights.h5")
+    second = build_model("small-cnn", (8, 8, 1), 4, widths=[4])
+    config = resolve_config({"weights": str(tmp_path / "small.weights.h5")})
+    load_initial_weights(config, second)
+    for mine, theirs in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_initial_weights(resolve_config({"weights": str(tmp_path / "no.h5")}), second)
