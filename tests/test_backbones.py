@@ -235,13 +235,28 @@ PLAIN_KERAS = textwrap.dedent("""
 """)
 
 
+# The command-line runs use PyTorch whatever this pass's backend: a MobileNet run there takes
+# 30 s against 150 s on JAX (XLA compiles) on a 2-core machine. What depends on the backend
+# (the build, the optimizers, freezing and resuming) is tested in-process on every backend.
+E2E_BACKEND = "torch"
+
+
 @pytest.fixture(scope="module")
 def trained(shapes_folder, tmp_path_factory):
     """Two epochs: the first with the backbone frozen, the second unfrozen (recompiled)."""
+    pytest.importorskip(E2E_BACKEND)
     folder = tmp_path_factory.mktemp("backbone") / "run"
-    result = _train(folder, "--image-folder", str(shapes_folder), "--epochs", "2", *TINY)
+    result = _train(folder, "--image-folder", str(shapes_folder), "--epochs", "2", *TINY,
+                    "--backend", E2E_BACKEND)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
+
+
+def _keras_file_config(path):
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))
 
 
 def test_train_freezes_then_unfreezes(trained):
@@ -249,11 +264,14 @@ def test_train_freezes_then_unfreezes(trained):
         assert [row["epoch"] for row in csv.DictReader(stream)] == ["0", "1"]
     config = json.loads((trained / "config.json").read_text())
     assert config["weights"] == "none" and config["freeze_backbone_epochs"] == 1
-    model = keras.saving.load_model(trained / "checkpoints/last.keras", safe_mode=True)
-    assert backbone_of(model).trainable
-    assert isinstance(model.optimizer, BackboneAdam)
-    assert model.optimizer.backbone_learning_rate_multiplier == pytest.approx(0.1)
-    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
+    state = json.loads((trained / "checkpoints/state.json").read_text())
+    assert state["epoch"] == 2
+    saved = _keras_file_config(trained / "checkpoints/last.keras")
+    backbone = [layer for layer in saved["config"]["layers"] if layer["name"] == "backbone"]
+    assert backbone[0]["config"]["trainable"] is True  # unfrozen after epoch 1
+    optimizer = saved["compile_config"]["optimizer"]
+    assert optimizer["class_name"] == "BackboneAdam"
+    assert optimizer["config"]["backbone_learning_rate_multiplier"] == pytest.approx(0.1)
 
 
 def test_saved_backbone_model_loads_in_plain_keras(trained, tmp_path):
@@ -261,7 +279,8 @@ def test_saved_backbone_model_loads_in_plain_keras(trained, tmp_path):
     script.write_text(PLAIN_KERAS)
     result = _run([sys.executable, str(script), str(trained / "best.keras"),
                    str(trained / "embeddings/test_images.npy"),
-                   str(trained / "embeddings/test_embeddings.npy")])
+                   str(trained / "embeddings/test_embeddings.npy")],
+                  KERAS_BACKEND=E2E_BACKEND)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SAME" in result.stdout
 
