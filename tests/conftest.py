@@ -74,6 +74,14 @@ BACKEND_DEPENDENT = (
     "tests/cli/test_cli_train.py",
     "tests/data/test_augmentation.py",
 )
+# Single tests (node-id prefixes) that rerun on TensorFlow and PyTorch where their module's
+# other tests need not: a backbone's build and optimizer on each backend, not its CLI runs.
+BACKEND_DEPENDENT_TESTS = (
+    "tests/test_backbones.py::test_grayscale_gives_unit_norm_embeddings",
+    "tests/test_backbones.py::test_backbone_updates_are_scaled",
+    "tests/test_backbones.py::test_scaled_optimizer_checkpoint_round_trips",
+    "tests/test_backbones.py::test_frozen_checkpoint_resumes_unfrozen",
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -83,7 +91,9 @@ def pytest_collection_modifyitems(config, items):
     selected, deselected = [], []
     for item in items:
         relative = str(item.path)[len(root) + 1:]
-        (selected if relative.startswith(BACKEND_DEPENDENT) else deselected).append(item)
+        dependent = (relative.startswith(BACKEND_DEPENDENT)
+                     or item.nodeid.startswith(BACKEND_DEPENDENT_TESTS))
+        (selected if dependent else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected

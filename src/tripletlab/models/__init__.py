@@ -2,6 +2,8 @@
 
 * :mod:`tripletlab.models.builders`: Keras functional models from images ``[H, W, C]`` to
   embeddings ``[D]`` (:data:`MODELS`, :func:`build_model` and one builder per architecture).
+* :mod:`tripletlab.models.backbones`: Keras' pretrained application backbones with an
+  embedding head (:data:`BACKBONES`, :func:`backbone_model`).
 * :mod:`tripletlab.models.triplet_network`: :class:`TripletNetwork`, the three-branch,
   shared-weight network of the offline-triplet workflow, and :func:`extract_embedding_model`,
   the one way to get the single-input embedding model out of a model.
@@ -13,6 +15,7 @@ Example:
   True
 """
 
+from tripletlab.models.backbones import BACKBONES, backbone_model
 from tripletlab.models.builders import (
     MODELS,
     build_model,
@@ -28,9 +31,11 @@ from tripletlab.models.triplet_network import (
 )
 
 __all__ = [
+    "BACKBONES",
     "MODELS",
     "TRIPLET_INPUT_NAMES",
     "TripletNetwork",
+    "backbone_model",
     "build_model",
     "extract_embedding_model",
     "omoindrot_cnn",

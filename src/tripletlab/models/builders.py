@@ -16,10 +16,15 @@ name                 builder                      architecture
 ``"omoindrot-cnn"``  :func:`omoindrot_cnn`        the CNN of omoindrot/tensorflow-triplet-loss
                                                   (``model/model_fn.py``)
 ===================  ===========================  ==============================================
+
+and the pretrained Keras application backbones of :mod:`tripletlab.models.backbones`
+(``"mobilenet-v3-small"``, ``"mobilenet-v3-large"``, ``"efficientnet-v2-b0"``, ``"resnet50"``),
+built by :func:`~tripletlab.models.backbones.backbone_model` (option ``weights``).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 from collections.abc import Callable, Sequence
@@ -29,6 +34,7 @@ from typing import Any
 import keras
 
 from tripletlab import _checks
+from tripletlab.models.backbones import BACKBONES, backbone_model
 
 
 def tfa_tutorial_cnn(
@@ -267,6 +273,7 @@ MODELS: MappingProxyType[str, Callable[..., keras.Model]] = MappingProxyType({
     "siamese-mlp": siamese_mlp,
     "small-cnn": small_cnn,
     "omoindrot-cnn": omoindrot_cnn,
+    **{name: functools.partial(backbone_model, name) for name in BACKBONES},
 })
 """Model names and their builders (read-only)."""
 
@@ -277,7 +284,7 @@ def build_model(name: str, input_shape: Sequence[int], embedding_dim: int | None
 
     Args:
       name: one of :data:`MODELS` (``"tfa-cnn"``, ``"siamese-mlp"``, ``"small-cnn"``,
-        ``"omoindrot-cnn"``). The
+        ``"omoindrot-cnn"``, or a backbone of :mod:`tripletlab.models.backbones`). The
         Keras model gets the builder's default name; call the builder itself to choose one.
       input_shape: the shape of one input, ``(H, W, C)``.
       embedding_dim: the embedding size; ``None`` for the builder's default.

@@ -42,7 +42,10 @@ from tripletlab.errors import (  # ConfigError: importable from here too, where 
 )
 from tripletlab.losses import registry
 
-MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn")
+# The pretrained Keras application backbones (tripletlab.models.backbones.BACKBONES, named here
+# without importing Keras; a test keeps both equal).
+BACKBONE_MODELS = ("mobilenet-v3-small", "mobilenet-v3-large", "efficientnet-v2-b0", "resnet50")
+MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn", *BACKBONE_MODELS)
 # The options of model 'omoindrot-cnn' that are config keys of their own (params.json's names),
 # with their defaults (the values of omoindrot's experiments/*/params.json).
 OMOINDROT_MODEL_KEYS = {"num_channels": 32, "use_batch_norm": False, "bn_momentum": 0.9}
@@ -78,10 +81,13 @@ class TrainConfig:
 
     def model_arguments(self) -> dict[str, Any]:
         """The builder arguments of ``model``: ``model_options`` plus, for ``"omoindrot-cnn"``,
-        ``num_channels``, ``use_batch_norm`` and ``bn_momentum``."""
+        ``num_channels``, ``use_batch_norm`` and ``bn_momentum``, and for a backbone
+        ``weights``."""
         arguments = dict(self.model_options)
         if self.model == "omoindrot-cnn":
             arguments.update({key: getattr(self, key) for key in OMOINDROT_MODEL_KEYS})
+        if self.model in BACKBONE_MODELS:
+            arguments["weights"] = None if self.weights == "none" else self.weights
         return arguments
 
     # Dataset parameters
@@ -104,6 +110,13 @@ class TrainConfig:
     bn_momentum: float | None = _field(None, "model", "omoindrot-cnn only: batch-norm "
                                        "moving-average momentum, as in TF 1 and Keras "
                                        "(default 0.9)")
+    weights: str | None = _field(None, "model", "initial weights: 'imagenet' (backbones only; "
+                                 "needs network or ~/.keras/models), 'none', or the PATH of a "
+                                 "local weights file (default: imagenet for backbones, else none)")
+    freeze_backbone_epochs: int = _field(0, "model", "backbones: train only the embedding head "
+                                         "for the first N epochs")
+    backbone_learning_rate_multiplier: float = _field(
+        1.0, "model", "backbones: the backbone's learning rate relative to the head's (e.g. 0.1)")
     # Loss parameters
     loss: str = _field("semi-hard", "loss", "triplet loss", choices=LOSSES)
     distance: str = _field("L2", "loss", "distance the loss mines on", choices=DISTANCES)
@@ -532,6 +545,7 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"Expected `{key}` only with model='omoindrot-cnn'. Received: "
                                   f"{key}={v[key]!r} with model={v['model']!r}. Remove it "
                                   "(omoindrot's params.json sets it) or use model='omoindrot-cnn'.")
+    _check_backbone_keys(v)
     # loss: what applies to which loss is the registry's
     check_choice("mode", v["mode"], MODES)
     check_choice("loss", v["loss"], LOSSES)
@@ -627,6 +641,32 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
+def _check_backbone_keys(v: dict[str, Any]) -> None:
+    """``weights``, ``freeze_backbone_epochs`` and ``backbone_learning_rate_multiplier``."""
+    backbone = v["model"] in BACKBONE_MODELS
+    if v["weights"] is None:
+        v["weights"] = "imagenet" if backbone else "none"
+    if not isinstance(v["weights"], (str, os.PathLike)) or not str(v["weights"]):
+        raise ConfigTypeError(f"Expected `weights` to be 'imagenet', 'none' or the path of a "
+                              f"weights file. Received: weights={v['weights']!r}.")
+    v["weights"] = str(v["weights"])
+    if v["weights"] == "imagenet" and not backbone:
+        raise ConfigError(f"Expected weights='none' or the path of a weights file with "
+                          f"model={v['model']!r} (ImageNet weights exist for the backbones "
+                          f"{_braced(BACKBONE_MODELS)}). Received: weights='imagenet'.")
+    check_number("freeze_backbone_epochs", v["freeze_backbone_epochs"], minimum=0, integer=True)
+    v["freeze_backbone_epochs"] = int(v["freeze_backbone_epochs"])
+    check_number("backbone_learning_rate_multiplier", v["backbone_learning_rate_multiplier"],
+                 minimum=0)
+    v["backbone_learning_rate_multiplier"] = float(v["backbone_learning_rate_multiplier"])
+    if not backbone:
+        for key in ("freeze_backbone_epochs", "backbone_learning_rate_multiplier"):
+            if v[key] != default_value(key):
+                raise ConfigError(f"Expected `{key}` only with a backbone model "
+                                  f"{_braced(BACKBONE_MODELS)}. Received: {key}={v[key]!r} "
+                                  f"with model={v['model']!r}.")
+
+
 # --------------------------------------------------------------------------------------------
 # Command-line values
 # --------------------------------------------------------------------------------------------
@@ -642,7 +682,8 @@ def field_kind(name: str) -> str:
         "classes_per_batch": "int", "samples_per_class": "int", "batch_size": "int",
         "learning_rate": "float", "weight_decay": "float", "decay_rate": "float",
         "epochs": "int", "steps_per_epoch": "int", "seed": "int", "jit_compile": "jit",
-        "steps_per_execution": "int",
+        "steps_per_execution": "int", "freeze_backbone_epochs": "int",
+        "backbone_learning_rate_multiplier": "float",
         "eval_every": "int", "eval_samples": "int", "live_pca": "bool", "tensorboard": "bool",
         "plots": "bool", "export_samples": "int", "projections": "list",
         **{key: "float" for key in AUGMENTATION_KEYS if key != "flip"},

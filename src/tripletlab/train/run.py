@@ -56,11 +56,17 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimize
         rate = schedules.ExponentialDecay(rate, decay_steps=steps_per_epoch,
                                           decay_rate=config.decay_rate)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate)
-    if config.optimizer == "adamw":
+        optimizer = keras.optimizers.SGD(learning_rate=rate)
+    elif config.optimizer == "adamw":
         kwargs = {} if config.weight_decay is None else {"weight_decay": config.weight_decay}
-        return keras.optimizers.AdamW(learning_rate=rate, **kwargs)
-    return keras.optimizers.Adam(learning_rate=rate)
+        optimizer = keras.optimizers.AdamW(learning_rate=rate, **kwargs)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=rate)
+    if config.backbone_learning_rate_multiplier != 1.0:
+        from tripletlab.train.backbone_rate import scaled_optimizer
+
+        optimizer = scaled_optimizer(optimizer, config.backbone_learning_rate_multiplier)
+    return optimizer
 
 
 def load_data(config: TrainConfig):
@@ -254,8 +260,13 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         try:
             network = build_model(config.model, data.input_shape, config.embedding_dim,
                                   **config.model_arguments())
+        except ConfigError:
+            raise
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model_options: {error}") from None
+        load_initial_weights(config, network)
+        if config.freeze_backbone_epochs > 0:
+            set_backbone_trainable(network, False)
         if config.mode == "offline":
             from tripletlab.models import TripletNetwork
 
@@ -333,13 +344,71 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
                 # shuffle=False: the samplers shuffle already; Keras' shuffle of the batch
                 # order draws from Python's global `random`, which a resume cannot restore.
                 # Keras' progress bar only on a terminal; piped, one plain line per epoch.
-                model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch,
-                          steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
-                          verbose=1 if verbose == 1 and sys.stdout.isatty() else 0)
+                fit_in_phases(model, config, batches, initial_epoch=initial_epoch,
+                              steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
+                              verbose=1 if verbose == 1 and sys.stdout.isatty() else 0)
         finally:
             experiment.record_tensorboard()
         return finish(experiment, config, data, embedding_model,
                       train_seconds=checkpoints.train_seconds, verbose=verbose)
+
+
+def load_initial_weights(config: TrainConfig, network: keras.Model) -> None:
+    """Loads ``config.weights`` (a file) into a model that is not a backbone (a backbone's
+    builder loads its own ``weights``)."""
+    from tripletlab.errors import UserFileNotFoundError
+    from tripletlab.models.backbones import BACKBONES
+
+    if config.model in BACKBONES or config.weights in ("none", "imagenet"):
+        return
+    if not os.path.isfile(config.weights):
+        raise UserFileNotFoundError(f"Expected `weights` to be 'none' or the path of a weights "
+                                    f"file. Received: weights={config.weights!r}, which does "
+                                    "not exist.")
+    network.load_weights(config.weights)
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool) -> bool:
+    """Freezes or unfreezes the backbone of ``model`` (Keras' ``trainable``: frozen, its
+    batch normalisation runs in inference mode). Returns whether anything changed; a model
+    that has been compiled must be recompiled then (:func:`recompile`)."""
+    from tripletlab.models.backbones import backbone_of
+
+    backbone = backbone_of(model)
+    if backbone is None or backbone.trainable == trainable:
+        return False
+    backbone.trainable = trainable
+    return True
+
+
+def recompile(model: keras.Model) -> None:
+    """Compiles ``model`` again from its own compile configuration (after its trainable
+    variables changed), carrying the optimizer's state over (step count, schedule position,
+    the moments of the variables that were trainable already)."""
+    from tripletlab.train.backbone_rate import copy_optimizer_state
+
+    old, steps = model.optimizer, model.steps_per_execution
+    model.compile_from_config(model.get_compile_config())
+    model.steps_per_execution = steps  # a resumed run's may differ from the saved one
+    copy_optimizer_state(old, model.optimizer)
+
+
+def fit_in_phases(model: keras.Model, config: TrainConfig, batches, *, initial_epoch: int,
+                  **fit_arguments: Any) -> None:
+    """``model.fit`` up to ``config.epochs``: with ``freeze_backbone_epochs = N``, epochs
+    ``[0, N)`` with the backbone frozen, then the backbone unfrozen, the model recompiled
+    (same optimizer state) and the rest from ``initial_epoch=N``. A resumed run continues
+    in the phase of its epoch."""
+    frozen_until = min(config.freeze_backbone_epochs, config.epochs)
+    if initial_epoch < frozen_until:
+        if set_backbone_trainable(model, False):
+            recompile(model)
+        model.fit(batches, epochs=frozen_until, initial_epoch=initial_epoch, **fit_arguments)
+        initial_epoch = frozen_until
+    if initial_epoch < config.epochs:
+        if set_backbone_trainable(model, True):
+            recompile(model)
+        model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, **fit_arguments)
 
 
 def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model, *,
