@@ -47,6 +47,10 @@ def test_names():
                              *BACKBONES)
     with pytest.raises(TypeError):
         MODELS["other"] = small_cnn  # read-only
+    # the Keras-free configuration lists the same names (it validates before Keras loads)
+    from tripletlab.train import config
+
+    assert config.MODELS == tuple(MODELS)
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
