@@ -20,6 +20,7 @@ import pytest
 
 from conftest import BACKEND
 from tripletlab.errors import ConfigError
+from tripletlab.models.backbone_rate import BackboneAdam, BackboneSGD
 from tripletlab.models.backbones import (
     BACKBONES,
     MIN_SIZE,
@@ -27,7 +28,6 @@ from tripletlab.models.backbones import (
     backbone_of,
     is_backbone_variable,
 )
-from tripletlab.train.backbone_rate import BackboneAdam, BackboneSGD
 from tripletlab.train.config import BACKBONE_MODELS, MODELS
 
 Image = pytest.importorskip("PIL.Image")

@@ -50,7 +50,7 @@ SERIALIZABLE_MODULES = (
     "tripletlab.compat.tfa.losses",
     "tripletlab.compat.compat_loss",
     "tripletlab.models.triplet_network",
-    "tripletlab.train.backbone_rate",
+    "tripletlab.models.backbone_rate",
 )
 
 # Public names of modules stored under another name: ``tl.metrics`` is the Keras mining

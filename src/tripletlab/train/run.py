@@ -63,7 +63,7 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimize
     else:
         optimizer = keras.optimizers.Adam(learning_rate=rate)
     if config.backbone_learning_rate_multiplier != 1.0:
-        from tripletlab.train.backbone_rate import scaled_optimizer
+        from tripletlab.models.backbone_rate import scaled_optimizer
 
         optimizer = scaled_optimizer(optimizer, config.backbone_learning_rate_multiplier)
     return optimizer
@@ -347,6 +347,8 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
                 fit_in_phases(model, config, batches, initial_epoch=initial_epoch,
                               steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
                               verbose=1 if verbose == 1 and sys.stdout.isatty() else 0)
+                # a Ctrl-C that Keras swallowed after the last epoch's checks still stops here
+                guard.check()
         finally:
             experiment.record_tensorboard()
         return finish(experiment, config, data, embedding_model,
@@ -385,7 +387,7 @@ def recompile(model: keras.Model) -> None:
     """Compiles ``model`` again from its own compile configuration (after its trainable
     variables changed), carrying the optimizer's state over (step count, schedule position,
     the moments of the variables that were trainable already)."""
-    from tripletlab.train.backbone_rate import copy_optimizer_state
+    from tripletlab.models.backbone_rate import copy_optimizer_state
 
     old, steps = model.optimizer, model.steps_per_execution
     model.compile_from_config(model.get_compile_config())

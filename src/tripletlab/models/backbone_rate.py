@@ -13,7 +13,7 @@ update).
 
 Example:
   >>> import keras
-  >>> from tripletlab.train.backbone_rate import scaled_optimizer
+  >>> from tripletlab.models.backbone_rate import scaled_optimizer
   >>> optimizer = scaled_optimizer(keras.optimizers.Adam(1e-3), 0.1)
   >>> type(optimizer).__name__, optimizer.backbone_learning_rate_multiplier
   ('BackboneAdam', 0.1)
