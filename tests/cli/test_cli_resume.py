@@ -31,8 +31,15 @@ def _command(model_dir, *flags):
             *flags]
 
 
+def _default_sigint():
+    # As in a terminal: a test suite started as a background job of a non-interactive shell
+    # (nohup ... &) inherits an ignored SIGINT, which tripletlab rightly leaves ignored.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(model_dir, flags, **kwargs):
-    return subprocess.Popen(_command(model_dir, *flags), env=_env(), **kwargs)
+    return subprocess.Popen(_command(model_dir, *flags), env=_env(),
+                            preexec_fn=_default_sigint, **kwargs)
 
 
 def _wait_for(process, ready, timeout=300):
