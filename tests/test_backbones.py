@@ -389,3 +389,51 @@ def test_small_model_loads_a_weights_file(tmp_path):
         np.testing.assert_array_equal(mine, theirs)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_initial_weights(resolve_config({"weights": str(tmp_path / "no.h5")}), second)
+
+
+def test_pretrained_backbone_keeps_batch_norm_frozen_after_unfreezing(tmp_path):
+    from tripletlab.train.config import resolve_config
+    from tripletlab.train.run import build_optimizer, fit_in_phases, set_backbone_trainable
+
+    config = resolve_config({"model": "mobilenet-v3-small", "weights": "pretrained.weights.h5",
+                             "epochs": 2, "freeze_backbone_epochs": 1})
+    assert config.freeze_batch_norm and config.keeps_batch_norm_frozen()
+    model = _tiny_backbone_model()
+    set_backbone_trainable(model, False)
+    model.compile(optimizer=build_optimizer(config, 2), loss="mse")
+    rng = np.random.default_rng(6)
+    x, y = rng.random((8, 4), dtype=np.float32), rng.random((8, 3), dtype=np.float32)
+    backbone = backbone_of(model)
+    dense, norm = backbone.get_layer("conv"), backbone.get_layer("conv_bn")
+    statistics = [np.array(w) for w in norm.get_weights()]
+    kernel = np.array(dense.get_weights()[0])
+    fit_in_phases(model, config, x, y=y, initial_epoch=0, batch_size=4, verbose=0)
+    assert backbone.trainable and dense.trainable and not norm.trainable
+    assert not np.array_equal(kernel, dense.get_weights()[0])  # the backbone trained
+    for before, after in zip(statistics, norm.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)  # gamma, beta, mean, variance kept
+    model.save(tmp_path / "last.keras")
+    resumed = keras.saving.load_model(tmp_path / "last.keras", safe_mode=True)
+    assert not backbone_of(resumed).get_layer("conv_bn").trainable
+
+    # freeze_batch_norm = false: batch normalisation trains once the backbone does
+    trained = resolve_config({**config.to_dict(), "freeze_batch_norm": False})
+    assert not trained.keeps_batch_norm_frozen()
+    model = _tiny_backbone_model()
+    norm = backbone_of(model).get_layer("conv_bn")
+    statistics = [np.array(w) for w in norm.get_weights()]
+    set_backbone_trainable(model, False)
+    model.compile(optimizer=build_optimizer(trained, 2), loss="mse")
+    fit_in_phases(model, trained, x, y=y, initial_epoch=0, batch_size=4, verbose=0)
+    assert norm.trainable
+    assert all(not np.array_equal(a, b) for a, b in zip(statistics, norm.get_weights(),
+                                                          strict=True))
+
+
+def test_batch_norm_trains_from_scratch_and_is_refused_without_a_backbone():
+    from tripletlab.train.config import resolve_config
+
+    assert not resolve_config({"model": "mobilenet-v3-small",
+                               "weights": "none"}).keeps_batch_norm_frozen()
+    with pytest.raises(ConfigError, match="freeze_batch_norm"):
+        resolve_config({"model": "small-cnn", "freeze_batch_norm": False})

@@ -149,6 +149,17 @@ def backbone_of(model: keras.Model) -> keras.Model | None:
     return None
 
 
+def batch_norm_layers(model: keras.Layer) -> list[keras.layers.BatchNormalization]:
+    """Every ``BatchNormalization`` layer inside ``model``, nested models included."""
+    found = []
+    for layer in getattr(model, "layers", ()):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        else:
+            found.extend(batch_norm_layers(layer))
+    return found
+
+
 def is_backbone_variable(variable: Any) -> bool:
     """Whether a trainable variable belongs to a backbone (not to the embedding head)."""
     return not str(variable.path).startswith(HEAD_PREFIX)

@@ -90,6 +90,12 @@ class TrainConfig:
             arguments["weights"] = None if self.weights == "none" else self.weights
         return arguments
 
+    def keeps_batch_norm_frozen(self) -> bool:
+        """Whether the backbone's batch normalisation stays in inference mode: a backbone
+        with pretrained weights (``imagenet`` or a file) and ``freeze_batch_norm``."""
+        return (self.model in BACKBONE_MODELS and self.weights != "none"
+                and self.freeze_batch_norm)
+
     # Dataset parameters
     dataset: str | None = _field(None, "data", "data set name (default: 'npz' with --data-file, "
                                  "'image-folder' with --image-folder, else 'mnist-sample')",
@@ -117,6 +123,10 @@ class TrainConfig:
                                          "for the first N epochs")
     backbone_learning_rate_multiplier: float = _field(
         1.0, "model", "backbones: the backbone's learning rate relative to the head's (e.g. 0.1)")
+    freeze_batch_norm: bool = _field(True, "model", "backbones with pretrained weights "
+                                     "(imagenet or a file): keep the backbone's batch "
+                                     "normalisation in inference mode with its pretrained "
+                                     "statistics while the backbone trains (false: train it)")
     # Loss parameters
     loss: str = _field("semi-hard", "loss", "triplet loss", choices=LOSSES)
     distance: str = _field("L2", "loss", "distance the loss mines on", choices=DISTANCES)
@@ -642,7 +652,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_backbone_keys(v: dict[str, Any]) -> None:
-    """``weights``, ``freeze_backbone_epochs`` and ``backbone_learning_rate_multiplier``."""
+    """``weights``, ``freeze_backbone_epochs``, ``backbone_learning_rate_multiplier`` and
+    ``freeze_batch_norm``."""
     backbone = v["model"] in BACKBONE_MODELS
     if v["weights"] is None:
         v["weights"] = "imagenet" if backbone else "none"
@@ -659,8 +670,10 @@ def _check_backbone_keys(v: dict[str, Any]) -> None:
     check_number("backbone_learning_rate_multiplier", v["backbone_learning_rate_multiplier"],
                  minimum=0)
     v["backbone_learning_rate_multiplier"] = float(v["backbone_learning_rate_multiplier"])
+    check_bool("freeze_batch_norm", v["freeze_batch_norm"])
     if not backbone:
-        for key in ("freeze_backbone_epochs", "backbone_learning_rate_multiplier"):
+        for key in ("freeze_backbone_epochs", "backbone_learning_rate_multiplier",
+                    "freeze_batch_norm"):
             if v[key] != default_value(key):
                 raise ConfigError(f"Expected `{key}` only with a backbone model "
                                   f"{_braced(BACKBONE_MODELS)}. Received: {key}={v[key]!r} "
@@ -683,7 +696,7 @@ def field_kind(name: str) -> str:
         "learning_rate": "float", "weight_decay": "float", "decay_rate": "float",
         "epochs": "int", "steps_per_epoch": "int", "seed": "int", "jit_compile": "jit",
         "steps_per_execution": "int", "freeze_backbone_epochs": "int",
-        "backbone_learning_rate_multiplier": "float",
+        "backbone_learning_rate_multiplier": "float", "freeze_batch_norm": "bool",
         "eval_every": "int", "eval_samples": "int", "live_pca": "bool", "tensorboard": "bool",
         "plots": "bool", "export_samples": "int", "projections": "list",
         **{key: "float" for key in AUGMENTATION_KEYS if key != "flip"},

@@ -265,8 +265,8 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model_options: {error}") from None
         load_initial_weights(config, network)
-        if config.freeze_backbone_epochs > 0:
-            set_backbone_trainable(network, False)
+        set_backbone_trainable(network, config.freeze_backbone_epochs == 0,
+                               freeze_batch_norm=config.keeps_batch_norm_frozen())
         if config.mode == "offline":
             from tripletlab.models import TripletNetwork
 
@@ -370,16 +370,34 @@ def load_initial_weights(config: TrainConfig, network: keras.Model) -> None:
     network.load_weights(config.weights)
 
 
-def set_backbone_trainable(model: keras.Model, trainable: bool) -> bool:
+def set_backbone_trainable(model: keras.Model, trainable: bool, *,
+                           freeze_batch_norm: bool = False) -> bool:
     """Freezes or unfreezes the backbone of ``model`` (Keras' ``trainable``: frozen, its
-    batch normalisation runs in inference mode). Returns whether anything changed; a model
-    that has been compiled must be recompiled then (:func:`recompile`)."""
-    from tripletlab.models.backbones import backbone_of
+    batch normalisation runs in inference mode).
+
+    Args:
+      model: a model holding a backbone (:func:`tripletlab.models.backbones.backbone_of`);
+        other models are left as they are.
+      trainable: unfreeze (``True``) or freeze (``False``) the backbone.
+      freeze_batch_norm: with ``trainable``, keep the backbone's ``BatchNormalization``
+        layers frozen (inference mode, their statistics kept), as Keras' fine-tuning guide
+        advises for pretrained weights.
+
+    Returns:
+      Whether any layer's ``trainable`` changed; a model that has been compiled must then be
+      recompiled (:func:`recompile`).
+    """
+    from tripletlab.models.backbones import backbone_of, batch_norm_layers
 
     backbone = backbone_of(model)
-    if backbone is None or backbone.trainable == trainable:
+    if backbone is None:
         return False
-    backbone.trainable = trainable
+    kept_frozen = batch_norm_layers(backbone) if trainable and freeze_batch_norm else []
+    if backbone.trainable == trainable and not any(layer.trainable for layer in kept_frozen):
+        return False
+    backbone.trainable = trainable  # sets every inner layer's too
+    for layer in kept_frozen:
+        layer.trainable = False
     return True
 
 
@@ -408,7 +426,8 @@ def fit_in_phases(model: keras.Model, config: TrainConfig, batches, *, initial_e
         model.fit(batches, epochs=frozen_until, initial_epoch=initial_epoch, **fit_arguments)
         initial_epoch = frozen_until
     if initial_epoch < config.epochs:
-        if set_backbone_trainable(model, True):
+        if set_backbone_trainable(model, True,
+                                  freeze_batch_norm=config.keeps_batch_norm_frozen()):
             recompile(model)
         model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, **fit_arguments)
 
