@@ -437,3 +437,16 @@ def test_batch_norm_trains_from_scratch_and_is_refused_without_a_backbone():
                                "weights": "none"}).keeps_batch_norm_frozen()
     with pytest.raises(ConfigError, match="freeze_batch_norm"):
         resolve_config({"model": "small-cnn", "freeze_batch_norm": False})
+
+
+def test_offline_triplet_network_freezes_its_backbone():
+    from tripletlab.models import TripletNetwork
+    from tripletlab.train.run import set_backbone_trainable
+
+    network = TripletNetwork(_tiny_backbone_model())
+    assert set_backbone_trainable(network, False)
+    assert not backbone_of(network).trainable
+    assert set_backbone_trainable(network, True, freeze_batch_norm=True)
+    assert backbone_of(network).trainable
+    assert not backbone_of(network).get_layer("conv_bn").trainable
+    assert not set_backbone_trainable(network, True, freeze_batch_norm=True)  # nothing to do
