@@ -20,7 +20,7 @@ import pytest
 
 from conftest import BACKEND
 from tripletlab.errors import ConfigError
-from tripletlab.models.backbone_rate import BackboneAdam, BackboneSGD
+from tripletlab.models.backbone_rate import BackboneAdam, BackboneAdamW, BackboneSGD
 from tripletlab.models.backbones import (
     BACKBONES,
     MIN_SIZE,
@@ -175,6 +175,23 @@ def test_backbone_updates_are_scaled(optimizer_class):
             plain = -0.1 * grad / (np.abs(grad) + 1e-7 / np.sqrt(1 - 0.999))
         ratio = 0.25 if is_backbone_variable(variable) else 1.0
         np.testing.assert_allclose(moved, ratio * plain, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer_class", [BackboneSGD, BackboneAdamW],
+                         ids=["sgd", "adamw"])
+def test_backbone_weight_decay_is_scaled(optimizer_class):
+    model = _two_part_model()
+    variables = model.trainable_variables
+    before = [np.array(v.numpy()) for v in variables]
+    optimizer = optimizer_class(learning_rate=0.1, weight_decay=0.2,
+                                backbone_learning_rate_multiplier=0.25)
+    # zero gradients: SGD's and AdamW's first step move the weights by the decay alone
+    optimizer.apply([keras.ops.zeros(v.shape) for v in variables], variables)
+    for variable, start in zip(variables, before, strict=True):
+        rate = 0.1 * (0.25 if is_backbone_variable(variable) else 1.0)
+        np.testing.assert_allclose(variable.numpy(), start * (1 - 0.2 * rate), rtol=1e-6)
+    assert any(is_backbone_variable(v) for v in variables)
+    assert not all(is_backbone_variable(v) for v in variables)
 
 
 CHECKPOINT_SCRIPT = textwrap.dedent("""

@@ -8,8 +8,14 @@ for every variable whose path does not start with ``head_prefix`` (the embedding
 weight by exactly ``multiplier`` times what plain SGD would. Each runs Keras' own
 ``update_step`` on every backend (a subclass is never swapped for PyTorch's fused optimizers),
 and is saved in a checkpoint's configuration, so it loads with ``safe_mode=True`` once
-tripletlab is imported. AdamW's weight decay is not scaled (Keras applies it apart from the
-update).
+tripletlab is imported.
+
+Decoupled weight decay (``weight_decay``, AdamW's and the others') is scaled the same way, as
+a lower learning rate for a parameter group scales it in PyTorch: a backbone weight decays by
+``w * weight_decay * learning_rate * multiplier`` per step, the head's by ``w * weight_decay *
+learning_rate``. The backbone's variables are excluded from Keras' own decay
+(``exclude_from_weight_decay``) and decayed in the update step, before the gradient update, the
+order Keras uses.
 
 Example:
   >>> import keras
@@ -38,17 +44,27 @@ class _ScaledBackboneRate:
         self.head_prefix = str(head_prefix)
 
     def build(self, variables):
+        backbone = [variable for variable in variables
+                    if not str(variable.path).startswith(self.head_prefix)]
+        if self.weight_decay is not None:
+            # decayed in update_step with the scaled rate instead
+            self.exclude_from_weight_decay(var_list=backbone)
         super().build(variables)
         # by index: TensorFlow's update step sees tf.Variables, which have no Keras path
+        backbone_ids = {id(variable) for variable in backbone}
         self._backbone_indices = frozenset(
-            index for index, variable in enumerate(variables)
-            if not str(variable.path).startswith(self.head_prefix))
+            index for index, variable in enumerate(variables) if id(variable) in backbone_ids)
 
     def update_step(self, gradient, variable, learning_rate):
         if self._get_variable_index(variable) in self._backbone_indices:
             learning_rate = keras.ops.multiply(
                 keras.ops.cast(learning_rate, variable.dtype),
                 keras.ops.cast(self.backbone_learning_rate_multiplier, variable.dtype))
+            if self.weight_decay is not None:
+                decay = keras.ops.multiply(
+                    learning_rate, keras.ops.cast(self.weight_decay, variable.dtype))
+                self.assign(variable, keras.ops.subtract(
+                    variable, keras.ops.multiply(variable, decay)))
         return super().update_step(gradient, variable, learning_rate)
 
     def get_config(self) -> dict[str, Any]:
@@ -70,7 +86,7 @@ class BackboneAdam(_ScaledBackboneRate, keras.optimizers.Adam):
 
 @keras.saving.register_keras_serializable(package="tripletlab", name="BackboneAdamW")
 class BackboneAdamW(_ScaledBackboneRate, keras.optimizers.AdamW):
-    """``keras.optimizers.AdamW`` with the backbone's learning rate scaled (not its decay)."""
+    """``keras.optimizers.AdamW`` with the backbone's learning rate and weight decay scaled."""
 
 
 SCALED = {keras.optimizers.AdamW: BackboneAdamW, keras.optimizers.Adam: BackboneAdam,
