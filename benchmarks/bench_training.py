@@ -36,7 +36,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(os.path.dirname(HERE), "configs", "tfa-tutorial.toml")
-EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s.*\s([0-9.]+)s\s*$")
+# "epoch 1/5  loss 0.60  frac+ 0.71  121.5s  input ... img/s ..." (the seconds end a field)
+EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s.*?\s([0-9.]+)s(?:\s|$)")
 
 
 def tutorial(data_file, epochs):
