@@ -20,6 +20,9 @@ tutorial from a callback). The first epoch includes tracing / compilation on bot
 Usage:
   python benchmarks/bench_training.py --data-file mnist.npz \\
       --tfa-python /work/peers/tfa/bin/python --backends tensorflow jax torch --epochs 1
+  # quick and repeated, alternating (the later epoch after compilation is the figure):
+  python benchmarks/bench_training.py --data-file mnist.npz \\
+      --tfa-python /work/peers/tfa/bin/python --epochs 2 --steps 400 --rounds 3
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ CONFIG = os.path.join(os.path.dirname(HERE), "configs", "tfa-tutorial.toml")
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s.*?\s([0-9.]+)s(?:\s|$)")
 
 
-def tutorial(data_file, epochs):
+def tutorial(data_file, epochs, steps=0):
     """Runs in the TF Addons interpreter: the tutorial's training, one time per epoch."""
     import numpy as np
     import tensorflow as tf
@@ -55,6 +58,8 @@ def tutorial(data_file, epochs):
 
     dataset = (tf.data.Dataset.from_tensor_slices((x_train[..., None], y_train))
                .shuffle(1024).batch(32).map(normalize))
+    if steps:  # epochs of `steps` batches (the data repeated), as tripletlab's --steps-per-epoch
+        dataset = dataset.repeat()
     layers = tf.keras.layers
     model = tf.keras.Sequential([
         layers.Conv2D(64, 2, padding="same", activation="relu", input_shape=(28, 28, 1)),
@@ -83,15 +88,16 @@ def tutorial(data_file, epochs):
             self.losses.append(float((logs or {}).get("loss", float("nan"))))
 
     times = Times()
-    model.fit(dataset, epochs=epochs, callbacks=[times], verbose=0)
+    model.fit(dataset, epochs=epochs, callbacks=[times], verbose=0,
+              steps_per_epoch=steps or None)
     return {"epoch_seconds": times.seconds, "losses": times.losses,
             "versions": f"TensorFlow {tf.__version__}, TF Addons {tfa.__version__}"}
 
 
-def run_tutorial(python, data_file, epochs, timeout):
+def run_tutorial(python, data_file, epochs, timeout, steps=0):
     """The tutorial in a fresh subprocess of ``python``."""
     command = [python, __file__, "--child-tutorial", "--data-file", data_file,
-               "--epochs", str(epochs)]
+               "--epochs", str(epochs), "--steps", str(steps)]
     environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND")}
     start = time.perf_counter()
     try:
@@ -105,13 +111,15 @@ def run_tutorial(python, data_file, epochs, timeout):
     return {**json.loads(lines[0][len("RESULT "):]), "process_seconds": time.perf_counter() - start}
 
 
-def run_tripletlab(backend, data_file, epochs, timeout, extra_flags):
+def run_tripletlab(backend, data_file, epochs, timeout, extra_flags, steps=0):
     """``tripletlab train`` on ``backend`` in a fresh subprocess; epoch times from its lines."""
     with tempfile.TemporaryDirectory(prefix="bench-training-") as folder:
         command = [sys.executable, "-m", "tripletlab.cli.main", "train", "--config", CONFIG,
                    "--data-file", data_file, "--model-dir", os.path.join(folder, "run"),
                    "--epochs", str(epochs), "--eval-every", "0", "--no-plots",
                    "--no-tensorboard", "--verbose", "2", *extra_flags]
+        if steps:
+            command += ["--steps-per-epoch", str(steps)]
         if backend != "default":
             command += ["--backend", backend]
         environment = dict(os.environ)
@@ -146,6 +154,11 @@ def main():
                         choices=["default", "tensorflow", "jax", "torch"],
                         help="tripletlab backends ('default': none given)")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=0,
+                        help="batches per epoch on both sides (default 0: the whole training set, "
+                             "1,875 batches); e.g. 400 with --epochs 2 for a quick comparison")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run everything this many times, alternating (noisy machines)")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--tripletlab-flags", default="",
                         help="extra flags for tripletlab train, one string")
@@ -154,37 +167,43 @@ def main():
     args = parser.parse_args()
     data_file = os.path.abspath(args.data_file)
     if args.child_tutorial:
-        print("RESULT " + json.dumps(tutorial(data_file, args.epochs)))
+        print("RESULT " + json.dumps(tutorial(data_file, args.epochs, args.steps)))
         return
 
+    batches = f"{args.steps} batches of 32 per epoch" if args.steps else "batches of 32"
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start, "
-          f"{args.epochs} epoch(s) of {os.path.basename(data_file)}, batches of 32\n")
-    print("| run | first epoch | later epochs (median) | process wall time | x tutorial |")
-    print("|---|---:|---:|---:|---:|")
-    results, reference = {}, None
-    if args.tfa_python:
-        result = run_tutorial(args.tfa_python, data_file, args.epochs, args.timeout)
-        results["tutorial"] = result
-        if "error" in result:
-            print(f"| TF Addons tutorial | {result['error']} | | | |", flush=True)
-        else:
+          f"{args.epochs} epoch(s) of {os.path.basename(data_file)}, {batches}\n")
+    print("| round | run | first epoch | later epochs (median) | process wall time | x tutorial |")
+    print("|---:|---|---:|---:|---:|---:|")
+    results = {}
+    for round_index in range(1, args.rounds + 1):
+        reference = None
+        if args.tfa_python:
+            result = run_tutorial(args.tfa_python, data_file, args.epochs, args.timeout,
+                                  args.steps)
+            results.setdefault("tutorial", []).append(result)
+            if "error" in result:
+                print(f"| {round_index} | TF Addons tutorial | {result['error']} | | | |",
+                      flush=True)
+            else:
+                first, later = _per_epoch(result)
+                reference = later or first
+                print(f"| {round_index} | TF Addons tutorial ({result['versions']}) | "
+                      f"{first:.1f} s | {'' if later is None else f'{later:.1f} s'} | "
+                      f"{result['process_seconds']:.0f} s | 1.00x |", flush=True)
+        for backend in args.backends:
+            result = run_tripletlab(backend, data_file, args.epochs, args.timeout,
+                                    args.tripletlab_flags.split(), args.steps)
+            results.setdefault(f"tripletlab-{backend}", []).append(result)
+            if "error" in result:
+                print(f"| {round_index} | tripletlab, {backend} | {result['error']} | | | |",
+                      flush=True)
+                continue
             first, later = _per_epoch(result)
-            reference = later or first
-            print(f"| TF Addons tutorial ({result['versions']}) | {first:.1f} s | "
-                  f"{'' if later is None else f'{later:.1f} s'} | "
-                  f"{result['process_seconds']:.0f} s | 1.00x |", flush=True)
-    for backend in args.backends:
-        result = run_tripletlab(backend, data_file, args.epochs, args.timeout,
-                                args.tripletlab_flags.split())
-        results[f"tripletlab-{backend}"] = result
-        if "error" in result:
-            print(f"| tripletlab, {backend} | {result['error']} | | | |", flush=True)
-            continue
-        first, later = _per_epoch(result)
-        ratio = f"{(later or first) / reference:.2f}x" if reference else ""
-        print(f"| tripletlab, {backend} ({result['first_line']}) | {first:.1f} s | "
-              f"{'' if later is None else f'{later:.1f} s'} | {result['process_seconds']:.0f} s "
-              f"| {ratio} |", flush=True)
+            ratio = f"{(later or first) / reference:.2f}x" if reference else ""
+            print(f"| {round_index} | tripletlab, {backend} ({result['first_line']}) | "
+                  f"{first:.1f} s | {'' if later is None else f'{later:.1f} s'} | "
+                  f"{result['process_seconds']:.0f} s | {ratio} |", flush=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as stream:
