@@ -155,6 +155,40 @@ def test_files_that_fail_to_decode_are_named_once(tmp_path):
         read_image_folder(root)
 
 
+def test_large_jpegs_are_decoded_at_a_reduced_scale_in_both_readers(tmp_path):
+    rng = np.random.default_rng(11)
+    for name, size in (("large", (1024, 768)), ("small", (200, 200))):
+        for c in range(2):
+            (tmp_path / name / f"c{c}").mkdir(parents=True)
+            noise = rng.integers(0, 256, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+            image = Image.fromarray(noise).resize(size, Image.Resampling.BICUBIC)
+            ImageDraw.Draw(image).ellipse([40, 30, size[0] // 2, size[1] // 2], fill=(200, 30, 90))
+            image.save(tmp_path / name / f"c{c}" / "0.jpg", quality=90)
+
+    def reference(path, draft):
+        with Image.open(path) as image:
+            box = image.draft(None, (128, 96))[1] if draft else None
+            return np.asarray(image.resize((64, 48), Image.Resampling.BILINEAR, box=box))
+
+    for name in ("large", "small"):
+        files, _, _ = scan_image_folder(tmp_path / name, image_size=(48, 64))
+        streamed = files[:]
+        assert streamed.tobytes() == read_image_folder(tmp_path / name,
+                                                       image_size=(48, 64))[0].tobytes()
+        for row, path in enumerate(files.paths):
+            got = np.rint(streamed[row] * 255).astype(np.uint8)
+            full = reference(path, draft=False)
+            if name == "small":  # under 4x the target: the full-scale decode, as before
+                np.testing.assert_array_equal(got, full)
+                continue
+            # 1024x768 for 64x48: libjpeg decodes at 1/8 (128x96), then the bilinear resize
+            with Image.open(path) as image:
+                assert image.draft(None, (128, 96))[0] == "RGB" and image.size == (128, 96)
+            np.testing.assert_array_equal(got, reference(path, draft=True))
+            difference = np.abs(got.astype(int) - full)
+            assert difference.any() and difference.mean() < 2 and difference.max() <= 24
+
+
 _MEASURE = textwrap.dedent("""
     import sys
     import numpy as np
