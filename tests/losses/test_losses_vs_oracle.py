@@ -346,3 +346,39 @@ def test_row_chunked_slot_path_matches_oracle(loss, soft, monkeypatch):
         rounded.astype(np.float32))
     np.testing.assert_allclose(value, expected, rtol=2e-5)
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
+@pytest.mark.parametrize("slots", [False, True], ids=["sort-path", "slot-path"])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_compiled_row_chunks_with_a_remainder_match_oracle(loss, slots, soft, monkeypatch):
+    """Row slices under jit as ``fit`` runs them: 5-row slices of 12 rows (on JAX, two slices
+    in a ``jax.lax.map`` and 2 remainder rows), so rows mined in the wrong slice or order, or a
+    slice's gradient dropped, would change the value or the gradient."""
+    from tripletlab.mining import chunks
+
+    if slots and loss not in SLOT_LOSSES:
+        pytest.skip("batch-hard has no slot path")
+    monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 5 * 12)
+    slice_rows = []
+    original = chunks.map_row_chunks
+
+    def recording(function, *tensors, **kwargs):
+        def wrapped(*parts):
+            slice_rows.append(parts[0].shape[0])
+            return function(*parts)
+        return original(wrapped, *tensors, **kwargs)
+
+    # (Under jit the slot path's fallback to the sort path is compiled too: no forbid_sort_path.)
+    monkeypatch.setattr("tripletlab.losses.functional.map_row_chunks", recording)
+    labels, rounded, margin, expected, expected_grad = reference(
+        loss, "pk" if slots else "few-classes", "L2", "float32", soft)
+    if slots:
+        function = lambda t: SLOT_LOSSES[loss](  # noqa: E731
+            labels, t, margin, "L2", soft, most_positives(labels))
+    else:
+        function = lambda t: LOSSES[loss][0](labels, t, margin, "L2", soft)  # noqa: E731
+    value, grad = compiled_value_and_gradient(function, rounded.astype(np.float32))
+    assert slice_rows and max(slice_rows) == 5 and 2 in slice_rows
+    np.testing.assert_allclose(value, expected, rtol=2e-5)
+    np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
