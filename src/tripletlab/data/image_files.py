@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from tripletlab import _checks
+from tripletlab.data.mapped_memory import mapped_zeros
 from tripletlab.errors import ConfigError, MissingExtraError
 
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -244,18 +245,23 @@ class ImageFiles:
     def _decode_many(self, indices: list[int]) -> np.ndarray:
         height, width = self.image_size
         mode = "RGB" if self.color_mode == "rgb" else "L"
-        pixels = np.zeros((len(indices), height, width, self.channels), dtype=np.uint8)
+        # Its own memory map: a batch made in a worker thread and freed in another would
+        # otherwise stay in malloc's arenas (tripletlab.data.mapped_memory); zero-filled, so a
+        # file that fails to decode is a black image.
+        images = mapped_zeros((len(indices), height, width, self.channels), np.float32)
         for row, index in enumerate(indices):
             path = self._paths[index]
             try:
-                pixels[row] = decode_image(path, mode, (width, height), self.max_image_pixels)
+                pixels = decode_image(path, mode, (width, height), self.max_image_pixels)
             except ConfigError as error:
                 if self.on_error == "raise":
                     raise
                 self._warn_once(path, error)
-        # uint8 -> float32, then / 255 in float32: the in-memory reader's arithmetic (bitwise
-        # equal), in one allocation
-        return np.divide(pixels, np.float32(255.0), dtype=np.float32)
+                continue
+            # uint8 -> float32, then / 255 in float32: the in-memory reader's arithmetic
+            # (bitwise equal), written straight into the batch
+            np.divide(pixels, np.float32(255.0), out=images[row], dtype=np.float32)
+        return images
 
     def _warn_once(self, path: str, error: Exception) -> None:
         with self._lock:
