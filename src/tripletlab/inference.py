@@ -9,6 +9,7 @@ for a few batches and the embeddings, not for the images.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from typing import Any
@@ -64,9 +65,34 @@ def embed(model, x, batch_size: int = 256, verbose: int = 0, *,
       ``[N, D]`` float32 embeddings.
     """
     if isinstance(x, ImageFiles):
-        batches = InputBatches(x, batch_size, workers=workers or DEFAULT_WORKERS,
-                               use_multiprocessing=False)
-        out = model.predict(batches, verbose=verbose)
-    else:
-        out = model.predict(x, batch_size=batch_size, verbose=verbose)
+        return _embed_files(model, x, batch_size, verbose, workers or DEFAULT_WORKERS)
+    out = model.predict(x, batch_size=batch_size, verbose=verbose)
     return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+
+
+EMBED_CHUNK_BATCHES = 16
+"""Batches of image files embedded per ``model.predict`` call by :func:`embed`."""
+
+
+def _embed_files(model, files: ImageFiles, batch_size: int, verbose: int,
+                 workers: int) -> np.ndarray:
+    """:func:`embed` of image files, :data:`EMBED_CHUNK_BATCHES` batches per ``predict`` call.
+
+    One ``predict`` call over every file kept its decoded batches alive until it returned
+    (measured on JAX: all of them, freed afterwards by Python's cycle collector), so memory
+    grew with the number of images. Chunks of whole batches give the same batches, hence the
+    same embeddings, and hold at most a chunk of images.
+    """
+    chunk = batch_size * EMBED_CHUNK_BATCHES
+    bar = keras.utils.Progbar(len(files), unit_name="image") if verbose else None
+    parts = []
+    for start in range(0, len(files), chunk):
+        part = files.subset(slice(start, start + chunk))
+        batches = InputBatches(part, batch_size, workers=workers, use_multiprocessing=False)
+        out = model.predict(batches, verbose=0)
+        parts.append(np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32))
+        del batches, out
+        gc.collect()  # the chunk's batches, held in reference cycles by predict
+        if bar is not None:
+            bar.update(min(start + chunk, len(files)))
+    return np.concatenate(parts)

@@ -270,3 +270,20 @@ def test_worker_threads_draw_the_batches_of_a_sequential_run(tmp_path):
     for key, (x_expected, y_expected) in expected.items():
         assert got[key][0].tobytes() == x_expected.tobytes()
         np.testing.assert_array_equal(got[key][1], y_expected)
+
+
+def test_embedding_in_chunks_gives_the_embeddings_of_one_predict_call(tmp_path, monkeypatch):
+    import keras
+
+    from tripletlab import inference
+
+    root = write_shapes(tmp_path / "shapes", per_class=9)
+    files, _, _ = scan_image_folder(root, image_size=24)
+    model = keras.Sequential([keras.Input((24, 24, 3)), keras.layers.Conv2D(4, 3),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)])
+    whole = np.asarray(keras.ops.convert_to_numpy(
+        model.predict(inference.InputBatches(files, 4), verbose=0)))
+    monkeypatch.setattr(inference, "EMBED_CHUNK_BATCHES", 2)  # 36 images: 5 chunks of 8
+    chunked = inference.embed(model, files, batch_size=4)
+    assert chunked.shape == (36, 5)
+    np.testing.assert_array_equal(chunked, whole)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from tripletlab import _checks
+from tripletlab.data.mapped_memory import mapped_zeros
 from tripletlab.errors import ConfigError, MissingExtraError
 
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -269,7 +270,10 @@ class ImageFiles:
     def _decode_many(self, indices: list[int]) -> np.ndarray:
         height, width = self.image_size
         mode = "RGB" if self.color_mode == "rgb" else "L"
-        images = np.empty((len(indices), height, width, self.channels), dtype=np.float32)
+        # Its own memory map: a batch made in a worker thread and freed in another would
+        # otherwise stay in malloc's arenas (tripletlab.data.mapped_memory); zero-filled, so a
+        # file that fails to decode is a black image.
+        images = mapped_zeros((len(indices), height, width, self.channels), np.float32)
         for row, index in enumerate(indices):
             path = self._paths[index]
             try:
@@ -278,7 +282,6 @@ class ImageFiles:
                 if self.on_error == "raise":
                     raise
                 self._warn_once(path, error)
-                images[row] = 0.0
                 continue
             # uint8 -> float32, then / 255 in float32 (the arithmetic the whole-folder reader
             # always used, bitwise), written straight into the batch while the image is in cache
