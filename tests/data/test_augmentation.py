@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 
 from tripletlab.data import PKSampler, ShuffledBatches
 from tripletlab.data.augmentation import (
+    AUGMENTATION_BACKEND,
     AUGMENTATION_KEYS,
     Augmentation,
     batch_seed,
@@ -165,15 +169,14 @@ def test_sampler_refuses_a_non_callable_augment():
 def test_parameters_span_the_documented_ranges():
     """Each key's draws fill its documented two-sided range (Keras' single-float factors are
     one-sided for some layers: RandomContrast(0.2) only raises contrast)."""
-    import keras
-
     x = images(count=256, size=4)
-    generator = keras.random.SeedGenerator(0)
 
     def draws(key, value, name):
-        (layer,) = build_augmentation({key: value}).layers
-        transformation = layer.get_random_transformation(x, training=True, seed=generator)
-        return np.asarray(keras.ops.convert_to_numpy(transformation[name])).ravel()
+        augment = build_augmentation({key: value})
+        (layer,) = augment.layers
+        transformation = layer.get_random_transformation(x, training=True,
+                                                         seed=augment.seed_generator(0))
+        return np.asarray(layer.backend.convert_to_numpy(transformation[name])).ravel()
 
     checks = {
         "rotation": ("angle", -0.05 * 360, 0.05 * 360, 0.0),
@@ -188,3 +191,58 @@ def test_parameters_span_the_documented_ranges():
     for key, (name, low, high, middle) in checks.items():
         drawn = draws(key, values[key], name)
         assert low - 1e-5 <= drawn.min() < middle < drawn.max() <= high + 1e-5, (key, drawn)
+
+
+# ------------------------------------------------------------------------ one backend for all
+
+BACKENDS = ("tensorflow", "jax", "torch")
+# A fresh process on one training backend prints the bytes of an augmented batch (hex).
+CHILD = """
+import sys
+import numpy as np
+from tripletlab.data.augmentation import build_augmentation
+x = np.random.default_rng(0).random((4, 24, 24, 3), dtype=np.float32)
+augment = build_augmentation({every!r})
+out = augment(x, seed=(7, 1, 2))
+print(augment.backend, out.tobytes().hex())
+"""
+
+
+def test_layers_are_bound_to_the_fixed_backend():
+    """The layers run on TensorFlow's ops whatever the training backend (this fails loudly if
+    Keras changes the ``backend`` attribute that ``bind_backend`` sets)."""
+    pytest.importorskip(AUGMENTATION_BACKEND)
+    augment = build_augmentation(EVERY)
+    assert augment.backend == AUGMENTATION_BACKEND
+    assert len(augment.layers) == len(EVERY)
+    for layer in augment.layers:
+        assert layer.backend.name == AUGMENTATION_BACKEND
+    # still bound after calls, from several threads
+    test_concurrent_calls_give_the_serial_results()
+    assert all(layer.backend.name == AUGMENTATION_BACKEND for layer in augment.layers)
+
+
+def test_same_seed_same_batch_on_every_backend():
+    """The same (seed, epoch, batch) gives the same augmented batch, bit for bit, on TensorFlow,
+    JAX and PyTorch (one fresh process per training backend)."""
+    pytest.importorskip(AUGMENTATION_BACKEND)
+    for backend in BACKENDS:
+        pytest.importorskip(backend)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    children = {
+        backend: subprocess.Popen(
+            [sys.executable, "-c", CHILD.format(every=EVERY)], env={**env,
+                                                                      "KERAS_BACKEND": backend},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for backend in BACKENDS}
+    batches = {}
+    for backend, child in children.items():
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err[-2000:]
+        bound, data = out.strip().splitlines()[-1].split()
+        assert bound == AUGMENTATION_BACKEND, backend
+        batches[backend] = np.frombuffer(bytes.fromhex(data), dtype=np.float32)
+    x = np.random.default_rng(0).random((4, 24, 24, 3), dtype=np.float32)
+    assert not np.array_equal(batches["tensorflow"], x.ravel())  # it augments
+    for backend in BACKENDS[1:]:
+        np.testing.assert_array_equal(batches[backend], batches["tensorflow"], err_msg=backend)
