@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 
 from tripletlab.data import PKSampler, ShuffledBatches
 from tripletlab.data.augmentation import (
+    AUGMENTATION_BACKEND,
     AUGMENTATION_KEYS,
     Augmentation,
     batch_seed,
@@ -165,15 +169,14 @@ def test_sampler_refuses_a_non_callable_augment():
 def test_parameters_span_the_documented_ranges():
     """Each key's draws fill its documented two-sided range (Keras' single-float factors are
     one-sided for some layers: RandomContrast(0.2) only raises contrast)."""
-    import keras
-
     x = images(count=256, size=4)
-    generator = keras.random.SeedGenerator(0)
 
     def draws(key, value, name):
-        (layer,) = build_augmentation({key: value}).layers
-        transformation = layer.get_random_transformation(x, training=True, seed=generator)
-        return np.asarray(keras.ops.convert_to_numpy(transformation[name])).ravel()
+        augment = build_augmentation({key: value})
+        (layer,) = augment.layers
+        transformation = layer.get_random_transformation(x, training=True,
+                                                         seed=augment.seed_generator(0))
+        return np.asarray(layer.backend.convert_to_numpy(transformation[name])).ravel()
 
     checks = {
         "rotation": ("angle", -0.05 * 360, 0.05 * 360, 0.0),
@@ -188,3 +191,66 @@ def test_parameters_span_the_documented_ranges():
     for key, (name, low, high, middle) in checks.items():
         drawn = draws(key, values[key], name)
         assert low - 1e-5 <= drawn.min() < middle < drawn.max() <= high + 1e-5, (key, drawn)
+
+
+# ------------------------------------------------------------------------ one backend for all
+
+BACKENDS = ("tensorflow", "jax", "torch")
+AUGMENTED = {"images": (4, 24, 24, 3), "seed": (7, 1, 2)}
+# A fresh process on another training backend prints the bytes of the augmented batch (hex).
+CHILD = f"""
+import numpy as np
+from tripletlab.data.augmentation import build_augmentation
+x = np.random.default_rng(0).random({AUGMENTED['images']}, dtype=np.float32)
+augment = build_augmentation({EVERY!r})
+print(augment.backend, augment(x, seed={AUGMENTED['seed']}).tobytes().hex())
+"""
+
+
+def test_layers_are_bound_to_the_fixed_backend():
+    """The layers run on TensorFlow's ops whatever the training backend (this fails loudly if
+    Keras changes the ``backend`` attribute that ``bind_backend`` sets)."""
+    pytest.importorskip(AUGMENTATION_BACKEND)
+    augment = build_augmentation(EVERY)
+    assert augment.backend == AUGMENTATION_BACKEND
+    assert len(augment.layers) == len(EVERY)
+    for layer in augment.layers:
+        assert layer.backend.name == AUGMENTATION_BACKEND
+    # still bound after calls, from several threads
+    x = images()
+    threads = [threading.Thread(target=augment, args=(x,), kwargs={"seed": i}) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(layer.backend.name == AUGMENTATION_BACKEND for layer in augment.layers)
+
+
+def test_same_seed_same_batch_on_every_backend():
+    """The same (seed, epoch, batch) gives the same augmented batch, bit for bit, on TensorFlow,
+    JAX and PyTorch: this process's backend, and a fresh process on each of the two others.
+    It covers every backend itself, so it runs in the full pass only (not again in
+    ``scripts/test.sh``'s backend-dependent passes)."""
+    if os.environ.get("TRIPLETLAB_BACKEND_TESTS_ONLY") == "1":
+        pytest.skip("covers every backend itself; runs in the full (JAX) pass")
+    pytest.importorskip(AUGMENTATION_BACKEND)
+    for backend in BACKENDS:
+        pytest.importorskip(backend)
+    import keras
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    children = {
+        backend: subprocess.Popen([sys.executable, "-c", CHILD], text=True,
+                                  env={**env, "KERAS_BACKEND": backend},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for backend in BACKENDS if backend != keras.backend.backend()}
+    x = np.random.default_rng(0).random(AUGMENTED["images"], dtype=np.float32)
+    here = build_augmentation(EVERY)(x, seed=AUGMENTED["seed"])
+    assert not np.array_equal(here, x)  # it augments
+    for backend, child in children.items():
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err[-2000:]
+        bound, data = out.strip().splitlines()[-1].split()
+        assert bound == AUGMENTATION_BACKEND, backend
+        there = np.frombuffer(bytes.fromhex(data), dtype=np.float32).reshape(x.shape)
+        np.testing.assert_array_equal(there, here, err_msg=backend)

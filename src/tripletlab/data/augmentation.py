@@ -29,12 +29,19 @@ key             Keras layer (``value_range=(0, 1)`` where the layer has one)
 Every value 0 (and ``flip = "none"``), the defaults, turns the transform off; with all off
 :func:`build_augmentation` returns ``None`` and the training batches are the images as they are.
 
-The transforms and their parameters are the same on TensorFlow, JAX and PyTorch, but each
-backend has its own random-number generator: the same seed gives other (equally distributed)
-draws on another backend. On one backend, a batch is a function of ``(seed, epoch, batch
-index)`` alone: every call builds its own ``keras.random.SeedGenerator`` from those three
-numbers, so a batch drawn again (a resumed run, another worker thread, another order) is the
-same, and calls share no mutable state.
+The layers run on one fixed Keras backend, TensorFlow, whatever the training backend
+(:data:`AUGMENTATION_BACKEND`): the augmentation works on NumPy batches in the CPU input
+workers, not in the model, so it is free to, as Keras' own layers do inside ``tf.data``. The
+same ``(seed, epoch, batch index)`` thus gives the same augmented batch, bit for bit, on
+TensorFlow, JAX and PyTorch, and PyTorch does not pay for Keras' per-image affine transform of
+its torch backend (a batch of 32 at 224 × 224 with every transform: 26 s on torch's ops, about
+1 s on TensorFlow's; ``benchmarks/bench_augmentation.py``). Without TensorFlow installed the
+layers fall back to the training backend's ops: the same transforms, but each backend draws
+other (equally distributed) random numbers. On one backend, a batch is a function of ``(seed,
+epoch, batch index)`` alone: every call builds its own ``keras.random.SeedGenerator`` from
+those three numbers, so a batch drawn again (a resumed run, another worker thread, another
+order) is the same, and calls share no mutable state (the layers are bound to their backend
+once, when built).
 
 Nothing here imports Keras until an :class:`Augmentation` is built, so the configuration can
 read :data:`AUGMENTATION_KEYS` before the backend is chosen.
@@ -51,6 +58,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -71,6 +79,9 @@ AUGMENTATION_KEYS: dict[str, tuple[Any, float | None]] = {
     "saturation": (0.0, 0.99),
     "hue": (0.0, 0.5),
 }
+# The Keras backend whose ops the layers run on when it is installed, whatever the training
+# backend: the one that is fastest on CPU batches (see the module docstring).
+AUGMENTATION_BACKEND = "tensorflow"
 # The transforms that need three (RGB) channels.
 COLOR_KEYS = ("saturation", "hue")
 
@@ -191,6 +202,10 @@ class Augmentation:
       saturation: the saturation change, in ``[0, 0.99]`` (RGB only).
       hue: the largest hue rotation, a fraction of a turn in ``[0, 0.5]`` (RGB only).
 
+    Attributes:
+      backend: the Keras backend whose ops the layers run on (:func:`augmentation_backend`).
+      layers: the Keras preprocessing layers, in the order they are applied.
+
     Call it as ``augment(images, seed=(seed, epoch, index))``: ``images`` float32 ``[N, H, W,
     C]`` in ``[0, 1]``; returns a NumPy float32 array of the same shape in ``[0, 1]``.
     """
@@ -228,14 +243,14 @@ class Augmentation:
                                                        value_range=unit))
         if v["hue"]:
             self.layers.append(layers.RandomHue((0.0, 2 * v["hue"]), value_range=unit))
+        self.backend = augmentation_backend()
+        bind_backend(self.layers, self.backend)
 
     def describe(self) -> list[str]:
         """One line per transform, in the order they are applied."""
         return describe(self.values)
 
     def __call__(self, images: Any, seed: Any) -> np.ndarray:
-        import keras
-
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 4:
             raise ValueError(f"Expected images [N, H, W, C] to augment. Received: images with "
@@ -244,10 +259,54 @@ class Augmentation:
             return images.copy()
         # A generator of this call alone: the draws depend on ``seed`` only, whichever thread
         # or order asks, and no state is shared between calls.
-        generator = keras.random.SeedGenerator(batch_seed(seed))
-        x = keras.ops.convert_to_tensor(images)
+        generator = self.seed_generator(seed)
+        ops = self.layers[0].backend
+        x = ops.convert_to_tensor(images)
         for layer in self.layers:
             transformation = layer.get_random_transformation(x, training=True, seed=generator)
             x = layer.transform_images(x, transformation, training=True)
-        x = keras.ops.clip(keras.ops.cast(x, "float32"), 0.0, 1.0)
-        return np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float32)
+        out = np.asarray(ops.convert_to_numpy(x), dtype=np.float32)
+        return np.clip(out, 0.0, 1.0)
+
+    def seed_generator(self, seed: Any) -> Any:
+        """A new ``keras.random.SeedGenerator`` of :func:`batch_seed` ``(seed)`` on the
+        layers' backend (:attr:`backend`), for their ``get_random_transformation``."""
+        import keras
+
+        if self.backend == keras.backend.backend():
+            return keras.random.SeedGenerator(batch_seed(seed))
+        return keras.random.SeedGenerator(batch_seed(seed), backend=self.layers[0].backend)
+
+
+def augmentation_backend() -> str:
+    """The Keras backend the augmentation layers run on: :data:`AUGMENTATION_BACKEND` when it is
+    installed, else the training backend (``keras.backend.backend()``)."""
+    import keras
+
+    if importlib.util.find_spec(AUGMENTATION_BACKEND) is not None:
+        return AUGMENTATION_BACKEND
+    return keras.backend.backend()
+
+
+def bind_backend(layers: Sequence[Any], backend: str) -> None:
+    """Binds Keras preprocessing layers to ``backend``'s ops, once, whatever the training backend.
+
+    Keras has no public switch for this. Its preprocessing layers (``DataLayer``) hold their
+    ops in a public ``backend`` attribute, a ``DynamicBackend`` that Keras itself sets to
+    ``"tensorflow"`` when a layer runs inside ``tf.data``; this sets it for good (the layers are
+    only used through ``get_random_transformation`` / ``transform_images``, never called, so
+    nothing resets it). ``tests/data/test_augmentation.py`` fails loudly if Keras changes this.
+
+    Raises:
+      RuntimeError: a layer without a switchable ``backend`` (a Keras that changed this).
+    """
+    for layer in layers:
+        switch = getattr(getattr(layer, "backend", None), "set_backend", None)
+        if switch is None:
+            raise RuntimeError(f"Expected a Keras preprocessing layer with a switchable "
+                               f"`backend` attribute. Received: layer={layer!r}; this Keras "
+                               f"version changed how its layers pick their backend.")
+        switch(backend)
+        if layer.backend.name != backend:
+            raise RuntimeError(f"Expected layer {layer.name!r} to run on {backend!r}. "
+                               f"Received: backend={layer.backend.name!r}.")
