@@ -248,3 +248,23 @@ def test_visualize_images_of_the_wrong_length(tmp_path, capsys):
                 str(tmp_path / "l.npy"), "--images", str(tmp_path / "i.npy"), "--output",
                 str(tmp_path / "out"), "--methods", "pca"], tmp_path, capsys)
     assert "i.npy" in err and "one image per embedding (30)" in err
+
+
+def test_missing_image_folder_is_refused_before_a_backend_loads(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # a fresh process: the refusal must come before Keras (and its backend) is imported
+    script = ("import sys\nfrom tripletlab.cli.main import main\n"
+              "status = main(sys.argv[1:])\n"
+              "print('STATUS', status, 'keras' in sys.modules)\n")
+    missing = tmp_path / "no-such-photos"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "train", "--image-folder", str(missing), "--model-dir",
+         str(tmp_path / "run")], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert "STATUS 2 False" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert "Training on" not in result.stdout
+    assert "image_folder" in result.stderr and str(missing) in result.stderr
+    assert not (tmp_path / "run").exists()

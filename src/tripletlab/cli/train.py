@@ -106,6 +106,10 @@ def build_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
+    if config.image_folder is not None:
+        from tripletlab.data.image_folder import check_image_folder
+
+        check_image_folder(config.image_folder)  # before seconds of importing a backend
     select_backend(config.backend)
     from tripletlab.train.run import train
 

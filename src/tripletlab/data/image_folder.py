@@ -139,7 +139,7 @@ def scan_image_folder(
       (30, 64, 64, 3)
     """
     _check_arguments(image_size, color_mode, max_image_pixels)
-    root = _check_folder(folder)
+    root = check_image_folder(folder)
     class_dirs = _class_dirs(root)
     (files, labels), = _scan([root], [class_dirs], image_size=image_size,
                              color_mode=color_mode, max_image_pixels=max_image_pixels,
@@ -185,7 +185,7 @@ def scan_split_image_folder(
         different classes; and the errors of :func:`scan_image_folder`.
     """
     _check_arguments(image_size, color_mode, max_image_pixels)
-    root = _check_folder(folder)
+    root = check_image_folder(folder)
     split = find_split_folders(root)
     if split is None:
         raise ConfigError(f"Expected `image_folder` to hold exactly the sub-folders 'train' "
@@ -213,7 +213,14 @@ def _check_arguments(image_size: Any, color_mode: str, max_image_pixels: int) ->
     import_pillow()
 
 
-def _check_folder(folder: str | os.PathLike) -> Path:
+def check_image_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` as a ``Path`` if it is an existing folder (no Keras import: the command
+    line checks it before loading a backend).
+
+    Raises:
+      UserFileNotFoundError: nothing exists at ``folder``.
+      UserNotADirectoryError: ``folder`` is a file.
+    """
     root = Path(folder)
     if not root.exists():
         raise UserFileNotFoundError(f"Expected `image_folder` to be an existing folder. "
