@@ -61,12 +61,34 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def loss_function(loss_name, labels, weights):
+    """The scalar loss ``embeddings -> value`` measured as ``loss_name`` (``weights``: the
+    ``[B, B]`` weights that make the distance matrix's sum a scalar with a full gradient)."""
+    import keras
+
+    import tripletlab as tl
+
+    max_positives = SAMPLES_PER_CLASS - 1 if loss_name.endswith("-slots") else None
+
+    def loss(embeddings):
+        if loss_name == "distance-matrix":
+            return keras.ops.sum(tl.distances.pairwise_distances(embeddings, "L2") * weights)
+        if loss_name.startswith("semi-hard"):
+            return tl.losses.semi_hard_triplet_loss(labels, embeddings,
+                                                    max_positives=max_positives)
+        if loss_name == "hard":
+            return tl.losses.hard_triplet_loss(labels, embeddings)
+        return tl.losses.batch_all_triplet_loss(labels, embeddings,
+                                                max_positives=max_positives)[0]
+
+    return loss
+
+
 def measure(loss_name, batch, dim, repeats):
     """Runs in the child process: returns seconds per call and extra peak memory (MB)."""
     import keras
     import numpy as np
 
-    import tripletlab as tl
 
     rng = np.random.default_rng(0)
     labels_np = rng.permutation(np.repeat(np.arange(batch // SAMPLES_PER_CLASS),
@@ -78,19 +100,7 @@ def measure(loss_name, batch, dim, repeats):
     x = keras.ops.convert_to_tensor(x_np)
     weights = keras.ops.convert_to_tensor(weights_np) if weights_np is not None else None
 
-    def loss(embeddings):
-        if loss_name == "distance-matrix":
-            return keras.ops.sum(tl.distances.pairwise_distances(embeddings, "L2") * weights)
-        max_positives = SAMPLES_PER_CLASS - 1 if loss_name.endswith("-slots") else None
-        if loss_name.startswith("semi-hard"):
-            return tl.losses.semi_hard_triplet_loss(labels, embeddings,
-                                                    max_positives=max_positives)
-        if loss_name == "hard":
-            return tl.losses.hard_triplet_loss(labels, embeddings)
-        return tl.losses.batch_all_triplet_loss(labels, embeddings,
-                                                max_positives=max_positives)[0]
-
-    step = value_and_gradient_step(loss)
+    step = value_and_gradient_step(loss_function(loss_name, labels, weights))
 
     def run():
         return step(x)[0]

@@ -16,31 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 
-LOSSES = ("distance-matrix", "semi-hard", "semi-hard-slots", "hard", "batch-all",
-          "batch-all-slots")
-SAMPLES_PER_CLASS = 4
-
-
-def loss_function(loss_name, labels, weights):
-    """The scalar loss of ``bench_losses.py`` for ``loss_name``."""
-    import keras
-
-    import tripletlab as tl
-
-    max_positives = SAMPLES_PER_CLASS - 1 if loss_name.endswith("-slots") else None
-
-    def loss(embeddings):
-        if loss_name == "distance-matrix":
-            return keras.ops.sum(tl.distances.pairwise_distances(embeddings, "L2") * weights)
-        if loss_name.startswith("semi-hard"):
-            return tl.losses.semi_hard_triplet_loss(labels, embeddings,
-                                                    max_positives=max_positives)
-        if loss_name == "hard":
-            return tl.losses.hard_triplet_loss(labels, embeddings)
-        return tl.losses.batch_all_triplet_loss(labels, embeddings,
-                                                max_positives=max_positives)[0]
-
-    return loss
+from bench_losses import LOSSES, SAMPLES_PER_CLASS, loss_function
 
 
 def main():
