@@ -254,3 +254,18 @@ def test_same_seed_same_batch_on_every_backend():
         assert bound == AUGMENTATION_BACKEND, backend
         there = np.frombuffer(bytes.fromhex(data), dtype=np.float32).reshape(x.shape)
         np.testing.assert_array_equal(there, here, err_msg=backend)
+
+
+def test_without_tensorflow_the_fallback_to_the_training_backend_is_announced(monkeypatch):
+    import importlib.util
+
+    import keras
+
+    from tripletlab.data import augmentation
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(augmentation.importlib.util, "find_spec",
+                        lambda name, *args: None if name == augmentation.AUGMENTATION_BACKEND
+                        else real_find_spec(name, *args))
+    with pytest.warns(UserWarning, match="not installed"):
+        assert augmentation.augmentation_backend() == keras.backend.backend()

@@ -36,8 +36,8 @@ same ``(seed, epoch, batch index)`` thus gives the same augmented batch, bit for
 TensorFlow, JAX and PyTorch, and PyTorch does not pay for Keras' per-image affine transform of
 its torch backend (a batch of 32 at 224 × 224 with every transform: 26 s on torch's ops, about
 1 s on TensorFlow's; ``benchmarks/bench_augmentation.py``). Without TensorFlow installed the
-layers fall back to the training backend's ops: the same transforms, but each backend draws
-other (equally distributed) random numbers. On one backend, a batch is a function of ``(seed,
+layers fall back to the training backend's ops, with a ``UserWarning``: the same transforms,
+but each backend draws other (equally distributed) random numbers. On one backend, a batch is a function of ``(seed,
 epoch, batch index)`` alone: every call builds its own ``keras.random.SeedGenerator`` from
 those three numbers, so a batch drawn again (a resumed run, another worker thread, another
 order) is the same, and calls share no mutable state (the layers are bound to their backend
@@ -59,6 +59,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -280,11 +281,17 @@ class Augmentation:
 
 def augmentation_backend() -> str:
     """The Keras backend the augmentation layers run on: :data:`AUGMENTATION_BACKEND` when it is
-    installed, else the training backend (``keras.backend.backend()``)."""
+    installed, else the training backend (``keras.backend.backend()``), with a ``UserWarning``
+    that says so."""
     import keras
 
     if importlib.util.find_spec(AUGMENTATION_BACKEND) is not None:
         return AUGMENTATION_BACKEND
+    warnings.warn(f"Augmentation runs on the {keras.backend.backend()} backend's ops: "
+                  f"{AUGMENTATION_BACKEND} is not installed, so the same seed gives other "
+                  f"augmented batches than on another backend (and PyTorch's geometric "
+                  f"transforms are slow). Install it for identical, faster augmentation: "
+                  f'pip install "tripletlab[{AUGMENTATION_BACKEND}]"', UserWarning, stacklevel=3)
     return keras.backend.backend()
 
 
