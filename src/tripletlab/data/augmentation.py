@@ -37,11 +37,11 @@ TensorFlow, JAX and PyTorch, and PyTorch does not pay for Keras' per-image affin
 its torch backend (a batch of 32 at 224 × 224 with every transform: 26 s on torch's ops, about
 1 s on TensorFlow's; ``benchmarks/bench_augmentation.py``). Without TensorFlow installed the
 layers fall back to the training backend's ops, with a ``UserWarning``: the same transforms,
-but each backend draws other (equally distributed) random numbers. On one backend, a batch is a function of ``(seed,
-epoch, batch index)`` alone: every call builds its own ``keras.random.SeedGenerator`` from
-those three numbers, so a batch drawn again (a resumed run, another worker thread, another
-order) is the same, and calls share no mutable state (the layers are bound to their backend
-once, when built).
+but each backend draws other (equally distributed) random numbers. On one backend, a batch
+is a function of ``(seed, epoch, batch index)`` alone: every call builds its own
+``keras.random.SeedGenerator`` from those three numbers, so a batch drawn again (a resumed
+run, another worker thread, another order) is the same, and calls share no mutable state (the
+layers are bound to their backend once, when built).
 
 Nothing here imports Keras until an :class:`Augmentation` is built, so the configuration can
 read :data:`AUGMENTATION_KEYS` before the backend is chosen.
