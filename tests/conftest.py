@@ -73,6 +73,7 @@ BACKEND_DEPENDENT = (
     "tests/test_offline_triplets.py",
     "tests/cli/test_cli_train.py",
     "tests/data/test_augmentation.py",
+    "tests/train/test_graph_batches.py",
 )
 # Single tests (node-id prefixes) that rerun on TensorFlow and PyTorch where their module's
 # other tests need not: a backbone's build and optimizer on each backend, not its CLI runs.

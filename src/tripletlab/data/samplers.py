@@ -76,6 +76,16 @@ class _EpochBatches(keras.utils.PyDataset):
         """The epoch whose batches ``__getitem__`` returns (0 at first)."""
         return self._epoch
 
+    @property
+    def inputs(self) -> Any:
+        """The ``x`` the batches are taken from (an array, or an ``ImageFiles``)."""
+        return self._x
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The int32 labels ``[N]`` the batches are taken from."""
+        return self._y
+
     def set_epoch(self, epoch: int) -> None:
         """Jumps to epoch ``epoch`` (for example to resume training reproducibly).
 

@@ -137,6 +137,18 @@ class FitEpochBatches(keras.utils.PyDataset):
         epoch, within = divmod(position, len(self.batches))
         return self._epoch_batches(epoch)[within]
 
+    def epoch_plan(self, fit_epoch: int) -> list[np.ndarray]:
+        """The rows of the sampler's ``x`` in each step of ``fit`` epoch ``fit_epoch``, in
+        order: in that epoch, ``self[i]`` is ``x[rows[i]]`` (augmented if the sampler
+        augments). Needs a sampler with ``batch_indices`` (:class:`PKSampler`,
+        :class:`ShuffledBatches`)."""
+        rows = []
+        for index in range(self.steps_per_epoch):
+            epoch, within = divmod(int(fit_epoch) * self.steps_per_epoch + index,
+                                   len(self.batches))
+            rows.append(self._epoch_batches(epoch).batch_indices(within))
+        return rows
+
     def _epoch_batches(self, epoch: int):
         """The sampler (or a copy of it) that serves sampler epoch ``epoch``."""
         from tripletlab.data.samplers import PKSampler, ShuffledBatches

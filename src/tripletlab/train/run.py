@@ -36,6 +36,7 @@ from tripletlab.train.callbacks import (
     RestoreGlobalRandomState,
 )
 from tripletlab.train.config import ConfigError, TrainConfig, check_data, resolve_config
+from tripletlab.train.graph_batches import GraphBatches, serves_in_graph
 from tripletlab.train.resume import FitEpochBatches, restore_seed_generator_states
 from tripletlab.train.throughput import Throughput
 
@@ -289,11 +290,17 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     callbacks = [guard]
     if state:
         callbacks.append(RestoreGlobalRandomState(state.get("global_random_state")))
+    throughput = Throughput()
     if hasattr(batches, "set_epoch"):
         # batches of fit epoch e depend on e alone, so a resumed run draws the same ones
         batches = FitEpochBatches(batches, steps)
         steps = None
-        callbacks.append(batches.callback())
+        if serves_in_graph(batches):  # TensorFlow: the same batches, no Python per batch
+            served = GraphBatches(batches, initial_epoch=initial_epoch, throughput=throughput)
+            callbacks.append(served.callback())
+            batches = served.dataset
+        else:
+            callbacks.append(batches.callback())
     embedding_model = extract_embedding_model(model, strict=False)
 
     if config.eval_every > 0:
@@ -319,8 +326,8 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
         export_model=embedding_model, train_seconds=(state or {}).get("train_seconds", 0.0),
         guard=guard)
     callbacks.append(checkpoints)
-    throughput = Throughput()
-    batches = throughput.wrap(batches)
+    if isinstance(batches, keras.utils.PyDataset):
+        batches = throughput.wrap(batches)
     callbacks.append(throughput)
     if verbose:
         # Keras' progress bar only on a terminal: piped, one plain line per epoch.

@@ -96,6 +96,8 @@ class Throughput(keras.callbacks.Callback):
         super().__init__()
         self._lock = threading.Lock()
         self.workers = 1
+        self.in_graph = False
+        self._graph_images = 0
         self.last: dict[str, Any] | None = None
         self._reset()
 
@@ -121,6 +123,14 @@ class Throughput(keras.callbacks.Callback):
             if main_thread:
                 self._main_thread_seconds += seconds
 
+    def record_in_graph(self, images: int) -> None:
+        """Says that the epoch (the one starting, or running) has ``images`` made inside
+        ``tf.data``: no Python time to measure, so the step's rate is reported, the input's
+        is not."""
+        with self._lock:
+            self.in_graph = True
+            self._graph_images = images
+
     def on_epoch_begin(self, epoch, logs=None):
         self._reset()
 
@@ -134,6 +144,8 @@ class Throughput(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         with self._lock:
             images, input_seconds = self._images, self._input_seconds
+            if self.in_graph:
+                images = self._graph_images
             main_thread = self._main_thread_seconds
         if not images or self._first is None or self._last_end is None:
             self.last = None
@@ -143,6 +155,10 @@ class Throughput(keras.callbacks.Callback):
         input_rate = images * workers / input_seconds if input_seconds > 0 else float("inf")
         step_seconds = max(self._last_end - self._first - main_thread, 1e-9)
         step_rate = images / step_seconds
+        if self.in_graph:
+            self.last = {"input_images_per_second": None, "step_images_per_second": step_rate,
+                         "images": images, "workers": None, "limit": "step"}
+            return
         self.last = {
             "input_images_per_second": input_rate,
             "step_images_per_second": step_rate,
@@ -156,6 +172,8 @@ class Throughput(keras.callbacks.Callback):
         if not self.last:
             return ""
         last = self.last
+        if last["input_images_per_second"] is None:
+            return f"input in tf.data  step {_rate(last['step_images_per_second'])} img/s"
         workers = f" ({last['workers']} worker{'s' if last['workers'] > 1 else ''})"
         return (f"input {_rate(last['input_images_per_second'])} img/s{workers}  "
                 f"step {_rate(last['step_images_per_second'])} img/s ({last['limit']}-bound)")
