@@ -2,9 +2,10 @@
 
 Keras 3 feeds a ``PyDataset`` to TensorFlow through ``tf.data.Dataset.from_generator``: Python
 code runs inside the input pipeline while the compiled step runs. On these 2-core machines that
-made the TF Addons tutorial's model train 2–3× slower than from arrays (300 batches of 32:
-12–20 s against 5 s, with 30–50 s of system time against 2–4 s), and it stayed so with a
-Python generator called once per epoch only: any Python in the pipeline costs this.
+made the TF Addons tutorial's model train 2–4× slower than from arrays (300 batches of 32, 16
+steps per call: 11–22 s against 4.7–5.4 s per epoch, with 33–37 s of system time per run
+against 2–4 s), and it stayed so with a Python generator called once per epoch only: any
+Python in the pipeline costs this.
 
 :class:`GraphBatches` serves the same batches with no Python in the pipeline. At the start of
 each ``fit`` epoch its callback writes the epoch's index plan
