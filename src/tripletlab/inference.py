@@ -21,8 +21,8 @@ from tripletlab.data.image_files import ImageFiles
 
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 """Worker threads that decode image files for ``predict`` (and, in ``tripletlab train``, for
-the training batches); threads because Pillow releases the GIL while it decodes (measured with
-``benchmarks/bench_input_pipeline.py``)."""
+the training batches); threads because OpenCV releases the GIL while it decodes and resizes
+(measured with ``benchmarks/bench_input_pipeline.py``)."""
 
 
 class InputBatches(keras.utils.PyDataset):

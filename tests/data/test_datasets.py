@@ -342,7 +342,8 @@ def test_missing_optional_dependency_names_extra(monkeypatch, module, name):
         load_dataset(name)
 
 
-def test_missing_pillow_names_extra(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "PIL", None)
+@pytest.mark.parametrize("module", ["PIL", "cv2"])
+def test_missing_decoder_names_extra(monkeypatch, tmp_path, module):
+    monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ImportError, match=r'pip install "tripletlab\[data\]"'):
         read_image_folder(tmp_path)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -42,17 +43,17 @@ def write_shapes(root, per_class=6, sizes=((32, 32), (40, 24)), mode="RGB"):
     return root
 
 
-def pillow_reference(root, size=(32, 32)):
-    """The former whole-folder reader, written out with Pillow: sorted classes and files,
-    RGB, bilinear resize, / 255 in float32."""
+def opencv_reference(root, size=(32, 32)):
+    """The whole-folder reader written out: sorted classes and files, OpenCV's decode (BGR,
+    turned to RGB), its bilinear resize (these shapes shrink by less than 2x), / 255 in
+    float32."""
     images, labels = [], []
     for label, name in enumerate(sorted(CLASSES)):
         for path in sorted((root / name).iterdir()):
-            with Image.open(path) as image:
-                image = image.convert("RGB")
-                if image.size != (size[1], size[0]):
-                    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                images.append(np.asarray(image, dtype=np.uint8))
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image.shape[:2] != size:
+                image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+            images.append(image[..., ::-1])
             labels.append(label)
     x = (np.stack(images).astype(np.float32) / np.float32(255.0)).astype(np.float32)
     return x, np.asarray(labels, np.int64)
@@ -60,7 +61,7 @@ def pillow_reference(root, size=(32, 32)):
 
 def test_streamed_batches_are_bitwise_those_of_the_whole_array(tmp_path):
     root = write_shapes(tmp_path / "shapes")
-    x_ref, y_ref = pillow_reference(root)
+    x_ref, y_ref = opencv_reference(root)
     data = load_dataset("image-folder", image_folder=root, seed=3, test_fraction=0.25)
     assert isinstance(data.x_train, ImageFiles) and data.x_train.shape[1:] == (32, 32, 3)
     assert data.split == "stratified by class, seed=3, test_fraction=0.25"
@@ -166,9 +167,10 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale_in_both_readers(tmp_path):
             image.save(tmp_path / name / f"c{c}" / "0.jpg", quality=90)
 
     def reference(path, draft):
-        with Image.open(path) as image:
-            box = image.draft(None, (128, 96))[1] if draft else None
-            return np.asarray(image.resize((64, 48), Image.Resampling.BILINEAR, box=box))
+        flags = cv2.IMREAD_REDUCED_COLOR_8 if draft else cv2.IMREAD_COLOR
+        image = cv2.imread(str(path), flags)
+        # shrunk by 2x or more both ways: area averaging, not bilinear sampling
+        return cv2.resize(image, (64, 48), interpolation=cv2.INTER_AREA)[..., ::-1]
 
     for name in ("large", "small"):
         files, _, _ = scan_image_folder(tmp_path / name, image_size=(48, 64))
@@ -178,15 +180,46 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale_in_both_readers(tmp_path):
         for row, path in enumerate(files.paths):
             got = np.rint(streamed[row] * 255).astype(np.uint8)
             full = reference(path, draft=False)
-            if name == "small":  # under 4x the target: the full-scale decode, as before
+            if name == "small":  # under 4x the target: the full-scale decode
                 np.testing.assert_array_equal(got, full)
                 continue
-            # 1024x768 for 64x48: libjpeg decodes at 1/8 (128x96), then the bilinear resize
-            with Image.open(path) as image:
-                assert image.draft(None, (128, 96))[0] == "RGB" and image.size == (128, 96)
+            # 1024x768 for 64x48: libjpeg decodes at 1/8 (128x96), then the area resize
+            assert cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_8).shape == (96, 128, 3)
             np.testing.assert_array_equal(got, reference(path, draft=True))
             difference = np.abs(got.astype(int) - full)
             assert difference.any() and difference.mean() < 2 and difference.max() <= 24
+
+
+def test_formats_opencv_cannot_read_are_decoded_by_pillow_and_resized_alike(tmp_path):
+    """TGA and ICO: OpenCV returns nothing, so Pillow decodes; the resize is OpenCV's as for
+    every other file, and both readers agree."""
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    for c, fmt in enumerate(("TGA", "PNG")):
+        (tmp_path / f"c{c}").mkdir()
+        Image.fromarray(noise).save(tmp_path / f"c{c}" / f"0.{fmt.lower()}", fmt)
+    assert cv2.imread(str(tmp_path / "c0" / "0.tga")) is None  # the case under test
+    files, _, _ = scan_image_folder(tmp_path, image_size=(24, 32))
+    expected = cv2.resize(noise, (32, 24), interpolation=cv2.INTER_LINEAR)
+    for row in range(2):  # the TGA (Pillow) and the PNG (OpenCV): the same pixels
+        np.testing.assert_array_equal(np.rint(files[row] * 255).astype(np.uint8), expected)
+    assert files[:].tobytes() == read_image_folder(tmp_path, image_size=(24, 32))[0].tobytes()
+
+
+def test_exif_orientation_is_ignored_as_keras_does(tmp_path):
+    """A JPEG tagged "rotate 90°" (EXIF orientation 6) keeps its stored layout, as
+    ``image_dataset_from_directory`` gives it: landscape stays landscape."""
+    image = Image.new("RGB", (40, 20), (250, 10, 10))
+    ImageDraw.Draw(image).rectangle([0, 0, 9, 19], fill=(10, 10, 250))  # blue on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for c in range(2):
+        (tmp_path / f"c{c}").mkdir()
+        image.save(tmp_path / f"c{c}" / "0.jpg", quality=95, exif=exif)
+    files, _, _ = scan_image_folder(tmp_path)
+    assert files.shape == (2, 20, 40, 3)
+    left, right = files[0][:, :8].mean(axis=(0, 1)), files[0][:, -8:].mean(axis=(0, 1))
+    assert left[2] > 0.8 > 0.2 > left[0] and right[0] > 0.8 > 0.2 > right[2]
 
 
 _MEASURE = textwrap.dedent("""

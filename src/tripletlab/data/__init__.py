@@ -5,7 +5,7 @@ The loaders return a :class:`Dataset` of NumPy arrays (float32 images in ``[0, 1
 that decodes the images a batch indexes); the samplers turn arrays into ``keras.utils.PyDataset``
 batches that ``model.fit`` takes on every backend.
 
-mlxtend, scikit-learn and Pillow are optional (``pip install "tripletlab[data]"``) and are
+mlxtend, scikit-learn, Pillow and OpenCV are optional (``pip install "tripletlab[data]"``) and are
 imported only by the loaders that need them. The names below are imported on first use, so
 ``tripletlab.data.datasets`` (and :data:`DATASETS`) can be read without importing Keras.
 

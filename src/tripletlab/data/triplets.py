@@ -237,7 +237,7 @@ class TripletGenerator(keras.utils.PyDataset):
                           test_fraction=0.2, image_size=None, **kwargs):
         """Builds a generator on a folder with one sub-folder of images per class.
 
-        The folder is read with ``tripletlab.data.load_dataset("image-folder", ...)`` (Pillow;
+        The folder is read with ``tripletlab.data.load_dataset("image-folder", ...)`` (OpenCV;
         images capped in size, float32 in ``[0, 1]``, ``[N, H, W, C]``) and split into train and
         test sets stratified by class; the generator serves the chosen split and keeps the whole
         :class:`~tripletlab.data.Dataset` in :attr:`dataset` (for example to evaluate on the
@@ -261,7 +261,8 @@ class TripletGenerator(keras.utils.PyDataset):
           ValueError: a bad ``split`` or folder (see ``load_dataset``), or any error of the
             constructor.
           FileNotFoundError: ``path`` does not exist.
-          ImportError: Pillow or scikit-learn is missing (``pip install "tripletlab[data]"``).
+          ImportError: Pillow, OpenCV or scikit-learn is missing (``pip install
+            "tripletlab[data]"``).
 
         Example:
           >>> gen = TripletGenerator.from_image_folder("photos/", 32)  # doctest: +SKIP

@@ -115,7 +115,7 @@ def build_batches(config: TrainConfig, data, model=None):
 def input_workers(data) -> dict[str, Any]:
     """The ``PyDataset`` worker options of the training batches: images on disk
     (:class:`~tripletlab.data.ImageFiles`) are decoded by
-    :data:`~tripletlab.inference.DEFAULT_WORKERS` threads (Pillow releases the GIL while it
+    :data:`~tripletlab.inference.DEFAULT_WORKERS` threads (OpenCV releases the GIL while it
     decodes; threads share the path list, processes would copy it); arrays in memory need
     none."""
     from tripletlab.inference import DEFAULT_WORKERS
