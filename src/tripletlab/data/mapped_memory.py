@@ -10,6 +10,14 @@ MiB above where it started, and ``malloc_trim`` then gave back all but 10 MiB of
 memory that glibc's arenas held. :func:`mapped_zeros` gives each batch its own anonymous
 memory map, unmapped when the last reference to the array goes: no ``malloc`` setting of the
 process is changed.
+
+The map is private (not shared, which Python's ``mmap`` makes by default and which the kernel
+backs with shared memory in 4 KiB pages) and, from :data:`HUGE_PAGE_MIN_BYTES` up, aligned to
+2 MiB and advised for transparent huge pages, as NumPy's own allocator does for large arrays:
+writing a new batch of 64 images of 224 × 224 × 3 (38.5 MB) then takes 19 page faults instead
+of 9,408, and 5.6 ms instead of 41–46 ms (one core of this machine,
+``/sys/kernel/mm/transparent_hugepage/enabled`` = ``madvise``): about 0.55 ms per image,
+as much as decoding it.
 """
 
 from __future__ import annotations
@@ -22,6 +30,14 @@ import numpy as np
 MAPPED_MIN_BYTES = 1 << 20
 """Arrays of at least this many bytes get their own memory map; smaller ones come from
 NumPy's allocator (a map costs a system call and rounds up to whole pages)."""
+
+
+HUGE_PAGE_MIN_BYTES = 4 << 20
+"""Maps of at least this many bytes are aligned to :data:`HUGE_PAGE` and advised
+``MADV_HUGEPAGE`` (where the platform has it)."""
+
+HUGE_PAGE = 2 << 20
+"""The size of a transparent huge page on x86-64 and arm64 (with 4 KiB base pages)."""
 
 
 def mapped_zeros(shape: Sequence[int], dtype=np.float32) -> np.ndarray:
@@ -46,4 +62,17 @@ def mapped_zeros(shape: Sequence[int], dtype=np.float32) -> np.ndarray:
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if nbytes < MAPPED_MIN_BYTES:
         return np.zeros(shape, dtype)
-    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape)
+    if not hasattr(mmap, "MAP_PRIVATE"):  # Windows: no flags; a plain anonymous map
+        return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape)
+    huge = nbytes >= HUGE_PAGE_MIN_BYTES and hasattr(mmap, "MADV_HUGEPAGE")
+    # the extra huge page leaves room to start the array on a 2 MiB boundary; the unused head
+    # is never touched, so it takes no memory
+    memory = mmap.mmap(-1, nbytes + (HUGE_PAGE if huge else 0),
+                       flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    offset = 0
+    if huge:
+        memory.madvise(mmap.MADV_HUGEPAGE)
+        start = np.frombuffer(memory, dtype=np.uint8, count=1).ctypes.data
+        offset = -start % HUGE_PAGE
+    count = nbytes // dtype.itemsize
+    return np.frombuffer(memory, dtype=dtype, count=count, offset=offset).reshape(shape)
