@@ -5,20 +5,24 @@ Both read the same folder of generated JPEG images (:mod:`generated_images`, 256
 is pinned to them):
 
 - **tripletlab**: ``scan_image_folder`` (the header pass, timed apart), then batches of
-  :class:`tripletlab.inference.InputBatches` over the lazy ``ImageFiles`` (decode with Pillow,
+  :class:`tripletlab.inference.InputBatches` over the lazy ``ImageFiles`` (decode with OpenCV,
   resize, / 255 to float32) fed through Keras' own ``PyDataset`` workers by ``model.predict``
   of a model that only averages each image (its cost is a small part of the time), with
   1 worker (the main thread), worker threads and worker processes;
+- **tripletlab, iterated**: the same batches made by 2 or 4 threads in order and taken by the
+  main thread, with no model: the input pipeline alone, the counterpart of iterating
+  ``image_dataset_from_directory``;
+- **tripletlab, augmented**: the training batches as ``tripletlab train`` draws them
+  (``ShuffledBatches`` over ``ImageFiles`` with worker threads) with the ``--augment`` keys
+  (a JSON object of ``[augmentation]`` keys; default flip, brightness and contrast; ``{}``
+  skips these rows), decoded + resized + augmented, through ``model.predict``;
 - **Keras**: ``image_dataset_from_directory(..., image_size=(224, 224), batch_size=...,
   shuffle=False)``, a ``tf.data`` pipeline (TensorFlow's own JPEG decoder and threads),
   iterated to the end (uint8 → float32 in ``[0, 255]``, no division), and the same dataset
   through the same ``model.predict`` as tripletlab's rows (both then pay for handing each
-  batch to the model).
-
-- **tripletlab, augmented**: the training batches as ``tripletlab train`` draws them
-  (``ShuffledBatches`` over ``ImageFiles`` with worker threads) with the ``--augment`` keys
-  (a JSON object of ``[augmentation]`` keys; default flip, brightness and contrast; ``{}``
-  skips these rows), decoded + resized + augmented.
+  batch to the model);
+- **Keras, augmented**: ``image_dataset_from_directory`` mapped (``/ 255``, then the same
+  Keras layers) with ``num_parallel_calls=AUTOTUNE``, iterated: the peer of the augmented rows.
 
 The folder is read once before timing (page cache warm for both); each
 pipeline runs ``--repeats`` times and the best rate counts.
@@ -68,6 +72,26 @@ def tripletlab_rate(files, batch_size: int, workers: int, processes: bool) -> fl
     return len(files) / seconds
 
 
+def iterated_rate(files, batch_size: int, workers: int) -> float:
+    """Images per second of the batches alone, no model: ``workers`` threads produce the
+    batches of ``InputBatches`` in order (as Keras' ``PyDataset`` workers do), the main
+    thread takes them one by one: the counterpart of iterating ``image_dataset_from_directory``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tripletlab.inference import InputBatches
+
+    batches = InputBatches(files, batch_size)
+    count = 0
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for batch in pool.map(batches.__getitem__, range(len(batches))):
+            count += len(batch[0] if isinstance(batch, tuple) else batch)
+    seconds = time.perf_counter() - start
+    assert count == len(files)
+    return count / seconds
+
+
 def augmented_rate(files, batch_size: int, workers: int, keys: dict) -> float:
     """Images per second of the training batches (``ShuffledBatches`` with ``augment=``),
     through ``model.predict`` as in :func:`tripletlab_rate`."""
@@ -100,6 +124,36 @@ def keras_rate(folder: Path, batch_size: int) -> tuple[float, int]:
     for images, _ in dataset:
         count += int(images.shape[0])
     return count / (time.perf_counter() - start), count
+
+
+def keras_augmented_rate(folder: Path, batch_size: int, keys: dict) -> float:
+    """Images per second of ``image_dataset_from_directory`` mapped through the same Keras
+    preprocessing layers (``/ 255`` first, as tripletlab's images are in ``[0, 1]``), in
+    parallel calls (``tf.data.AUTOTUNE``), iterated to the end: what a Keras user would write
+    for augmented training batches."""
+    import keras
+    import tensorflow as tf
+
+    from tripletlab.data import build_augmentation
+
+    layers = build_augmentation(keys).layers
+    dataset = keras.utils.image_dataset_from_directory(
+        folder, image_size=(SIZE, SIZE), batch_size=batch_size, shuffle=False,
+        interpolation="bilinear", verbose=False)
+
+    def augment(images, labels):
+        images = images / 255.0
+        for layer in layers:
+            images = layer(images, training=True)
+        return images, labels
+
+    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    next(iter(dataset))  # trace the map once
+    start = time.perf_counter()
+    count = 0
+    for images, _ in dataset:
+        count += int(images.shape[0])
+    return count / (time.perf_counter() - start)
 
 
 def keras_predict_rate(folder: Path, batch_size: int) -> float:
@@ -168,6 +222,11 @@ def main() -> None:
                    for _ in range(args.repeats))
         results[name] = rate
         print(json.dumps({"pipeline": name, "images_per_second": round(rate, 1)}), flush=True)
+    for workers in (2, 4):
+        name = f"tripletlab, {workers} worker threads, iterated (no model)"
+        rate = max(iterated_rate(files, args.batch_size, workers) for _ in range(args.repeats))
+        results[name] = rate
+        print(json.dumps({"pipeline": name, "images_per_second": round(rate, 1)}), flush=True)
     if args.augment:
         for workers in (2, 4):
             name = f"tripletlab, {workers} worker threads, decode + resize + augment"
@@ -183,11 +242,24 @@ def main() -> None:
     predict_rate = max(keras_predict_rate(folder, args.batch_size) for _ in range(args.repeats))
     print(json.dumps({"pipeline": "keras image_dataset_from_directory through model.predict",
                       "images_per_second": round(predict_rate, 1)}), flush=True)
-    best = max((v, k) for k, v in results.items()
-               if k.startswith("tripletlab") and "augment" not in k)
-    print(f"best tripletlab: {best[1]} at {best[0]:,.0f} images/s; "
-          f"ratio to image_dataset_from_directory: {best[0] / rate:.2f} (iterated), "
-          f"{best[0] / predict_rate:.2f} (through the same model.predict)", flush=True)
+    if args.augment:
+        augmented = max(keras_augmented_rate(folder, args.batch_size, args.augment)
+                        for _ in range(args.repeats))
+        print(json.dumps({"pipeline": "keras image_dataset_from_directory + the same layers "
+                                      "in tf.data map", "images_per_second": round(augmented, 1)}),
+              flush=True)
+    iterated = max((v, k) for k, v in results.items() if "iterated" in k)
+    predicted = max((v, k) for k, v in results.items()
+                    if k.startswith("tripletlab") and "augment" not in k and "iterated" not in k)
+    print(f"best tripletlab iterated: {iterated[1]} at {iterated[0]:,.0f} images/s, "
+          f"{iterated[0] / rate:.2f}x image_dataset_from_directory iterated; through "
+          f"model.predict: {predicted[1]} at {predicted[0]:,.0f} images/s, "
+          f"{predicted[0] / predict_rate:.2f}x the same model.predict over it", flush=True)
+    if args.augment:
+        best_augmented = max(v for k, v in results.items() if "augment" in k)
+        print(f"augmented: best tripletlab {best_augmented:,.0f} images/s (through "
+              f"model.predict), {best_augmented / augmented:.2f}x Keras' tf.data map iterated",
+              flush=True)
 
 
 if __name__ == "__main__":
