@@ -122,6 +122,26 @@ def test_the_graph_computes_what_the_ops_compute_one_by_one():
                                   eager_reference(fast, x[:2], (1, 1, 1)))
 
 
+def test_new_threads_and_shorter_batches_trace_no_new_graph(caplog):
+    """Keras may start new worker threads each epoch and an epoch's last batch is shorter:
+    neither builds a new TensorFlow graph (TensorFlow would warn about frequent retracing)."""
+    pytest.importorskip(AUGMENTATION_BACKEND)
+    augment = build_augmentation({"flip": "horizontal", "brightness": 0.2})
+    results = {}
+
+    def work(count):
+        results[count] = augment(images(count=count), seed=(0, 0, count))
+
+    for count in (6, 5, 4, 3, 2, 1, 6, 2, 5, 3, 4, 1):
+        thread = threading.Thread(target=work, args=(count,))
+        thread.start()
+        thread.join()
+    assert "retracing" not in caplog.text
+    for count, out in results.items():
+        np.testing.assert_array_equal(out, eager_reference(augment, images(count=count),
+                                                           (0, 0, count)))
+
+
 def test_a_pickled_augmentation_augments_alike():
     """Process workers get the augmentation pickled: the copy stays on the same ops and gives
     the same batches (unpickled Keras layers would otherwise fall back to the training

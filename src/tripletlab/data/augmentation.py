@@ -252,7 +252,8 @@ class Augmentation:
             self.layers.append(layers.RandomHue((0.0, 2 * v["hue"]), value_range=unit))
         self.backend = augmentation_backend()
         bind_backend(self.layers, self.backend)
-        self._idle_graphs: queue.SimpleQueue = queue.SimpleQueue()
+        # (image shape, dtype) -> idle (generator, graph) pairs
+        self._idle_graphs: dict[tuple, queue.SimpleQueue] = {}
 
     def describe(self) -> list[str]:
         """One line per transform, in the order they are applied."""
@@ -267,7 +268,8 @@ class Augmentation:
         self.__dict__.update(state)
         # unpickled Keras layers start on the training backend again
         bind_backend(self.layers, self.backend)
-        self._idle_graphs: queue.SimpleQueue = queue.SimpleQueue()
+        # (image shape, dtype) -> idle (generator, graph) pairs
+        self._idle_graphs: dict[tuple, queue.SimpleQueue] = {}
 
     def __call__(self, images: Any, seed: Any) -> np.ndarray:
         images = np.asarray(images, dtype=np.float32)
@@ -305,17 +307,22 @@ class Augmentation:
         """
         import tensorflow as tf
 
+        image_shape = tuple(x.shape[1:])
+        idle = self._idle_graphs.setdefault((image_shape, x.dtype.name), queue.SimpleQueue())
         try:
-            generator, transform = self._idle_graphs.get_nowait()
+            generator, transform = idle.get_nowait()
         except queue.Empty:
-            generator, transform = self._new_graph()
+            generator, transform = self._new_graph(image_shape, x.dtype)
         try:
             seed_state = tf.constant([seed, 0], dtype=generator.state.dtype)
             return transform(x, seed_state)
         finally:
-            self._idle_graphs.put((generator, transform))
+            idle.put((generator, transform))
 
-    def _new_graph(self) -> tuple[Any, Any]:
+    def _new_graph(self, image_shape: Any, dtype: Any) -> tuple[Any, Any]:
+        """A seed generator and a graph of the layers that uses it, traced once for any batch
+        size of images of ``image_shape`` (so the shorter last batch of an epoch is no new
+        trace, and TensorFlow does not warn about frequent retracing)."""
         import keras
         import tensorflow as tf
 
@@ -325,7 +332,9 @@ class Augmentation:
             generator.state.assign(seed_state)
             return tf.clip_by_value(self._transform(images, generator), 0.0, 1.0)
 
-        return generator, tf.function(transform, reduce_retracing=True)
+        signature = [tf.TensorSpec([None, *image_shape], dtype),
+                     tf.TensorSpec([2], generator.state.dtype)]
+        return generator, tf.function(transform, input_signature=signature)
 
     def seed_generator(self, seed: Any) -> Any:
         """A new ``keras.random.SeedGenerator`` of :func:`batch_seed` ``(seed)`` on the
