@@ -36,17 +36,19 @@ from tripletlab.distances import (
 from tripletlab.losses.inputs import bounded_distances, is_concrete, prepare_inputs
 from tripletlab.losses.margins import BATCH_ALL_MARGIN, HARD_MARGIN, SEMI_HARD_MARGIN
 from tripletlab.mining import (
+    attach_column_gradient,
     attach_gradient,
     batch_all_rows,
     batch_all_slot_rows,
     hardest_columns,
-    hinge_or_soft,
+    hinge_counts_are_slope_counts,
     label_masks,
     map_row_chunks,
     positive_counts,
     semi_hard_rows,
     semi_hard_slot_rows,
     soft_batch_all_rows,
+    term_and_slope,
 )
 
 # omoindrot's epsilon, added to the denominators so that a batch without (positive) triplets
@@ -110,6 +112,18 @@ def mining_scale(distances, soft):
     return ops.where(large, power_of_two_scale(peak) * _MINING_HEADROOM, ops.ones_like(peak))
 
 
+def _scaled_for_mining(distances, margin, soft):
+    """``(distances / scale, margin / scale, scale)`` with :func:`mining_scale`'s ``scale``.
+
+    When ``scale`` is known to be 1 (eager, the usual case) nothing is divided: on PyTorch the
+    division and its backward pass were two more ``[B, B]`` passes per step.
+    """
+    scale = mining_scale(distances, soft)
+    if is_concrete(scale) and float(scale) == 1.0:
+        return distances, margin, scale
+    return distances / scale, margin / scale, scale
+
+
 # ---------------------------------------------------------------------------------------------
 # Terms on a distance matrix.
 # ---------------------------------------------------------------------------------------------
@@ -136,7 +150,8 @@ def _fast_path_or_sort_path(fits, fast, sort):
     """
     if is_concrete(fits):
         return fast() if bool(fits) else sort()
-    return ops.cond(fits, fast, sort)
+    fast_result = fast()
+    return ops.cond(fits, lambda: fast_result, sort)
 
 
 def _gathered(distances, columns):
@@ -157,8 +172,7 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=Non
     than ``K`` positives; other batches take the sort path (decided at run time under jit).
     """
     positive, negative = label_masks(labels)
-    scale = mining_scale(distances, soft)
-    distances, margin = distances / scale, margin / scale
+    distances, margin, scale = _scaled_for_mining(distances, margin, soft)
     frozen = ops.stop_gradient(distances)
 
     def sort_path():
@@ -169,9 +183,14 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=Non
     def slot_path():
         positive_columns, negative_columns, valid = map_row_chunks(
             lambda d, p, n: semi_hard_slot_rows(d, p, n, max_positives), frozen, positive, negative)
-        gaps = _gathered(distances, positive_columns) - _gathered(distances, negative_columns)
-        terms = hinge_or_soft(gaps, margin, soft)
-        return ops.sum(ops.where(valid, terms, ops.zeros_like(terms)), axis=1)
+        gaps = _gathered(frozen, positive_columns) - _gathered(frozen, negative_columns)
+        terms, slopes = term_and_slope(gaps, margin, soft)
+        zeros = ops.zeros_like(terms)
+        terms, slopes = ops.where(valid, terms, zeros), ops.where(valid, slopes, zeros)
+        return attach_column_gradient(
+            distances, ops.sum(terms, axis=1),
+            ops.concatenate([positive_columns, negative_columns], axis=1),
+            ops.concatenate([slopes, -slopes], axis=1))
 
     if max_positives is None:
         per_anchor = sort_path()
@@ -191,12 +210,15 @@ def hard_terms(labels, distances, margin=1.0, soft=False):
     gathered, so the backward pass touches only those ``2 B`` entries.
     """
     positive, negative = label_masks(labels)
-    scale = mining_scale(distances, soft)
-    distances, margin = distances / scale, margin / scale
-    positive_columns, negative_columns = map_row_chunks(
-        hardest_columns, ops.stop_gradient(distances), positive, negative)
-    gaps = _gathered(distances, positive_columns) - _gathered(distances, negative_columns)
-    per_anchor = hinge_or_soft(gaps[:, 0], margin, soft)
+    distances, margin, scale = _scaled_for_mining(distances, margin, soft)
+    frozen = ops.stop_gradient(distances)
+    positive_columns, negative_columns = map_row_chunks(hardest_columns, frozen, positive,
+                                                        negative)
+    gaps = _gathered(frozen, positive_columns) - _gathered(frozen, negative_columns)
+    terms, slopes = term_and_slope(gaps, margin, soft)
+    per_anchor = attach_column_gradient(
+        distances, terms[:, 0], ops.concatenate([positive_columns, negative_columns], axis=1),
+        ops.concatenate([slopes, -slopes], axis=1))
     batch = ops.cast(ops.shape(distances)[0], distances.dtype)
     return TripletTerms(per_anchor, batch, scale=scale)
 
@@ -213,8 +235,7 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=Non
     run time under jit).
     """
     positive, negative = label_masks(labels)
-    scale = mining_scale(distances, soft)
-    distances, margin = distances / scale, margin / scale
+    distances, margin, scale = _scaled_for_mining(distances, margin, soft)
     dtype = distances.dtype
     num_positives = ops.sum(ops.cast(positive, dtype), axis=1)
     num_negatives = ops.sum(ops.cast(negative, dtype), axis=1)
@@ -236,18 +257,26 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=Non
             empty = ops.zeros((ops.shape(d)[0], slots), dtype="int32")
             return (*sort_rows(d, p, n), empty, ops.cast(empty, d.dtype))
 
+        def slot_rows(d, p, n):
+            def with_tiny_gaps(count_tiny_gaps):
+                return lambda: batch_all_slot_rows(d, p, n, margin, soft, max_positives,
+                                                   count_tiny_gaps=count_tiny_gaps)
+
+            if soft:
+                return with_tiny_gaps(False)()
+            return _fast_path_or_sort_path(hinge_counts_are_slope_counts(margin, d.dtype),
+                                           with_tiny_gaps(False), with_tiny_gaps(True))
+
         def rows(d, p, n):
-            return _fast_path_or_sort_path(
-                fits, lambda: batch_all_slot_rows(d, p, n, margin, soft, max_positives),
-                lambda: sort_rows_with_slots(d, p, n))
+            return _fast_path_or_sort_path(fits, lambda: slot_rows(d, p, n),
+                                           lambda: sort_rows_with_slots(d, p, n))
 
         # Both paths give the derivative in closed form, so the choice between them (a run-time
         # condition under jit) involves no autodiff.
         values, counts, coefficients, columns, positive_coefficients = map_row_chunks(
             rows, frozen, positive, negative)
-        linear = (ops.sum(coefficients * distances, axis=1)
-                  + ops.sum(positive_coefficients * _gathered(distances, columns), axis=1))
-        per_anchor = linear + ops.stop_gradient(values - linear)
+        per_anchor = attach_column_gradient(distances, values, columns, positive_coefficients,
+                                            coefficients)
     num_positive_triplets = ops.sum(counts)
     normalizer = num_positive_triplets + _DENOMINATOR_EPSILON
     fraction = num_positive_triplets / (num_valid + _DENOMINATOR_EPSILON)

@@ -7,8 +7,14 @@ of anchors (rows) and without autodiff, what the loss needs: sums with their clo
 derivative, or the columns of the chosen pairs for the loss to gather.
 """
 
-from tripletlab.mining.batch_all import batch_all_rows, batch_all_slot_rows, soft_batch_all_rows
-from tripletlab.mining.chunks import attach_gradient, map_row_chunks
+from tripletlab.mining.batch_all import (
+    batch_all_rows,
+    batch_all_slot_rows,
+    hinge_counts_are_slope_counts,
+    soft_batch_all_rows,
+)
+from tripletlab.mining.chunks import attach_column_gradient, attach_gradient, map_row_chunks
+from tripletlab.mining.extremes import row_extreme
 from tripletlab.mining.hard import hardest_columns
 from tripletlab.mining.hinge import hinge_or_soft, term_and_slope
 from tripletlab.mining.masks import label_masks
@@ -25,6 +31,7 @@ from tripletlab.mining.select import (
 from tripletlab.mining.semi_hard import semi_hard_rows, semi_hard_slot_rows
 
 __all__ = [
+    "attach_column_gradient",
     "attach_gradient",
     "batch_all_rows",
     "batch_all_slot_rows",
@@ -33,12 +40,14 @@ __all__ = [
     "hardest_columns",
     "hardest_negative",
     "hardest_positive",
+    "hinge_counts_are_slope_counts",
     "hinge_or_soft",
     "label_masks",
     "map_row_chunks",
     "negative_hinge_sums",
     "positive_counts",
     "positive_slots",
+    "row_extreme",
     "semi_hard_negative",
     "semi_hard_rows",
     "semi_hard_slot_rows",

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from keras import ops
 
-
-def _arg_extreme(keys, largest):
-    """``(column, value)`` of each row's largest (or smallest) key, as ``[R, 1]`` tensors."""
-    column = ops.argmax(keys, axis=1) if largest else ops.argmin(keys, axis=1)
-    column = ops.expand_dims(ops.cast(column, "int32"), 1)
-    return column, ops.take_along_axis(keys, column, axis=1)
+from tripletlab.mining.extremes import row_extreme
 
 
 def hardest_columns(d, positive, negative):
@@ -29,14 +24,14 @@ def hardest_columns(d, positive, negative):
       ``(positive_columns, negative_columns)``, both ``[R, 1]`` int32.
     """
     infinity = ops.full_like(d, float("inf"))
-    positive_column, positive_key = _arg_extreme(ops.where(positive, d, -infinity), True)
-    negative_column, negative_key = _arg_extreme(ops.where(negative, d, infinity), False)
+    positive_column, positive_key = row_extreme(ops.where(positive, d, -infinity), True)
+    negative_column, negative_key = row_extreme(ops.where(negative, d, infinity), False)
     has_positive = positive_key > -float("inf")
     has_negative = negative_key < float("inf")
 
     def with_fallbacks():
-        nearest, _ = _arg_extreme(d, False)
-        farthest, _ = _arg_extreme(d, True)
+        nearest, _ = row_extreme(d, False)
+        farthest, _ = row_extreme(d, True)
         return (ops.where(has_positive, positive_column, nearest),
                 ops.where(has_negative, negative_column, farthest))
 

@@ -8,8 +8,10 @@ without positives or negatives is the loss's documented decision, not the select
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
+from tripletlab.mining.extremes import column_indices, first_column_where
 from tripletlab.mining.rank import count_at_or_below, count_below
 
 
@@ -133,9 +135,22 @@ def positive_slots(positive_mask, max_positives: int):
     """
     columns = positive_mask.shape[1]
     k = max_positives if columns is None else min(max_positives, columns)
-    _, slots = ops.top_k(ops.cast(positive_mask, "float32"), k)
-    slots = ops.cast(slots, "int32")
-    return slots, ops.take_along_axis(positive_mask, slots, axis=1)
+    if keras.backend.backend() != "jax":
+        _, slots = ops.top_k(ops.cast(positive_mask, "float32"), k)
+        slots = ops.cast(slots, "int32")
+        return slots, ops.take_along_axis(positive_mask, slots, axis=1)
+    # XLA's CPU top_k sorts every row (7 ms at 1024 x 1024); K passes of a masked minimum over
+    # the column numbers take 1.6 ms and give the same slots: the positives in column order.
+    numbers = column_indices(positive_mask)
+    previous = ops.full_like(positive_mask[:, :1], -1.0, dtype="float32")
+    slots = []
+    for _ in range(k):
+        previous = first_column_where(ops.logical_and(positive_mask, numbers > previous))
+        slots.append(previous)
+    slots = ops.concatenate(slots, axis=1)
+    valid = slots < float("inf")
+    last = ops.cast(ops.shape(positive_mask)[1] - 1, slots.dtype)
+    return ops.cast(ops.minimum(slots, last), "int32"), valid
 
 
 def positive_counts(positive_mask):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from keras import ops
 
+from tripletlab.mining.extremes import row_extreme
 from tripletlab.mining.hinge import term_and_slope
 from tripletlab.mining.rank import count_at_or_below, count_below
 from tripletlab.mining.select import positive_slots
@@ -135,17 +136,17 @@ def semi_hard_slot_rows(d, positive, negative, max_positives):
     for slot in range(positive_columns.shape[1]):
         threshold = positive_distance[:, slot:slot + 1]
         beyond = ops.where(negative_distance > threshold, negative_distance, infinity)
-        column = ops.expand_dims(ops.cast(ops.argmin(beyond, axis=1), "int32"), 1)
+        column, value = row_extreme(beyond, largest=False)
         columns.append(column)
-        found.append(ops.take_along_axis(beyond, column, axis=1) < float("inf"))
+        found.append(value < float("inf"))
     columns, found = ops.concatenate(columns, axis=1), ops.concatenate(found, axis=1)
 
     def with_fallbacks():
         has_negative = ops.any(negative, axis=1, keepdims=True)
-        farthest = ops.argmax(ops.where(negative, d, -infinity), axis=1)
-        nearest = ops.argmin(d, axis=1)
-        fallback = ops.cast(ops.where(has_negative[:, 0], farthest, nearest), "int32")
-        return ops.where(found, columns, ops.expand_dims(fallback, 1))
+        farthest, _ = row_extreme(ops.where(negative, d, -infinity), largest=True)
+        nearest, _ = row_extreme(d, largest=False)
+        fallback = ops.where(has_negative, farthest, nearest)
+        return ops.where(found, columns, fallback)
 
     # The fallbacks cost three more passes over the rows; most P x K batches need none.
     every_pair_found = ops.all(ops.logical_or(found, ops.logical_not(valid)))

@@ -1,0 +1,49 @@
+"""The column and value of each row's smallest (or largest) entry, the way each backend is fastest.
+
+Batch-hard and the sort-free semi-hard path pick columns by a row arg-minimum (or maximum). On
+PyTorch and TensorFlow that is one ``argmin`` kernel. XLA's CPU code for ``argmin`` is a
+variadic reduction (value and index together) that it does not vectorise: on a ``1024 x 1024``
+matrix ``jnp.argmin`` took 2.9 ms where ``jnp.min`` took 0.2 ms. On JAX the column is therefore
+found by two single-output reductions: the row's extreme value, then the smallest column index
+holding it (column indices as float32, exact below ``2**24`` columns). Both forms return the
+first column on ties, as ``argmin`` does, so every backend selects the same entries.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def _reduce_in_two_passes() -> bool:
+    return keras.backend.backend() == "jax"
+
+
+def column_indices(keys):
+    """``[1, B]`` float32 column numbers ``0 .. B-1`` of the rows of ``keys`` (``[R, B]``)."""
+    return ops.expand_dims(ops.arange(ops.shape(keys)[1], dtype="float32"), 0)
+
+
+def first_column_where(condition):
+    """``[R, 1]`` float32: the first column where ``condition`` (``[R, B]`` boolean) holds,
+    ``+inf`` in rows where it holds nowhere."""
+    columns = column_indices(condition)
+    return ops.min(ops.where(condition, columns, ops.full_like(columns, float("inf"))), axis=1,
+                   keepdims=True)
+
+
+def row_extreme(keys, largest: bool):
+    """``(column, value)``, both ``[R, 1]``, of each row's largest (or smallest) key.
+
+    ``column`` is int32 and the first such column; ``value`` is the key there. A row holding NaN
+    gives a column in range (which one is unspecified) and a NaN value.
+    """
+    if not _reduce_in_two_passes():
+        column = ops.argmax(keys, axis=1) if largest else ops.argmin(keys, axis=1)
+        column = ops.expand_dims(ops.cast(column, "int32"), 1)
+        return column, ops.take_along_axis(keys, column, axis=1)
+    value = ops.max(keys, axis=1, keepdims=True) if largest else ops.min(keys, axis=1,
+                                                                          keepdims=True)
+    first = first_column_where(keys == value)
+    last = ops.cast(ops.shape(keys)[1] - 1, first.dtype)
+    return ops.cast(ops.minimum(first, last), "int32"), value
