@@ -152,10 +152,22 @@ def _retrieval_callback(config: TrainConfig, data, embedding_model):
                                embedding_model=embedding_model)
 
 
-def _tensorboard_callback(folder):
+def quiet_tensorflow_start_up() -> None:
+    """On backends other than TensorFlow, keeps TensorFlow's start-up log lines (oneDNN, CPU
+    features, absl) off the terminal when something imports it anyway: Keras'
+    ``set_random_seed`` seeds TensorFlow whenever it is installed, TensorBoard needs it, and
+    augmentation runs on its ops. ``TF_CPP_MIN_LOG_LEVEL`` does not hide TensorFlow 2.21's
+    "oneDNN custom operations are on" line (printed on CPUs where oneDNN is on by default), so
+    oneDNN's own switch is turned off too: there TensorFlow runs no matmul or convolution, only
+    seeding, TensorBoard writing and the augmentation's image ops. Values the user set are
+    kept."""
     if keras.backend.backend() != "tensorflow":
-        # TensorBoard imports TensorFlow: keep its start-up log lines out of other backends.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def _tensorboard_callback(folder):
+    quiet_tensorflow_start_up()
     try:
         import tensorboard  # noqa: F401
         import tensorflow  # noqa: F401
@@ -249,6 +261,7 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     check_data(config, data.y_train, data.y_test)
     if verbose:
         print(describe_data(data), flush=True)
+    quiet_tensorflow_start_up()  # before set_random_seed, which imports TensorFlow
     keras.utils.set_random_seed(config.seed)
     if resume:
         register_classes()
