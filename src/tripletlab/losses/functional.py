@@ -150,8 +150,7 @@ def _fast_path_or_sort_path(fits, fast, sort):
     """
     if is_concrete(fits):
         return fast() if bool(fits) else sort()
-    fast_result = fast()
-    return ops.cond(fits, lambda: fast_result, sort)
+    return ops.cond(fits, fast, sort)
 
 
 def _gathered(distances, columns):

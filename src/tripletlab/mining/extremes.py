@@ -15,7 +15,9 @@ import keras
 from keras import ops
 
 
-def _reduce_in_two_passes() -> bool:
+def selects_by_reductions() -> bool:
+    """Whether selections (arg-extremes, positive slots) are made of plain reductions: on JAX,
+    where XLA's CPU ``argmin`` and ``top_k`` are the slow parts of the mining."""
     return keras.backend.backend() == "jax"
 
 
@@ -38,7 +40,7 @@ def row_extreme(keys, largest: bool):
     ``column`` is int32 and the first such column; ``value`` is the key there. A row holding NaN
     gives a column in range (which one is unspecified) and a NaN value.
     """
-    if not _reduce_in_two_passes():
+    if not selects_by_reductions():
         column = ops.argmax(keys, axis=1) if largest else ops.argmin(keys, axis=1)
         column = ops.expand_dims(ops.cast(column, "int32"), 1)
         return column, ops.take_along_axis(keys, column, axis=1)

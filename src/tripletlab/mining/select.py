@@ -8,10 +8,9 @@ without positives or negatives is the loss's documented decision, not the select
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
-from tripletlab.mining.extremes import column_indices, first_column_where
+from tripletlab.mining.extremes import column_indices, first_column_where, selects_by_reductions
 from tripletlab.mining.rank import count_at_or_below, count_below
 
 
@@ -135,7 +134,7 @@ def positive_slots(positive_mask, max_positives: int):
     """
     columns = positive_mask.shape[1]
     k = max_positives if columns is None else min(max_positives, columns)
-    if keras.backend.backend() != "jax":
+    if not selects_by_reductions():
         _, slots = ops.top_k(ops.cast(positive_mask, "float32"), k)
         slots = ops.cast(slots, "int32")
         return slots, ops.take_along_axis(positive_mask, slots, axis=1)
