@@ -36,6 +36,8 @@ the Keras backend is chosen (the configuration and the command line read them fr
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from tripletlab._checks import check_choice
 
 DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
@@ -185,22 +187,15 @@ def _static_or_dynamic(tensor, axis):
     return size if size is not None else ops.shape(tensor)[axis]
 
 
-def _scaled_squared_l2(x, rounding=0.0):
-    """Squared distances of ``x / scale``, and the power-of-two ``scale``.
+def _gram_coordinates(x):
+    """``(coordinates, scale)``: ``x`` divided by a power-of-two ``scale`` (so ``|.| < 2``) and,
+    for a batch away from the origin, shifted by its rounded mean.
 
-    Args:
-      x: ``[B, D]`` rows.
-      rounding: how far apart (squared, in units of ``x``) identical rows may already be by
-        rounding before this function (0 when they are bitwise equal).
-
-    Returns:
-      ``(squared, scale)``: ``squared`` is ``>= 0`` with an exactly zero diagonal and exact
-      zeros for identical rows; the squared distances are ``scale**2 * squared``.
+    Differences of rows are those of ``x / scale``; ``scale`` and the shift carry no gradient.
+    The squared distances are ``scale**2`` times those of the coordinates.
     """
-    import keras
     from keras import ops
 
-    roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(x.dtype), 2.0**-24)
     scale = power_of_two_scale(ops.max(ops.abs(x)))
     x = x / scale  # |x| < 2: nothing below overflows
     # When the batch sits away from the origin (its mean is longer than its RMS spread), shift
@@ -212,7 +207,20 @@ def _scaled_squared_l2(x, rounding=0.0):
     centre = ops.mean(frozen, axis=0)
     spread = ops.mean(ops.sum(ops.square(frozen - centre), axis=1))
     offset = ops.where(ops.sum(ops.square(centre)) > spread, centre, ops.zeros_like(centre))
-    x = x - ops.round(offset * _CENTRE_GRID) / _CENTRE_GRID
+    return x - ops.round(offset * _CENTRE_GRID) / _CENTRE_GRID, scale
+
+
+def _squared_from_coordinates(x, scale, rounding=0.0):
+    """Squared distances of the rows ``x`` from :func:`_gram_coordinates`, ``>= 0``, with an
+    exactly zero diagonal and exact zeros for identical rows.
+
+    ``rounding``: how far apart (squared, in units of the unscaled rows) identical rows may
+    already be by rounding before this function (0 when they are bitwise equal).
+    """
+    import keras
+    from keras import ops
+
+    roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(x.dtype), 2.0**-24)
     gram = ops.matmul(x, ops.transpose(x))
     norms = ops.diagonal(gram)  # the same dot products as the off-diagonal entries
     total = ops.expand_dims(norms, 1) + ops.expand_dims(norms, 0)
@@ -225,7 +233,7 @@ def _scaled_squared_l2(x, rounding=0.0):
     threshold = ops.stop_gradient(total) * bound
     if rounding:
         threshold = threshold + rounding / ops.square(scale)
-    return ops.where(squared <= threshold, ops.zeros_like(squared), squared), scale
+    return ops.where(squared <= threshold, ops.zeros_like(squared), squared)
 
 
 def pairwise_squared_l2(embeddings):
@@ -234,15 +242,7 @@ def pairwise_squared_l2(embeddings):
     Identical rows are at distance exactly 0; the result is ``inf`` only where the squared
     distance exceeds the dtype's range. Needs only ``[B, B]`` matrices (never ``[B, B, D]``).
     """
-    from keras import ops
-
-    embeddings = ops.convert_to_tensor(embeddings)
-    if embeddings.shape[0] == 0:
-        return ops.zeros((0, 0), dtype=embeddings.dtype)
-    squared, scale = _scaled_squared_l2(embeddings)
-    # Squaring the distance (not scale**2 * squared) keeps the backward pass's intermediate
-    # values near the true gradient, 2 (x_i - x_j), so they overflow no sooner than it does.
-    return ops.square(scale * _safe_sqrt(squared))
+    return pairwise_distances(embeddings, "squared-L2")
 
 
 def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | None = None):
@@ -270,24 +270,147 @@ def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | No
       >>> np.round(np.asarray(pairwise_distances(x, "L2"), dtype=float), 4).tolist()
       [[0.0, 1.4142], [1.4142, 0.0]]
     """
+    return _geometry(embeddings, distance, min_norm, differentiable=True).matrix
+
+
+class DistanceGeometry(NamedTuple):
+    r"""A distance matrix computed without autodiff, and what its derivative needs.
+
+    Every canonical distance is a function of the squared differences of ``coordinates``, so
+
+    .. math::
+        \frac{\partial d_{ij}}{\partial r_i} = c(d_{ij})\,(y_i - y_j)
+
+    where :math:`r` are ``rows`` and :math:`y` are ``coordinates``; :meth:`slope` gives
+    :math:`c`. A loss with a known derivative :math:`W = \partial L / \partial d` can then send
+    its gradient to the embeddings through ``rows`` (``O(B D)`` autodiff) instead of through the
+    ``[B, B]`` matrix (see :mod:`tripletlab.mining.distance_matrix`).
+
+    Attributes:
+      distance: the canonical distance name.
+      matrix: ``[B, B]`` distances, equal to :func:`pairwise_distances` (no gradient).
+      rows: ``[B, D]`` the embeddings (``"L2"``, ``"squared-L2"``) or their normalised rows
+        (``"angular"``, ``"normalized-L2"``), differentiable as the embeddings are.
+      coordinates: ``[B, D]`` ``rows / scale`` shifted by a constant, ``|.| < 2`` (no gradient):
+        the rows the Gram form was computed from.
+      scale: the power of two ``rows`` were divided by (no gradient).
+    """
+
+    distance: str
+    matrix: object
+    rows: object
+    coordinates: object
+    scale: object
+
+    def slope(self, distances):
+        """:math:`c(d)` for entries ``distances`` of :attr:`matrix` (any shape); 0 where ``d`` is 0
+        (exact zeros, identical rows included, have a zero gradient)."""
+        from keras import ops
+
+        positive = distances > 0
+        if self.distance in ("L2", "normalized-L2"):
+            # d = scale * sqrt(q(y)) with y = rows / scale + constant: c = scale / d.
+            safe = ops.where(positive, distances, ops.ones_like(distances))
+            return ops.where(positive, self.scale / safe, ops.zeros_like(distances))
+        # squared-L2: d = scale**2 q(y), c = 2 scale; angular: d = w + scale**2 q(y) / 2, c = scale.
+        factor = 2.0 * self.scale if self.distance == "squared-L2" else self.scale
+        return ops.where(positive, factor * ops.ones_like(distances), ops.zeros_like(distances))
+
+
+def distance_geometry(embeddings, distance: str = "L2", *, min_norm: float | None = None):
+    """The :class:`DistanceGeometry` of ``embeddings``: the same matrix as
+    :func:`pairwise_distances` (computed without autodiff) and the rows its gradient goes to."""
+    return _geometry(embeddings, distance, min_norm, differentiable=False)
+
+
+def _geometry(embeddings, distance, min_norm, differentiable):
     import keras
     from keras import ops
 
     check_distance(distance)
     embeddings = ops.convert_to_tensor(embeddings)
     if embeddings.shape[0] == 0:
-        return ops.zeros((0, 0), dtype=embeddings.dtype)
+        empty = ops.zeros((0, 0), dtype=embeddings.dtype)
+        return DistanceGeometry(distance, empty, embeddings, embeddings,
+                                ops.ones((), dtype=embeddings.dtype))
+    if distance in NORMALIZED_DISTANCES:
+        rows, weight = _normalize_rows(embeddings, min_norm)
+        # Two normalisations of one row differ by at most ~2 (D + 2) u per unit of norm (the
+        # row sums may be taken in different orders at different positions).
+        dim = _static_or_dynamic(embeddings, 1)
+        roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(embeddings.dtype),
+                                      2.0**-24)
+        rounding = (4.0 * (dim + 2.0) * roundoff) ** 2
+    else:
+        rows, weight, rounding = embeddings, None, 0.0
+    coordinates, scale = _gram_coordinates(rows)
+    frozen = ops.stop_gradient(coordinates)
+    if not differentiable and distance in ("L2", "squared-L2") and is_eager_torch():
+        matrix = _torch_frozen_distances(frozen, scale, distance)
+    else:
+        squared = _squared_from_coordinates(coordinates if differentiable else frozen, scale,
+                                            rounding)
+        matrix = _from_squared(distance, squared, scale, weight)
+    return DistanceGeometry(distance, matrix, rows, frozen, scale)
+
+
+def is_eager_torch() -> bool:
+    """Whether code runs on the PyTorch backend outside ``torch.compile``, where in-place fast
+    paths on buffers without autodiff are possible (and pay off: see
+    :func:`_torch_frozen_distances`)."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return not torch.compiler.is_compiling()
+
+
+# Rows per block of the in-place PyTorch distances: blocks of at most 2**21 entries (8 MB).
+_TORCH_BLOCK_ELEMENTS = 2**21
+
+
+def _torch_frozen_distances(x, scale, distance):
+    """``"L2"`` or ``"squared-L2"`` distances of the coordinates ``x`` on eager PyTorch, with the
+    same operations (and values) as :func:`_squared_from_coordinates` and :func:`_from_squared`,
+    done in place on one ``[B, B]`` buffer, a block of rows at a time.
+
+    Eager PyTorch allocates every intermediate ``[B, B]`` result anew, and from B = 2,900 (32 MB
+    in float32) glibc maps each one from the kernel and unmaps it when freed, so every
+    elementwise operation also pays for faulting in fresh pages: at B = 4096 an addition took
+    19 ms against 1.7 ms in place. Without autodiff nothing needs the intermediate results.
+    """
+    import torch
+
+    with torch.no_grad():
+        size, dim = x.shape
+        roundoff = _UNIT_ROUNDOFF.get(str(x.dtype).removeprefix("torch."), 2.0**-24)
+        bound = (2.0 * dim + 6.0) * roundoff
+        squared = x @ x.T
+        norms = squared.diagonal().clone()
+        block = max(1, _TORCH_BLOCK_ELEMENTS // max(size, 1))
+        for start in range(0, size, block):
+            rows = squared[start:start + block]
+            total = norms[start:start + block, None] + norms[None, :]
+            torch.add(total, rows, alpha=-2.0, out=rows)  # total - 2 gram (2 gram is exact)
+            rows.masked_fill_(rows <= total.mul_(bound), 0.0)
+            rows.sqrt_().mul_(scale)
+            if distance == "squared-L2":
+                rows.square_()
+        return squared
+
+
+def _from_squared(distance, squared, scale, weight):
+    """The distances from the thresholded squared distances of the scaled rows."""
+    from keras import ops
+
     if distance == "L2":
-        squared, scale = _scaled_squared_l2(embeddings)
         return scale * _safe_sqrt(squared)
     if distance == "squared-L2":
-        return pairwise_squared_l2(embeddings)
-    normalized, weight = _normalize_rows(embeddings, min_norm)
-    # Two normalisations of one row differ by at most ~2 (D + 2) u per unit of norm (the row
-    # sums may be taken in different orders at different positions).
-    dim = _static_or_dynamic(embeddings, 1)
-    roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(embeddings.dtype), 2.0**-24)
-    squared, scale = _scaled_squared_l2(normalized, (4.0 * (dim + 2.0) * roundoff) ** 2)
+        # Squaring the distance (not scale**2 * squared) keeps the backward pass's intermediate
+        # values near the true gradient, 2 (x_i - x_j), so they overflow no sooner than it does.
+        return ops.square(scale * _safe_sqrt(squared))
     # 1 - cos_ij = 1 - (w_i + w_j - |u_i - u_j|^2) / 2 with the rows' exact squared norms w
     # (1 for normalised rows), so identical rows give exactly 0 and zero rows cosine 0.
     weight = ops.reshape(weight, (-1,))

@@ -208,6 +208,7 @@ def test_row_chunked_mining_matches_oracle(loss, soft, monkeypatch):
     from tripletlab.mining import chunks
 
     monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 2 * 12)
+    monkeypatch.setattr(chunks, "TORCH_MAX_ELEMENTS", 2 * 12)
     labels, rounded, margin, expected, expected_grad = reference(
         loss, "few-classes", "L2", "float32", soft)
     value, grad = value_and_gradient(
@@ -338,6 +339,7 @@ def test_row_chunked_slot_path_matches_oracle(loss, soft, monkeypatch):
     from tripletlab.mining import chunks
 
     monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 2 * 12)
+    monkeypatch.setattr(chunks, "TORCH_MAX_ELEMENTS", 2 * 12)
     forbid_sort_path(monkeypatch)
     labels, rounded, margin, expected, expected_grad = reference(
         loss, "pk", "L2", "float32", soft)
@@ -360,6 +362,7 @@ def test_compiled_row_chunks_with_a_remainder_match_oracle(loss, slots, soft, mo
     if slots and loss not in SLOT_LOSSES:
         pytest.skip("batch-hard has no slot path")
     monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 5 * 12)
+    monkeypatch.setattr(chunks, "TORCH_MAX_ELEMENTS", 5 * 12)
     slice_rows = []
     original = chunks.map_row_chunks
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from keras import ops
 
-from tripletlab.distances import pairwise_distances
+from tripletlab.distances import distance_geometry
 from tripletlab.losses.functional import batch_all_terms, check_loss_arguments, hard_terms
 from tripletlab.losses.inputs import prepare_inputs
+from tripletlab.mining import EmbeddingDistances
 
 __all__ = ["batch_all_triplet_loss", "batch_hard_triplet_loss"]
 
@@ -22,7 +23,9 @@ def _prepare(labels, embeddings, margin, squared):
     if not isinstance(squared, bool):
         raise TypeError(f"Expected `squared` to be True or False. Received: squared={squared!r}.")
     labels, embeddings, input_dtype = prepare_inputs(labels, embeddings)
-    distances = pairwise_distances(embeddings, "squared-L2" if squared else "L2")
+    # The gradient goes to the embeddings in closed form (see tripletlab.mining.distance_matrix).
+    distances = EmbeddingDistances(distance_geometry(embeddings,
+                                                     "squared-L2" if squared else "L2"))
     return labels, distances, input_dtype
 
 

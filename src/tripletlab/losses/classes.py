@@ -19,15 +19,15 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tripletlab.distances import min_norm_for, pairwise_distances
 from tripletlab.losses.functional import (
     batch_all_terms,
     check_loss_arguments,
     check_max_positives,
     hard_terms,
+    mining_distances,
     semi_hard_terms,
 )
-from tripletlab.losses.inputs import bounded_distances, check_sample_weight, prepare_inputs
+from tripletlab.losses.inputs import check_sample_weight, prepare_inputs
 from tripletlab.losses.margins import BATCH_ALL_MARGIN, HARD_MARGIN, SEMI_HARD_MARGIN
 
 
@@ -55,10 +55,14 @@ class MiningLoss(keras.losses.Loss):
         """Keyword arguments of ``_terms`` beyond ``margin`` and ``soft``."""
         return {}
 
-    def distances(self, embeddings, min_norm=None):
-        """The ``[B, B]`` distance matrix this loss mines on (``min_norm``: see
-        :func:`tripletlab.distances.pairwise_distances`)."""
-        return pairwise_distances(embeddings, self.distance, min_norm=min_norm)
+    def distances(self, embeddings, input_dtype=None):
+        """The distance matrix this loss mines on, as a
+        :class:`tripletlab.mining.EmbeddingDistances` (the gradient goes to the embeddings in
+        closed form). ``embeddings`` are in the compute dtype; ``input_dtype`` (default: theirs)
+        sets the normalisation floor (see :func:`tripletlab.distances.min_norm_for`).
+        Subclasses with other distance functions return a differentiable ``[B, B]`` tensor or a
+        :class:`tripletlab.mining.TensorDistances` instead."""
+        return mining_distances(embeddings, self.distance, input_dtype or embeddings.dtype)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         check_sample_weight(sample_weight, y_pred)
@@ -66,11 +70,7 @@ class MiningLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         labels, embeddings, input_dtype = prepare_inputs(y_true, y_pred)
-        if type(self).distances is MiningLoss.distances:
-            distances = self.distances(embeddings, min_norm=min_norm_for(input_dtype))
-        else:  # a subclass with its own distances (compat.tfa's callable distance_metric)
-            distances = self.distances(embeddings)
-        distances = bounded_distances(distances, self.distance)
+        distances = self.distances(embeddings, input_dtype)
         terms = type(self)._terms(labels, distances, self.margin, self.soft,
                                   **self._term_arguments())
         return ops.cast(terms.per_anchor_losses(), input_dtype)

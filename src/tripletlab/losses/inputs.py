@@ -124,13 +124,15 @@ def bounded_distances(distances, distance):
         return distances
     dtype = keras.backend.standardize_dtype(distances.dtype)
     largest = float(np.finfo(dtype).max)
-    if is_concrete(distances) and not bool(ops.all(ops.isfinite(distances))):
+    # Distances are >= 0 (never NaN for finite embeddings): one reduction tells.
+    concrete = is_concrete(distances)
+    if concrete and not bool(ops.isfinite(ops.max(distances))):
         raise ValueError(
             f"Expected `embeddings` whose {distance} distances fit in {dtype} (at most "
             f"{largest:.3g}). Received: embeddings whose {distance} distances overflow; scale "
             "the embeddings down (e.g. normalise them) or use 'angular' or 'normalized-L2'."
         )
-    return ops.minimum(distances, largest)
+    return distances if concrete else ops.minimum(distances, largest)
 
 
 def check_sample_weight(sample_weight, embeddings):

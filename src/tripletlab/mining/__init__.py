@@ -14,10 +14,15 @@ from tripletlab.mining.batch_all import (
     soft_batch_all_rows,
 )
 from tripletlab.mining.chunks import attach_column_gradient, attach_gradient, map_row_chunks
+from tripletlab.mining.distance_matrix import (
+    EmbeddingDistances,
+    TensorDistances,
+    as_distance_matrix,
+)
 from tripletlab.mining.extremes import row_extreme
 from tripletlab.mining.hard import hardest_columns
 from tripletlab.mining.hinge import hinge_or_soft, term_and_slope
-from tripletlab.mining.masks import label_masks
+from tripletlab.mining.masks import count_true, label_masks
 from tripletlab.mining.rank import count_at_or_below, count_below
 from tripletlab.mining.select import (
     hardest_negative,
@@ -31,10 +36,14 @@ from tripletlab.mining.select import (
 from tripletlab.mining.semi_hard import semi_hard_rows, semi_hard_slot_rows
 
 __all__ = [
+    "EmbeddingDistances",
+    "TensorDistances",
+    "as_distance_matrix",
     "attach_column_gradient",
     "attach_gradient",
     "batch_all_rows",
     "batch_all_slot_rows",
+    "count_true",
     "count_at_or_below",
     "count_below",
     "hardest_columns",

@@ -114,7 +114,7 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives, *,
     # without a mask per slot.
     positive_distance = ops.where(valid, positive_distance,
                                   ops.full_like(positive_distance, -float("inf")))
-    negative_distance = ops.where(negative, d, ops.full_like(d, float("inf")))
+    negative_distance = ops.where(negative, d, float("inf"))
     if not soft:
         positive_distance = positive_distance + margin
     slots = range(positive_columns.shape[1])

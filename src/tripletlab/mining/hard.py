@@ -23,7 +23,7 @@ def hardest_columns(d, positive, negative):
     Returns:
       ``(positive_columns, negative_columns)``, both ``[R, 1]`` int32.
     """
-    infinity = ops.full_like(d, float("inf"))
+    infinity = float("inf")  # a scalar: no [R, B] buffer of it (PyTorch allocates each one)
     positive_column, positive_key = row_extreme(ops.where(positive, d, -infinity), True)
     negative_column, negative_key = row_extreme(ops.where(negative, d, infinity), False)
     has_positive = positive_key > -float("inf")

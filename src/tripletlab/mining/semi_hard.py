@@ -128,7 +128,7 @@ def semi_hard_slot_rows(d, positive, negative, max_positives):
       anchor ``a`` is ``(a, positive_columns[a, j])`` with chosen negative
       ``negative_columns[a, j]``; ``valid`` is false for unused slots.
     """
-    infinity = ops.full_like(d, float("inf"))
+    infinity = float("inf")  # a scalar: no [R, B] buffer of it (PyTorch allocates each one)
     positive_columns, valid = positive_slots(positive, max_positives)
     positive_distance = ops.take_along_axis(d, positive_columns, axis=1)
     negative_distance = ops.where(negative, d, infinity)

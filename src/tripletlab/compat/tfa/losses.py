@@ -14,11 +14,17 @@ from keras import ops
 
 from tripletlab._checks import check_choice
 from tripletlab.compat.tfa import DISTANCE_METRICS
-from tripletlab.distances import pairwise_distances
+from tripletlab.distances import distance_geometry, pairwise_distances
 from tripletlab.losses.classes import MiningLoss
-from tripletlab.losses.functional import check_loss_arguments, hard_terms, semi_hard_terms
-from tripletlab.losses.inputs import prepare_inputs
+from tripletlab.losses.functional import (
+    check_loss_arguments,
+    hard_terms,
+    mining_distances,
+    semi_hard_terms,
+)
+from tripletlab.losses.inputs import bounded_distances, prepare_inputs
 from tripletlab.losses.margins import TFA_MARGIN
+from tripletlab.mining import EmbeddingDistances
 
 __all__ = ["TripletHardLoss", "TripletSemiHardLoss", "triplet_hard_loss", "triplet_semihard_loss"]
 
@@ -39,7 +45,11 @@ def _loss(terms_function, y_true, y_pred, margin, soft, distance_metric):
     check_loss_arguments(margin, soft)
     _check_metric(distance_metric)
     labels, embeddings, input_dtype = prepare_inputs(y_true, y_pred)
-    terms = terms_function(labels, _distances(embeddings, distance_metric), margin, soft)
+    if callable(distance_metric):
+        distances = _distances(embeddings, distance_metric)
+    else:  # the gradient goes to the embeddings in closed form
+        distances = EmbeddingDistances(distance_geometry(embeddings, distance_metric))
+    terms = terms_function(labels, distances, margin, soft)
     return ops.cast(terms.loss(), input_dtype)
 
 
@@ -90,8 +100,10 @@ class _TfaLoss(MiningLoss):
         if kwargs:
             raise TypeError(f"Unexpected keyword arguments: {sorted(kwargs)}")
 
-    def distances(self, embeddings):
-        return _distances(embeddings, self.distance_metric)
+    def distances(self, embeddings, input_dtype=None):
+        if callable(self.distance_metric):
+            return bounded_distances(_distances(embeddings, self.distance_metric), "L2")
+        return mining_distances(embeddings, self.distance_metric, input_dtype or embeddings.dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,169 @@
+r"""The distance matrix a loss mines on, and the way the loss's gradient leaves it.
+
+Mining chooses entries of a ``[B, B]`` distance matrix without autodiff and knows the
+derivative of each anchor's loss sum :math:`S_a` with respect to its row in closed form:
+:math:`W_{aj} = \partial S_a / \partial d_{aj}`, given either at a few columns per row (hard,
+semi-hard with positive slots) or densely (batch-all, the sort paths). Two ways to turn that into
+the gradient of the embeddings, behind one interface (``values``, ``divided_by``, ``attach``,
+``attach_columns``):
+
+* :class:`TensorDistances` wraps a differentiable ``[B, B]`` tensor (any distance function, e.g.
+  TF Addons' callable ``distance_metric``) and lets autodiff go back through it.
+* :class:`EmbeddingDistances` holds a :class:`tripletlab.distances.DistanceGeometry` (the
+  canonical distances): with :math:`\partial d_{aj} / \partial r_a = c(d_{aj})(y_a - y_j)`, the
+  gradient of anchor :math:`a`'s sum reaches the rows :math:`r` as
+
+  .. math::
+      \frac{\partial S_a}{\partial r_a} = \sum_j H_{aj} (y_a - y_j),\quad
+      \frac{\partial S_a}{\partial r_j} = -H_{aj} (y_a - y_j),\quad H = W \odot c(d),
+
+  and is attached through a term that is exactly zero but differentiates that way. Nothing of
+  size ``[B, B]`` is differentiated: a few columns per row cost ``O(B K D)``, a dense ``W`` one
+  ``[B, B] x [B, D]`` product each way. Through the matrix, autodiff's backward pass repeats
+  every elementwise ``[B, B]`` operation of the distances (the scaling, the exact-zero
+  threshold, the safe square root) and two products; on PyTorch each of those allocates a
+  ``[B, B]`` buffer, which at B = 4096 (64 MB) costs more than the operation itself.
+
+Each anchor's term carries only its own gradient, so a ``sample_weight`` per anchor weights it
+exactly (the Keras classes return per-anchor values).
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+from tripletlab.distances import is_eager_torch
+from tripletlab.mining.chunks import attach_column_gradient, attach_gradient
+
+
+class TensorDistances:
+    """A differentiable ``[B, B]`` distance tensor; the gradient flows back through it.
+
+    Args:
+      distances: the ``[B, B]`` distances, differentiable w.r.t. whatever they came from.
+    """
+
+    def __init__(self, distances):
+        self._distances = distances
+        self.values = ops.stop_gradient(distances)
+
+    def divided_by(self, scale):
+        """The distances divided by ``scale`` (a power of two), for mining in a safe range."""
+        return TensorDistances(self._distances / scale)
+
+    def attach(self, values, coefficients):
+        """``[R]`` ``values`` (per anchor) whose derivative w.r.t. row ``a`` of the distances is
+        ``coefficients[a]`` (``[R, B]``); see :func:`tripletlab.mining.attach_gradient`."""
+        return attach_gradient(self._distances, values, coefficients)
+
+    def attach_columns(self, values, columns, column_coefficients, coefficients=None):
+        """``values`` whose derivative is ``column_coefficients[a, k]`` at ``(a, columns[a, k])``
+        (plus ``coefficients`` everywhere when given); see
+        :func:`tripletlab.mining.attach_column_gradient`."""
+        return attach_column_gradient(self._distances, values, columns, column_coefficients,
+                                      coefficients)
+
+
+class EmbeddingDistances:
+    """A canonical distance matrix whose loss gradient goes straight to the embeddings.
+
+    Args:
+      geometry: a :class:`tripletlab.distances.DistanceGeometry`.
+      values: the matrix to mine on (default ``geometry.matrix``; e.g. clipped where it
+        overflowed).
+      gradient_scale: the derivative of the mined distances w.r.t. the true ones (``1 / s``
+        after :meth:`divided_by` ``s``).
+    """
+
+    def __init__(self, geometry, values=None, gradient_scale=1.0):
+        self.geometry = geometry
+        self.values = geometry.matrix if values is None else values
+        self._gradient_scale = gradient_scale
+        rows = geometry.rows
+        # Exactly zero, with the identity as its derivative w.r.t. the rows.
+        self._handle = rows - ops.stop_gradient(rows)
+
+    def divided_by(self, scale):
+        """The distances divided by ``scale`` (a power of two), for mining in a safe range."""
+        return EmbeddingDistances(self.geometry, self.values / scale,
+                                  self._gradient_scale / scale)
+
+    def _slopes(self, coefficients, distances):
+        """``H = W * c(d)`` without gradient, for entries ``distances`` of :attr:`values`.
+
+        After :meth:`divided_by` ``s`` both ``W`` and ``distances`` are in units of ``d / s``:
+        ``H`` is multiplied by ``g = 1 / s`` for the chain rule and, where ``c(d) = scale / d``
+        (``"L2"``, ``"normalized-L2"``), once more for the true distance ``s * distances`` (in
+        two steps: ``g**2`` can underflow).
+        """
+        if is_eager_torch():
+            return self._torch_slopes(coefficients, distances)
+        slopes = ops.stop_gradient(coefficients) * self.geometry.slope(distances)
+        if isinstance(self._gradient_scale, float) and self._gradient_scale == 1.0:
+            return slopes
+        slopes = slopes * self._gradient_scale
+        if self.geometry.distance in ("L2", "normalized-L2"):
+            slopes = slopes * self._gradient_scale
+        return slopes
+
+    def _torch_slopes(self, coefficients, distances):
+        """:meth:`_slopes` on eager PyTorch: one new buffer, the rest in place (a ``[B, B]``
+        result allocated anew costs more than the operation from B = 2,900; see
+        :data:`tripletlab.mining.chunks.TORCH_MAX_ELEMENTS`). Same values as the generic form
+        up to the rounding of the products' order."""
+        import torch
+
+        with torch.no_grad():
+            geometry = self.geometry
+            factor = geometry.scale * self._gradient_scale
+            if geometry.distance == "squared-L2":
+                factor = 2.0 * factor
+            slopes = coefficients.detach() * factor
+            if geometry.distance in ("L2", "normalized-L2"):
+                slopes.div_(distances)  # inf or NaN where d is 0: replaced below
+                if not isinstance(self._gradient_scale, float) or self._gradient_scale != 1.0:
+                    slopes.mul_(self._gradient_scale)
+            return slopes.masked_fill_(distances <= 0, 0.0)
+
+    def attach(self, values, coefficients):
+        """``[R]`` ``values`` (``R = B`` anchors) whose derivative w.r.t. row ``a`` of the
+        distances is ``coefficients[a]`` (``[R, B]``), sent to the embeddings."""
+        return values + self._dense_term(coefficients)
+
+    def attach_columns(self, values, columns, column_coefficients, coefficients=None):
+        """``values`` whose derivative is ``column_coefficients[a, k]`` at ``(a, columns[a, k])``,
+        repeated columns adding up (plus ``coefficients`` everywhere when given)."""
+        columns = ops.stop_gradient(columns)
+        coordinates = self.geometry.coordinates
+        slopes = self._slopes(column_coefficients,
+                              ops.take_along_axis(self.values, columns, axis=1))
+        # differences[a, k] = y_a - y_(columns[a, k]): [R, K, D].
+        differences = ops.expand_dims(coordinates, 1) - ops.take(coordinates, columns, axis=0)
+        weighted = ops.expand_dims(slopes, 2) * differences
+        term = (ops.sum(self._handle * ops.sum(weighted, axis=1), axis=1)
+                - ops.sum(ops.take(self._handle, columns, axis=0) * weighted, axis=(1, 2)))
+        if coefficients is not None:
+            term = term + self._dense_term(coefficients)
+        return values + term
+
+    def _dense_term(self, coefficients):
+        """Per anchor ``sum_j H_aj (h_a - h_j) . (y_a - y_j)`` for the zero handle ``h``."""
+        coordinates = self.geometry.coordinates
+        slopes = self._slopes(coefficients, self.values)
+        # sum_j H_aj (y_a - y_j) per anchor, without gradient.
+        anchor_side = (ops.expand_dims(ops.sum(slopes, axis=1), 1) * coordinates
+                       - ops.matmul(slopes, coordinates))
+        # sum_j H_aj h_j . (y_a - y_j) = (H h)_a . y_a - (H (h . y))_a.
+        column_side = (ops.sum(ops.matmul(slopes, self._handle) * coordinates, axis=1)
+                       - ops.squeeze(ops.matmul(
+                           slopes, ops.sum(self._handle * coordinates, axis=1, keepdims=True)),
+                           axis=1))
+        return ops.sum(self._handle * anchor_side, axis=1) - column_side
+
+
+def as_distance_matrix(distances):
+    """``distances`` as a distance matrix object: a :class:`TensorDistances` for a plain tensor,
+    itself for :class:`TensorDistances` or :class:`EmbeddingDistances`."""
+    if isinstance(distances, TensorDistances | EmbeddingDistances):
+        return distances
+    return TensorDistances(ops.convert_to_tensor(distances))
