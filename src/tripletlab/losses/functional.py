@@ -45,6 +45,7 @@ from tripletlab.mining import (
     hinge_counts_are_slope_counts,
     label_masks,
     map_row_chunks,
+    positive_counts_of,
     semi_hard_rows,
     semi_hard_slot_rows,
     soft_batch_all_rows,
@@ -243,8 +244,9 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=Non
     matrix, margin, scale = _scaled_for_mining(distances, margin, soft)
     frozen = matrix.values
     dtype = frozen.dtype
-    num_positives = ops.cast(count_true(positive, axis=1), dtype)
-    num_negatives = ops.cast(count_true(negative, axis=1), dtype)
+    num_positives = ops.cast(positive_counts_of(labels, positive), dtype)
+    # Every other sample is a positive or a negative.
+    num_negatives = ops.cast(ops.shape(frozen)[0] - 1, dtype) - num_positives
     num_valid = ops.sum(num_positives * num_negatives)
 
     def sort_rows(d, p, n):

@@ -22,7 +22,7 @@ from tripletlab.mining.distance_matrix import (
 from tripletlab.mining.extremes import row_extreme
 from tripletlab.mining.hard import hardest_columns
 from tripletlab.mining.hinge import hinge_or_soft, term_and_slope
-from tripletlab.mining.masks import count_true, label_masks
+from tripletlab.mining.masks import count_true, label_masks, positive_counts_of
 from tripletlab.mining.rank import count_at_or_below, count_below
 from tripletlab.mining.select import (
     hardest_negative,
@@ -55,6 +55,7 @@ __all__ = [
     "map_row_chunks",
     "negative_hinge_sums",
     "positive_counts",
+    "positive_counts_of",
     "positive_slots",
     "row_extreme",
     "semi_hard_negative",

@@ -17,6 +17,8 @@ from __future__ import annotations
 from keras import ops
 from keras.backend import standardize_dtype
 
+from tripletlab.distances import is_eager_torch
+from tripletlab.mining.masks import keep_where
 from tripletlab.mining.rank import count_at_or_below
 from tripletlab.mining.select import negative_hinge_sums, positive_slots
 
@@ -114,10 +116,14 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives, *,
     # without a mask per slot.
     positive_distance = ops.where(valid, positive_distance,
                                   ops.full_like(positive_distance, -float("inf")))
-    negative_distance = ops.where(negative, d, float("inf"))
+    negative_distance = keep_where(negative, d, float("inf"))
     if not soft:
         positive_distance = positive_distance + margin
     slots = range(positive_columns.shape[1])
+    if not soft and not count_tiny_gaps and is_eager_torch():
+        sums, counts, coefficients, positive_coefficients = _torch_hinge_slot_sums(
+            positive_distance, negative_distance, slots)
+        return sums, counts, coefficients, positive_columns, positive_coefficients
 
     def gaps(slot):
         return positive_distance[:, slot:slot + 1] - negative_distance
@@ -148,6 +154,36 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives, *,
             counts = counts - _tiny_gap_counts(gaps, slots, d.dtype)
     return (ops.sum(terms_total, axis=1), counts, -negative_slopes, positive_columns,
             positive_coefficients)
+
+
+def _torch_hinge_slot_sums(thresholds, negative_distance, slots):
+    """The hinge sums of :func:`batch_all_slot_rows` on eager PyTorch, in three reused buffers.
+
+    Same values: the terms are added in the same order, and each slot's slope count is the
+    growth of the row sums of the accumulated slopes (whole numbers, exact in float32 below
+    2**24), since PyTorch's row sums of booleans were 10x slower than those of floats.
+
+    Returns:
+      ``(sums, counts, negative_coefficients, positive_coefficients)``.
+    """
+    import torch
+
+    with torch.no_grad():
+        # The first slot's terms and slopes start the two totals (no zero-filled buffers).
+        terms_total = (thresholds[:, :1] - negative_distance).clamp_min_(0.0)
+        negative_slopes = terms_total.sign()  # 1 where the gap is positive, else 0
+        previous = negative_slopes.sum(dim=1)
+        positive_coefficients = [previous]
+        gap = torch.empty_like(negative_distance)
+        for slot in slots[1:]:
+            torch.sub(thresholds[:, slot:slot + 1], negative_distance, out=gap)
+            terms_total.add_(gap.clamp_min_(0.0))
+            negative_slopes.add_(gap.sign_())
+            total = negative_slopes.sum(dim=1)
+            positive_coefficients.append(total - previous)
+            previous = total
+        return (terms_total.sum(dim=1), previous, negative_slopes.neg_(),
+                torch.stack(positive_coefficients, dim=1))
 
 
 def hinge_counts_are_slope_counts(margin, dtype):

@@ -149,6 +149,11 @@ class EmbeddingDistances:
     def _dense_term(self, coefficients):
         """Per anchor ``sum_j H_aj (h_a - h_j) . (y_a - y_j)`` for the zero handle ``h``."""
         coordinates = self.geometry.coordinates
+        if is_eager_torch():
+            if not self._handle.requires_grad:
+                return ops.zeros_like(coefficients[:, 0])
+            return _torch_dense_term(self._handle, self._slopes(coefficients, self.values),
+                                     coordinates)
         slopes = self._slopes(coefficients, self.values)
         # sum_j H_aj (y_a - y_j) per anchor, without gradient.
         anchor_side = (ops.expand_dims(ops.sum(slopes, axis=1), 1) * coordinates
@@ -159,6 +164,36 @@ class EmbeddingDistances:
                            slopes, ops.sum(self._handle * coordinates, axis=1, keepdims=True)),
                            axis=1))
         return ops.sum(self._handle * anchor_side, axis=1) - column_side
+
+
+def _torch_dense_term(handle, slopes, coordinates):
+    """:meth:`EmbeddingDistances._dense_term` on eager PyTorch: the value (zero) is not computed
+    and the gradient is built only in the backward pass, two ``[B, B] x [B, D]`` products in all
+    (autodiff of the generic form also multiplies ``H`` by the zero handle in the forward pass).
+    """
+    import torch
+
+    class DenseTerm(torch.autograd.Function):
+        @staticmethod
+        def forward(handle):
+            return handle.new_zeros(handle.shape[0])
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            pass
+
+        @staticmethod
+        def backward(ctx, upstream):
+            # d/dh_j of sum_a u_a sum_k H_ak (h_a - h_k) . (y_a - y_k):
+            #   u_j (rowsum(H)_j y_j - (H y)_j) - (H^T (u y))_j + (H^T u)_j y_j.
+            weighted = upstream[:, None] * coordinates
+            gradient = weighted * slopes.sum(dim=1, keepdim=True) - upstream[:, None] * (
+                slopes @ coordinates)
+            gradient -= slopes.T @ weighted
+            gradient += (slopes.T @ upstream)[:, None] * coordinates
+            return gradient
+
+    return DenseTerm.apply(handle)
 
 
 def as_distance_matrix(distances):

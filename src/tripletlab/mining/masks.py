@@ -16,6 +16,37 @@ def label_masks(labels):
     return ops.logical_and(same, not_self), ops.logical_not(same)
 
 
+def keep_where(condition, x, value):
+    """``x`` where ``condition`` holds, the scalar ``value`` elsewhere (``where(condition, x,
+    value)``). On eager PyTorch a ``masked_fill`` of the complement: ``torch.where`` with a
+    scalar ran at a fifth of its speed (2.6 ms for a 512 x 4096 slice)."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        return x.masked_fill(ops.logical_not(condition), value)
+    return ops.where(condition, x, value)
+
+
+def positive_counts_of(labels, positive):
+    """``[B]`` int32: the number of positives of each anchor (samples sharing its label, itself
+    excluded), from the ``[B, B]`` ``positive`` mask, or on eager PyTorch from the sorted
+    ``labels`` (two binary searches: counting the rows of a boolean mask took 38 ms at
+    B = 4096 there, against well under a millisecond)."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        return count_true(positive, axis=1)
+    import torch
+
+    if torch.compiler.is_compiling():
+        return count_true(positive, axis=1)
+    labels = ops.convert_to_tensor(labels)
+    ordered = torch.sort(labels).values
+    same = (torch.searchsorted(ordered, labels, right=True)
+            - torch.searchsorted(ordered, labels, right=False))
+    return (same - 1).to(torch.int32)
+
+
 def count_true(mask, axis=None):
     """The int32 number of true entries of the boolean ``mask`` (along ``axis``, default all).
 

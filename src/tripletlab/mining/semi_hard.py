@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from keras import ops
 
+from tripletlab.distances import is_eager_torch
 from tripletlab.mining.extremes import row_extreme
 from tripletlab.mining.hinge import term_and_slope
+from tripletlab.mining.masks import keep_where
 from tripletlab.mining.rank import count_at_or_below, count_below
 from tripletlab.mining.select import positive_slots
 
@@ -111,6 +113,23 @@ def semi_hard_rows(d, positive, negative, margin, soft):
     return ops.sum(values, axis=1), slopes - negative_slopes
 
 
+def _beyond_keys(distances, threshold):
+    """Keys whose row minimum is at the smallest of ``distances`` above ``threshold`` where one
+    exists: the distance there, and elsewhere a key above every such distance.
+
+    That is ``where(d > t, d, inf)``; on eager PyTorch ``d + float_max * (d <= t)``, since
+    ``torch.where`` and ``masked_fill`` branch per element and ran at a sixth of the speed
+    (3.7-4.3 ms against 0.6 ms for a 512 x 4096 slice with an unpredictable mask). Exact for
+    distances below the float maximum (the caller checks the chosen entry).
+    """
+    if not is_eager_torch():
+        return ops.where(distances > threshold, distances, float("inf"))
+    import torch
+
+    largest = torch.finfo(distances.dtype).max
+    return distances + (distances <= threshold) * largest
+
+
 def semi_hard_slot_rows(d, positive, negative, max_positives):
     """The semi-hard pairs of a slice of anchors, one per positive slot (the sort-free path).
 
@@ -131,19 +150,20 @@ def semi_hard_slot_rows(d, positive, negative, max_positives):
     infinity = float("inf")  # a scalar: no [R, B] buffer of it (PyTorch allocates each one)
     positive_columns, valid = positive_slots(positive, max_positives)
     positive_distance = ops.take_along_axis(d, positive_columns, axis=1)
-    negative_distance = ops.where(negative, d, infinity)
+    negative_distance = keep_where(negative, d, infinity)
     columns, found = [], []
     for slot in range(positive_columns.shape[1]):
         threshold = positive_distance[:, slot:slot + 1]
-        beyond = ops.where(negative_distance > threshold, negative_distance, infinity)
-        column, value = row_extreme(beyond, largest=False)
+        column, _ = row_extreme(_beyond_keys(negative_distance, threshold), largest=False)
+        # Whether the column holds a negative beyond the threshold (else none exists).
+        chosen = ops.take_along_axis(negative_distance, column, axis=1)
         columns.append(column)
-        found.append(value < float("inf"))
+        found.append(ops.logical_and(chosen > threshold, chosen < infinity))
     columns, found = ops.concatenate(columns, axis=1), ops.concatenate(found, axis=1)
 
     def with_fallbacks():
         has_negative = ops.any(negative, axis=1, keepdims=True)
-        farthest, _ = row_extreme(ops.where(negative, d, -infinity), largest=True)
+        farthest, _ = row_extreme(keep_where(negative, d, -infinity), largest=True)
         nearest, _ = row_extreme(d, largest=False)
         fallback = ops.where(has_negative, farthest, nearest)
         return ops.where(found, columns, fallback)
