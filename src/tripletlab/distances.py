@@ -270,7 +270,7 @@ def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | No
       >>> np.round(np.asarray(pairwise_distances(x, "L2"), dtype=float), 4).tolist()
       [[0.0, 1.4142], [1.4142, 0.0]]
     """
-    return _geometry(embeddings, distance, min_norm, differentiable=True).matrix
+    return _geometry(embeddings, distance, min_norm, differentiable=True).differentiable
 
 
 class DistanceGeometry(NamedTuple):
@@ -283,8 +283,8 @@ class DistanceGeometry(NamedTuple):
 
     where :math:`r` are ``rows`` and :math:`y` are ``coordinates``; :meth:`slope` gives
     :math:`c`. A loss with a known derivative :math:`W = \partial L / \partial d` can then send
-    its gradient to the embeddings through ``rows`` (``O(B D)`` autodiff) instead of through the
-    ``[B, B]`` matrix (see :mod:`tripletlab.mining.distance_matrix`).
+    its gradient to the embeddings through ``rows`` (``O(B D)`` autodiff for a few entries per
+    row) instead of through the ``[B, B]`` matrix (see :mod:`tripletlab.mining.distance_matrix`).
 
     Attributes:
       distance: the canonical distance name.
@@ -294,6 +294,9 @@ class DistanceGeometry(NamedTuple):
       coordinates: ``[B, D]`` ``rows / scale`` shifted by a constant, ``|.| < 2`` (no gradient):
         the rows the Gram form was computed from.
       scale: the power of two ``rows`` were divided by (no gradient).
+      differentiable: the same ``[B, B]`` distances with autodiff (``matrix`` is this without
+        gradient, so under ``jit`` nothing is computed twice, and it is dropped when unused);
+        ``None`` on eager PyTorch, where ``matrix`` is computed in place instead.
     """
 
     distance: str
@@ -301,6 +304,7 @@ class DistanceGeometry(NamedTuple):
     rows: object
     coordinates: object
     scale: object
+    differentiable: object = None
 
     def slope(self, distances):
         """:math:`c(d)` for entries ``distances`` of :attr:`matrix` (any shape); 0 where ``d`` is 0
@@ -320,7 +324,7 @@ class DistanceGeometry(NamedTuple):
 def distance_geometry(embeddings, distance: str = "L2", *, min_norm: float | None = None):
     """The :class:`DistanceGeometry` of ``embeddings``: the same matrix as
     :func:`pairwise_distances` (computed without autodiff) and the rows its gradient goes to."""
-    return _geometry(embeddings, distance, min_norm, differentiable=False)
+    return _geometry(embeddings, distance, min_norm, differentiable=not is_eager_torch())
 
 
 def _geometry(embeddings, distance, min_norm, differentiable):
@@ -332,7 +336,7 @@ def _geometry(embeddings, distance, min_norm, differentiable):
     if embeddings.shape[0] == 0:
         empty = ops.zeros((0, 0), dtype=embeddings.dtype)
         return DistanceGeometry(distance, empty, embeddings, embeddings,
-                                ops.ones((), dtype=embeddings.dtype))
+                                ops.ones((), dtype=embeddings.dtype), empty)
     if distance in NORMALIZED_DISTANCES:
         rows, weight = _normalize_rows(embeddings, min_norm)
         # Two normalisations of one row differ by at most ~2 (D + 2) u per unit of norm (the
@@ -345,12 +349,15 @@ def _geometry(embeddings, distance, min_norm, differentiable):
         rows, weight, rounding = embeddings, None, 0.0
     coordinates, scale = _gram_coordinates(rows)
     frozen = ops.stop_gradient(coordinates)
-    if not differentiable and distance in ("L2", "squared-L2") and is_eager_torch():
+    if differentiable:
+        squared = _squared_from_coordinates(coordinates, scale, rounding)
+        matrix = _from_squared(distance, squared, scale, weight)
+        return DistanceGeometry(distance, ops.stop_gradient(matrix), rows, frozen, scale, matrix)
+    if distance in ("L2", "squared-L2"):
         matrix = _torch_frozen_distances(frozen, scale, distance)
     else:
-        squared = _squared_from_coordinates(coordinates if differentiable else frozen, scale,
-                                            rounding)
-        matrix = _from_squared(distance, squared, scale, weight)
+        matrix = _from_squared(distance, _squared_from_coordinates(frozen, scale, rounding),
+                               scale, weight)
     return DistanceGeometry(distance, matrix, rows, frozen, scale)
 
 

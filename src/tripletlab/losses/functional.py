@@ -304,7 +304,11 @@ def mining_distances(embeddings, distance, input_dtype):
       ValueError: eagerly, when a distance overflows the dtype (see :func:`bounded_distances`).
     """
     geometry = distance_geometry(embeddings, distance, min_norm=min_norm_for(input_dtype))
-    return EmbeddingDistances(geometry, bounded_distances(geometry.matrix, distance))
+    differentiable = geometry.differentiable
+    if differentiable is not None:
+        differentiable = bounded_distances(differentiable, distance)
+    return EmbeddingDistances(geometry, bounded_distances(geometry.matrix, distance),
+                              differentiable=differentiable)
 
 
 def _distances_for(labels, embeddings, distance):
