@@ -36,6 +36,7 @@ from __future__ import annotations
 from keras import ops
 
 from tripletlab.distances import is_eager_torch
+from tripletlab.mining import chunks
 from tripletlab.mining.chunks import attach_column_gradient, attach_gradient
 
 
@@ -170,16 +171,24 @@ class EmbeddingDistances:
                                    coefficients)
         if not self._handle.requires_grad:
             return ops.zeros_like(coefficients[:, 0])
-        return _torch_dense_term(self._handle, self._slopes(coefficients, self.values),
-                                 self.geometry.coordinates)
+        return _torch_dense_term(
+            self._handle,
+            lambda start, stop: self._torch_slopes(coefficients[start:stop],
+                                                   self.values[start:stop]),
+            self.geometry.coordinates)
 
 
-def _torch_dense_term(handle, slopes, coordinates):
+def _torch_dense_term(handle, slopes_of, coordinates):
     """:meth:`EmbeddingDistances._dense_term` on eager PyTorch: the value (zero) is not computed
-    and the gradient is built only in the backward pass, two ``[B, B] x [B, D]`` products in all
-    (autodiff of the generic form also multiplies ``H`` by the zero handle in the forward pass).
+    and the gradient is built only in the backward pass, a block of rows of ``H`` at a time
+    (``slopes_of(start, stop)``, 8 MB each), so no ``[B, B]`` buffer of ``H`` is allocated:
+    two ``[B, B] x [B, D]`` products in all (autodiff of the generic form also multiplies ``H``
+    by the zero handle in the forward pass).
     """
     import torch
+
+    size = coordinates.shape[0]
+    block = max(1, chunks.TORCH_MAX_ELEMENTS // max(size, 1))
 
     class DenseTerm(torch.autograd.Function):
         @staticmethod
@@ -194,11 +203,20 @@ def _torch_dense_term(handle, slopes, coordinates):
         def backward(ctx, upstream):
             # d/dh_j of sum_a u_a sum_k H_ak (h_a - h_k) . (y_a - y_k):
             #   u_j (rowsum(H)_j y_j - (H y)_j) - (H^T (u y))_j + (H^T u)_j y_j.
-            weighted = upstream[:, None] * coordinates
-            gradient = weighted * slopes.sum(dim=1, keepdim=True) - upstream[:, None] * (
-                slopes @ coordinates)
-            gradient -= slopes.T @ weighted
-            gradient += (slopes.T @ upstream)[:, None] * coordinates
+            gradient = torch.empty_like(coordinates)
+            column_side = torch.zeros_like(coordinates)
+            column_weight = coordinates.new_zeros(size)
+            for start in range(0, size, block):
+                rows = slice(start, start + block)
+                slopes = slopes_of(start, start + block)
+                weight = upstream[rows, None]
+                weighted = weight * coordinates[rows]
+                gradient[rows] = (weighted * slopes.sum(dim=1, keepdim=True)
+                                  - weight * (slopes @ coordinates))
+                column_side += slopes.T @ weighted
+                column_weight += slopes.T @ upstream[rows]
+            gradient -= column_side
+            gradient += column_weight[:, None] * coordinates
             return gradient
 
     return DenseTerm.apply(handle)
