@@ -18,7 +18,6 @@ from keras import ops
 from keras.backend import standardize_dtype
 
 from tripletlab.distances import is_eager_torch
-from tripletlab.mining.masks import keep_where
 from tripletlab.mining.rank import count_at_or_below
 from tripletlab.mining.select import negative_hinge_sums, positive_slots
 
@@ -116,7 +115,7 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives, *,
     # without a mask per slot.
     positive_distance = ops.where(valid, positive_distance,
                                   ops.full_like(positive_distance, -float("inf")))
-    negative_distance = keep_where(negative, d, float("inf"))
+    negative_distance = ops.where(negative, d, float("inf"))
     if not soft:
         positive_distance = positive_distance + margin
     slots = range(positive_columns.shape[1])

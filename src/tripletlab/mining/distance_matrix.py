@@ -182,8 +182,8 @@ def _torch_dense_term(handle, slopes_of, coordinates):
     """:meth:`EmbeddingDistances._dense_term` on eager PyTorch: the value (zero) is not computed
     and the gradient is built only in the backward pass, a block of rows of ``H`` at a time
     (``slopes_of(start, stop)``, 8 MB each), so no ``[B, B]`` buffer of ``H`` is allocated:
-    two ``[B, B] x [B, D]`` products in all (autodiff of the generic form also multiplies ``H``
-    by the zero handle in the forward pass).
+    two ``[B, B] x [B, D]`` products in all (plain autodiff of the zero term would also multiply
+    ``H`` by the zero handle in the forward pass).
     """
     import torch
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from keras import ops
 
 from tripletlab.mining.extremes import row_extreme
-from tripletlab.mining.masks import keep_where
 
 
 def hardest_columns(d, positive, negative):
@@ -25,8 +24,8 @@ def hardest_columns(d, positive, negative):
       ``(positive_columns, negative_columns)``, both ``[R, 1]`` int32.
     """
     infinity = float("inf")  # a scalar: no [R, B] buffer of it (PyTorch allocates each one)
-    positive_column, positive_key = row_extreme(keep_where(positive, d, -infinity), True)
-    negative_column, negative_key = row_extreme(keep_where(negative, d, infinity), False)
+    positive_column, positive_key = row_extreme(ops.where(positive, d, -infinity), True)
+    negative_column, negative_key = row_extreme(ops.where(negative, d, infinity), False)
     has_positive = positive_key > -float("inf")
     has_negative = negative_key < float("inf")
 

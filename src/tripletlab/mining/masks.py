@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from keras import ops
 
+from tripletlab.distances import is_eager_torch
+
 
 def label_masks(labels):
     """Returns the ``[B, B]`` boolean masks ``(positive, negative)`` for a ``[B]`` label vector.
@@ -16,30 +18,15 @@ def label_masks(labels):
     return ops.logical_and(same, not_self), ops.logical_not(same)
 
 
-def keep_where(condition, x, value):
-    """``x`` where ``condition`` holds, the scalar ``value`` elsewhere (``where(condition, x,
-    value)``). On eager PyTorch a ``masked_fill`` of the complement: ``torch.where`` with a
-    scalar ran at a fifth of its speed (2.6 ms for a 512 x 4096 slice)."""
-    import keras
-
-    if keras.backend.backend() == "torch":
-        return x.masked_fill(ops.logical_not(condition), value)
-    return ops.where(condition, x, value)
-
-
 def positive_counts_of(labels, positive):
     """``[B]`` int32: the number of positives of each anchor (samples sharing its label, itself
     excluded), from the ``[B, B]`` ``positive`` mask, or on eager PyTorch from the sorted
     ``labels`` (two binary searches: counting the rows of a boolean mask took 38 ms at
     B = 4096 there, against well under a millisecond)."""
-    import keras
-
-    if keras.backend.backend() != "torch":
+    if not is_eager_torch():
         return count_true(positive, axis=1)
     import torch
 
-    if torch.compiler.is_compiling():
-        return count_true(positive, axis=1)
     labels = ops.convert_to_tensor(labels)
     ordered = torch.sort(labels).values
     same = (torch.searchsorted(ordered, labels, right=True)

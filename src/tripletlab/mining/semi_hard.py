@@ -20,7 +20,6 @@ from keras import ops
 from tripletlab.distances import is_eager_torch
 from tripletlab.mining.extremes import row_extreme
 from tripletlab.mining.hinge import term_and_slope
-from tripletlab.mining.masks import keep_where
 from tripletlab.mining.rank import count_at_or_below, count_below
 from tripletlab.mining.select import positive_slots
 
@@ -150,7 +149,7 @@ def semi_hard_slot_rows(d, positive, negative, max_positives):
     infinity = float("inf")  # a scalar: no [R, B] buffer of it (PyTorch allocates each one)
     positive_columns, valid = positive_slots(positive, max_positives)
     positive_distance = ops.take_along_axis(d, positive_columns, axis=1)
-    negative_distance = keep_where(negative, d, infinity)
+    negative_distance = ops.where(negative, d, infinity)
     columns, found = [], []
     for slot in range(positive_columns.shape[1]):
         threshold = positive_distance[:, slot:slot + 1]
@@ -163,7 +162,7 @@ def semi_hard_slot_rows(d, positive, negative, max_positives):
 
     def with_fallbacks():
         has_negative = ops.any(negative, axis=1, keepdims=True)
-        farthest, _ = row_extreme(keep_where(negative, d, -infinity), largest=True)
+        farthest, _ = row_extreme(ops.where(negative, d, -infinity), largest=True)
         nearest, _ = row_extreme(d, largest=False)
         fallback = ops.where(has_negative, farthest, nearest)
         return ops.where(found, columns, fallback)
