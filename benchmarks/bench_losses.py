@@ -16,6 +16,11 @@ tripletlab on PyTorch, TF Addons' ``TripletHardLoss`` / ``TripletSemiHardLoss``
 (``tf.function``) against tripletlab on TensorFlow. The loss values must agree (except PML's
 semi-hard, which averages over every semi-hard triplet rather than one per positive).
 
+With ``--retain-freed-memory`` every cell runs the way ``tripletlab train`` runs by default:
+tripletlab's cells call :func:`tripletlab.allocator.retain_freed_memory` before importing their
+backend, and the peers' processes get the same glibc settings from the environment
+(``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647``). Without it, glibc's defaults.
+
 ``semi-hard`` and ``batch-all`` are the sort path (``max_positives=None``, any labels);
 ``semi-hard-slots`` and ``batch-all-slots`` pass ``max_positives=K - 1``, the sort-free path
 the CLI uses with its P x K sampler.
@@ -133,6 +138,9 @@ def main():
                         help="OMP_NUM_THREADS for the PyTorch cells, tripletlab's and PML's alike "
                              "(on a loaded 2-core machine PyTorch's 2-thread pool can run 50x "
                              "slower than 1 thread)")
+    parser.add_argument("--retain-freed-memory", action="store_true",
+                        help="keep freed memory in each process (tripletlab.allocator), as "
+                             "`tripletlab train` does; peers get the same glibc settings")
     parser.add_argument("--peer-memory-gb", type=float, default=12.0,
                         help="data-segment cap for each peer cell (PML and TF Addons semi-hard "
                              "build B x B x B tensors)")
@@ -142,6 +150,10 @@ def main():
     args = parser.parse_args()
     peers = _parse_peers(parser, args.peer_python)
     if args.child:
+        if args.retain_freed_memory:
+            from tripletlab.allocator import retain_freed_memory
+
+            retain_freed_memory()
         result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats)
         print("RESULT " + json.dumps(result))
         return
@@ -149,7 +161,9 @@ def main():
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at start, D = {args.dim}, P x K batches with "
           f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after one warm-up, "
-          f"PyTorch threads: {args.torch_threads or 'default'}\n")
+          f"PyTorch threads: {args.torch_threads or 'default'}, freed memory: "
+          f"{'retained (tripletlab.allocator)' if args.retain_freed_memory else 'glibc defaults'}"
+          "\n")
     print("| B | backend | loss | value + gradient | x distance matrix | peak extra memory |")
     print("|---:|---|---|---:|---:|---:|")
     results = []
@@ -173,6 +187,8 @@ def _run_cells(backend, batch, args):
     for loss_name in ["distance-matrix", *[n for n in args.losses if n != "distance-matrix"]]:
         command = [sys.executable, __file__, "--child", loss_name, str(batch),
                    "--dim", str(args.dim), "--repeats", str(args.repeats)]
+        if args.retain_freed_memory:
+            command.append("--retain-freed-memory")
         result = _run_child(command, environment, args.timeout)
         if "error" in result:
             print(f"| {batch} | {backend} | {loss_name} | {result['error']} | | |", flush=True)
@@ -228,6 +244,8 @@ def _run_peers(peers, results, args):
     """Times every peer loss at every size; prints them beside tripletlab's matching cell."""
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("PYTHONPATH", "KERAS_BACKEND")}
+    if args.retain_freed_memory:  # what tripletlab.allocator sets, through the environment
+        environment.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="2147483647")
     for name, python in peers.items():
         version = _run_child([python, PEER_SCRIPT, "versions", "--peer", name], environment, 300)
         print(f"\n{name}: {python} ({version.get('versions') or version.get('error')})")

@@ -27,6 +27,7 @@ import warnings
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "allocator",
     "cli",
     "compat",
     "data",

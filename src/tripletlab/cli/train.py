@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 from tripletlab.cli import select_backend
@@ -27,7 +28,8 @@ from tripletlab.train.config import (
 )
 
 _METAVARS = {"list": "A,B", "int": "N", "float": "X", "dict": "JSON", "jit": "{true,false,auto}"}
-RESUME_FLAGS = ("epochs", "backend", "plots", "tensorboard", "eval_every", "export_samples")
+RESUME_FLAGS = ("epochs", "backend", "plots", "tensorboard", "eval_every", "export_samples",
+                "retain_freed_memory")
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -110,6 +112,12 @@ def run(args: argparse.Namespace) -> int:
         from tripletlab.data.image_folder import check_image_folder
 
         check_image_folder(config.image_folder)  # before seconds of importing a backend
+    if config.retain_freed_memory:
+        from tripletlab.allocator import retain_freed_memory
+
+        if not retain_freed_memory():
+            print("tripletlab train: note: retain_freed_memory needs glibc's malloc; this "
+                  "C library's allocator runs as it is", file=sys.stderr, flush=True)
     select_backend(config.backend)
     from tripletlab.train.run import train
 
