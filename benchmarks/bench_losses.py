@@ -2,7 +2,8 @@
 
 For every backend, batch size B (P x K batches, K = 4, D = 128) and loss, a fresh subprocess
 builds the inputs, compiles ``value_and_grad(loss)`` the way ``fit`` runs it (``jax.jit``,
-``tf.function(jit_compile=True)``; PyTorch runs eagerly), runs it once to warm up, then times
+``tf.function(jit_compile=True)``; PyTorch runs eagerly), runs it ``--warmup`` times (default
+once: compilation) to warm up, then times
 ``--repeats`` calls and reports their median. Peak extra memory is the growth of the process's
 peak RSS over what it held after building the inputs (CPU). The baseline, measured the same way
 in the same run, is the pairwise L2 distance matrix forward + backward (``sum(d * w)``), which
@@ -16,10 +17,11 @@ tripletlab on PyTorch, TF Addons' ``TripletHardLoss`` / ``TripletSemiHardLoss``
 (``tf.function``) against tripletlab on TensorFlow. The loss values must agree (except PML's
 semi-hard, which averages over every semi-hard triplet rather than one per positive).
 
-With ``--retain-freed-memory`` every cell runs the way ``tripletlab train`` runs by default:
-tripletlab's cells call :func:`tripletlab.allocator.retain_freed_memory` before importing their
-backend, and the peers' processes get the same glibc settings from the environment
-(``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647``). Without it, glibc's defaults.
+With ``--retain-freed-memory`` tripletlab's cells run the way ``tripletlab train`` runs by
+default: they call :func:`tripletlab.allocator.retain_freed_memory` before importing their
+backend. With ``--peers-retain-freed-memory`` the peers' processes get the same glibc settings
+from the environment (``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647``). Without them,
+glibc's defaults (how the peers run when installed).
 
 ``semi-hard`` and ``batch-all`` are the sort path (``max_positives=None``, any labels);
 ``semi-hard-slots`` and ``batch-all-slots`` pass ``max_positives=K - 1``, the sort-free path
@@ -89,7 +91,7 @@ def loss_function(loss_name, labels, weights):
     return loss
 
 
-def measure(loss_name, batch, dim, repeats):
+def measure(loss_name, batch, dim, repeats, warmup=1):
     """Runs in the child process: returns seconds per call and extra peak memory (MB)."""
     import keras
     import numpy as np
@@ -111,7 +113,8 @@ def measure(loss_name, batch, dim, repeats):
         return step(x)[0]
 
     before = _peak_rss_mb()
-    value = run()  # warm-up / compilation
+    for _ in range(warmup):
+        value = run()  # warm-up / compilation
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -129,6 +132,10 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096, 8192])
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed calls before the timed ones, in every cell (the first "
+                             "compiles; with --retain-freed-memory PyTorch's heap takes about "
+                             "ten calls at B = 4096 to reach the size it then reuses)")
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
     parser.add_argument("--child", nargs=2, metavar=("LOSS", "B"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this file")
@@ -139,8 +146,10 @@ def main():
                              "(on a loaded 2-core machine PyTorch's 2-thread pool can run 50x "
                              "slower than 1 thread)")
     parser.add_argument("--retain-freed-memory", action="store_true",
-                        help="keep freed memory in each process (tripletlab.allocator), as "
-                             "`tripletlab train` does; peers get the same glibc settings")
+                        help="keep freed memory in tripletlab's processes "
+                             "(tripletlab.allocator), as `tripletlab train` does")
+    parser.add_argument("--peers-retain-freed-memory", action="store_true",
+                        help="give the peers' processes the same glibc settings")
     parser.add_argument("--peer-memory-gb", type=float, default=12.0,
                         help="data-segment cap for each peer cell (PML and TF Addons semi-hard "
                              "build B x B x B tensors)")
@@ -154,16 +163,17 @@ def main():
             from tripletlab.allocator import retain_freed_memory
 
             retain_freed_memory()
-        result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats)
+        result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats, args.warmup)
         print("RESULT " + json.dumps(result))
         return
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at start, D = {args.dim}, P x K batches with "
-          f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after one warm-up, "
-          f"PyTorch threads: {args.torch_threads or 'default'}, freed memory: "
-          f"{'retained (tripletlab.allocator)' if args.retain_freed_memory else 'glibc defaults'}"
-          "\n")
+          f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after {args.warmup} "
+          "untimed, "
+          f"PyTorch threads: {args.torch_threads or 'default'}, freed memory: tripletlab "
+          f"{'retained' if args.retain_freed_memory else 'glibc defaults'}, peers "
+          f"{'retained' if args.peers_retain_freed_memory else 'glibc defaults'}\n")
     print("| B | backend | loss | value + gradient | x distance matrix | peak extra memory |")
     print("|---:|---|---|---:|---:|---:|")
     results = []
@@ -186,7 +196,8 @@ def _run_cells(backend, batch, args):
     baseline, results = None, []
     for loss_name in ["distance-matrix", *[n for n in args.losses if n != "distance-matrix"]]:
         command = [sys.executable, __file__, "--child", loss_name, str(batch),
-                   "--dim", str(args.dim), "--repeats", str(args.repeats)]
+                   "--dim", str(args.dim), "--repeats", str(args.repeats),
+                   "--warmup", str(args.warmup)]
         if args.retain_freed_memory:
             command.append("--retain-freed-memory")
         result = _run_child(command, environment, args.timeout)
@@ -244,7 +255,7 @@ def _run_peers(peers, results, args):
     """Times every peer loss at every size; prints them beside tripletlab's matching cell."""
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("PYTHONPATH", "KERAS_BACKEND")}
-    if args.retain_freed_memory:  # what tripletlab.allocator sets, through the environment
+    if args.peers_retain_freed_memory:  # what tripletlab.allocator sets, by the environment
         environment.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="2147483647")
     for name, python in peers.items():
         version = _run_child([python, PEER_SCRIPT, "versions", "--peer", name], environment, 300)
@@ -258,7 +269,7 @@ def _run_peers(peers, results, args):
         for name, python in peers.items():
             for peer_loss in PEER_LOSSES[name]:
                 command = [python, PEER_SCRIPT, peer_loss, str(batch), "--dim", str(args.dim),
-                           "--repeats", str(args.repeats)]
+                           "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
                 peer_environment = dict(environment)
                 if name == "pml" and args.torch_threads:
                     peer_environment["OMP_NUM_THREADS"] = str(args.torch_threads)

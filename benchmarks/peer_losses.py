@@ -4,9 +4,9 @@
 (a virtual environment holding the peer, never a dependency of tripletlab), so that the peers are
 timed in the same run, on the same inputs recipe, as tripletlab's losses: P x K labels with
 K = 4 shuffled by ``numpy.random.default_rng(0)``, standard normal float32 embeddings of
-dimension D, value + gradient with respect to the embeddings, one warm-up call, then the median
-of the timed calls; peak extra memory is the growth of the peak RSS over the inputs. This script
-imports neither tripletlab nor Keras 3.
+dimension D, value + gradient with respect to the embeddings, ``--warmup`` untimed calls
+(default 1), then the median of the timed calls; peak extra memory is the growth of the peak
+RSS over the inputs. This script imports neither tripletlab nor Keras 3.
 
 Peers (margins are tripletlab's defaults for the matching loss; distances are plain Euclidean on
 the raw embeddings, as tripletlab's ``distance="L2"``):
@@ -100,12 +100,13 @@ def tfa_step(loss_name, labels_np, x_np):
     return run
 
 
-def measure(loss_name, batch, dim, repeats):
+def measure(loss_name, batch, dim, repeats, warmup=1):
     """Seconds per value + gradient call (median), extra peak memory (MB) and the loss value."""
     labels, x = inputs(batch, dim)
     run = (pml_step if loss_name.startswith("pml") else tfa_step)(loss_name, labels, x)
     before = peak_rss_mb()
-    value, _ = run()  # warm-up / tracing
+    for _ in range(warmup):
+        value, _ = run()  # warm-up / tracing
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -136,11 +137,13 @@ def main():
     parser.add_argument("--peer", choices=sorted(PEER_LOSSES), help="with loss=versions")
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
     if args.loss == "versions":
         print("RESULT " + json.dumps({"versions": versions(args.peer)}))
         return
-    print("RESULT " + json.dumps(measure(args.loss, args.batch, args.dim, args.repeats)))
+    result = measure(args.loss, args.batch, args.dim, args.repeats, args.warmup)
+    print("RESULT " + json.dumps(result))
 
 
 if __name__ == "__main__":
