@@ -1,6 +1,6 @@
 """``tripletlab.allocator``: freed memory stays in the process, so a large buffer allocated
-again reuses its pages instead of faulting in new ones; and ``tripletlab train`` asks for it
-unless told not to.
+again reuses its pages instead of faulting in new ones; and ``tripletlab train`` asks for it as
+configured (by default on JAX and TensorFlow).
 
 The allocator setting is process-wide, so the page-fault checks run in fresh interpreters.
 """
@@ -85,17 +85,29 @@ def test_reachable_from_the_package():
     assert tl.allocator.retain_freed_memory.__module__ == "tripletlab.allocator"
 
 
+def test_kept_by_default_on_the_compiled_backends_only():
+    from tripletlab.allocator import retains_by_default
+
+    assert retains_by_default("jax") and retains_by_default("tensorflow")
+    assert not retains_by_default("torch")
+
+
 @pytest.mark.parametrize(("flags", "applied", "expected_calls"), [
-    ([], True, 1),
-    (["--no-retain-freed-memory"], True, 0),
-    ([], False, 1),
+    ([], True, None),  # auto: by the backend
+    (["--retain-freed-memory", "true"], True, 1),
+    (["--retain-freed-memory", "false"], True, 0),
+    (["--retain-freed-memory", "true"], False, 1),
 ])
-def test_train_retains_freed_memory_unless_told_not_to(monkeypatch, tmp_path, capsys, flags,
-                                                       applied, expected_calls):
+def test_train_retains_freed_memory_as_configured(monkeypatch, tmp_path, capsys, flags, applied,
+                                                  expected_calls):
+    import keras
+
     import tripletlab.allocator as allocator
     import tripletlab.train.run as run
     from tripletlab.cli.main import main
 
+    if expected_calls is None:
+        expected_calls = int(keras.backend.backend() in ("jax", "tensorflow"))
     calls, configs = [], []
 
     def retain():
@@ -105,9 +117,21 @@ def test_train_retains_freed_memory_unless_told_not_to(monkeypatch, tmp_path, ca
     monkeypatch.setattr(allocator, "retain_freed_memory", retain)
     monkeypatch.setattr(run, "train", lambda config, *args, **kwargs: configs.append(config))
     status = main(["train", "--model-dir", str(tmp_path / "run"), "--dataset", "digits",
-                   "--verbose", "0", *flags])
+                   "--verbose", "0", "--backend", keras.backend.backend(), *flags])
     assert status == 0
     assert len(calls) == expected_calls
-    assert configs[0].retain_freed_memory is (expected_calls == 1)
+    assert configs[0].retain_freed_memory == {(): "auto", ("true",): True,
+                                              ("false",): False}[tuple(flags[1:])]
     note = "retain_freed_memory needs glibc's malloc"
     assert (note in capsys.readouterr().err) is (expected_calls == 1 and not applied)
+
+
+def test_a_wrong_value_is_refused_with_its_name(tmp_path, capsys):
+    from tripletlab.cli.main import main
+
+    status = main(["train", "--model-dir", str(tmp_path / "run"), "--retain-freed-memory",
+                   "sometimes"])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "--retain-freed-memory" in error and "'sometimes'" in error
+    assert not (tmp_path / "run").exists()

@@ -112,21 +112,22 @@ def run(args: argparse.Namespace) -> int:
         from tripletlab.data.image_folder import check_image_folder
 
         check_image_folder(config.image_folder)  # before seconds of importing a backend
-    if config.retain_freed_memory:
-        from tripletlab.allocator import retain_freed_memory
-
-        if not retain_freed_memory():
-            print("tripletlab train: note: retain_freed_memory needs glibc's malloc; this "
-                  "C library's allocator runs as it is", file=sys.stderr, flush=True)
     select_backend(config.backend)
+    import keras
+
+    from tripletlab import allocator
     from tripletlab.train.run import train
 
+    backend = keras.backend.backend()
+    retain = config.retain_freed_memory
+    if retain == "auto":
+        retain = allocator.retains_by_default(backend)
+    if retain and not allocator.retain_freed_memory():
+        print("tripletlab train: note: retain_freed_memory needs glibc's malloc; this "
+              "C library's allocator runs as it is", file=sys.stderr, flush=True)
     if args.verbose:
         # The first line says which backend runs (set by --backend, KERAS_BACKEND or Keras).
-        import keras
-
-        print(f"Training on the {keras.backend.backend()} backend "
-              f"(Keras {keras.__version__})", flush=True)
+        print(f"Training on the {backend} backend (Keras {keras.__version__})", flush=True)
     train(config, args.model_dir, resume=args.resume, overwrite=args.overwrite,
           verbose=args.verbose)
     print(f"Experiment written to {args.model_dir}")

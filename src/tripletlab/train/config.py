@@ -162,10 +162,10 @@ class TrainConfig:
     steps_per_execution: int | None = _field(
         None, "training", "batches per compiled call (default: 16 on TensorFlow and JAX, "
         "1 on PyTorch, which allows only 1)")
-    retain_freed_memory: bool = _field(
-        True, "training", "keep memory freed by glibc's malloc in the process, so each step's "
-        "large buffers reuse pages instead of faulting in new ones (faster; the process keeps "
-        "its peak memory; see tripletlab.allocator)")
+    retain_freed_memory: bool | str = _field(
+        "auto", "training", "keep memory freed by glibc's malloc in the process, so each step's "
+        "large buffers reuse their pages (faster; the process keeps its peak memory; see "
+        "tripletlab.allocator): true, false or auto (on with JAX and TensorFlow, off with PyTorch)")
     # Evaluation and output parameters
     eval_every: int = _field(1, "output", "retrieval metrics every N epochs (0: off)")
     eval_samples: int = _field(1000, "output", "held-out test samples scored each epoch")
@@ -632,7 +632,8 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
         check_bool("jit_compile", v["jit_compile"])
     if v["steps_per_execution"] is not None:
         integer("steps_per_execution", 1)
-    check_bool("retain_freed_memory", v["retain_freed_memory"])
+    if v["retain_freed_memory"] != "auto":
+        check_bool("retain_freed_memory", v["retain_freed_memory"])
     # output
     integer("eval_every", 0)
     integer("eval_samples", 2)
@@ -700,7 +701,7 @@ def field_kind(name: str) -> str:
         "classes_per_batch": "int", "samples_per_class": "int", "batch_size": "int",
         "learning_rate": "float", "weight_decay": "float", "decay_rate": "float",
         "epochs": "int", "steps_per_epoch": "int", "seed": "int", "jit_compile": "jit",
-        "steps_per_execution": "int", "retain_freed_memory": "bool",
+        "steps_per_execution": "int", "retain_freed_memory": "jit",
         "freeze_backbone_epochs": "int",
         "backbone_learning_rate_multiplier": "float", "freeze_batch_norm": "bool",
         "eval_every": "int", "eval_samples": "int", "live_pca": "bool", "tensorboard": "bool",
