@@ -356,7 +356,8 @@ def test_row_chunked_slot_path_matches_oracle(loss, soft, monkeypatch):
 def test_compiled_row_chunks_with_a_remainder_match_oracle(loss, slots, soft, monkeypatch):
     """Row slices under jit as ``fit`` runs them: 5-row slices of 12 rows (on JAX, two slices
     in a ``jax.lax.map`` and 2 remainder rows), so rows mined in the wrong slice or order, or a
-    slice's gradient dropped, would change the value or the gradient."""
+    slice's gradient dropped, would change the value or the gradient. In TensorFlow graphs the
+    rows are mined in one piece."""
     from tripletlab.mining import chunks
 
     if slots and loss not in SLOT_LOSSES:
@@ -382,6 +383,10 @@ def test_compiled_row_chunks_with_a_remainder_match_oracle(loss, slots, soft, mo
     else:
         function = lambda t: LOSSES[loss][0](labels, t, margin, "L2", soft)  # noqa: E731
     value, grad = compiled_value_and_gradient(function, rounded.astype(np.float32))
-    assert slice_rows and max(slice_rows) == 5 and 2 in slice_rows
+    if keras.backend.backend() == "tensorflow":
+        # TensorFlow graphs mine the rows in one piece (slices there took more memory).
+        assert slice_rows and set(slice_rows) == {12}
+    else:
+        assert slice_rows and max(slice_rows) == 5 and 2 in slice_rows
     np.testing.assert_allclose(value, expected, rtol=2e-5)
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
