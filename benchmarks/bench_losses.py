@@ -255,8 +255,10 @@ def _run_peers(peers, results, args):
     """Times every peer loss at every size; prints them beside tripletlab's matching cell."""
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("PYTHONPATH", "KERAS_BACKEND")}
-    if args.peers_retain_freed_memory:  # what tripletlab.allocator sets, by the environment
-        environment.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="2147483647")
+    if args.peers_retain_freed_memory:
+        from tripletlab.allocator import GLIBC_ENVIRONMENT
+
+        environment.update(GLIBC_ENVIRONMENT)
     for name, python in peers.items():
         version = _run_child([python, PEER_SCRIPT, "versions", "--peer", name], environment, 300)
         print(f"\n{name}: {python} ({version.get('versions') or version.get('error')})")

@@ -72,6 +72,20 @@ def test_by_default_every_round_faults_its_pages_in_again():
     assert all(faults > PAGES // 2 for faults in _faults(retain=False))
 
 
+@needs_glibc
+def test_the_environment_form_gives_a_new_process_the_same_reuse():
+    import os
+
+    from tripletlab.allocator import GLIBC_ENVIRONMENT
+
+    script = FAULTS_SCRIPT.format(source=SOURCE, retain=False)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=False, env={**os.environ, **GLIBC_ENVIRONMENT})
+    assert result.returncode == 0, result.stderr
+    first, second, third = (int(word) for word in result.stdout.split())
+    assert second < PAGES // 20 and third < PAGES // 20, (first, second, third)
+
+
 def test_not_applied_outside_glibc(monkeypatch):
     import tripletlab.allocator as allocator
 

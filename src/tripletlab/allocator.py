@@ -35,6 +35,11 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _LARGEST_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int
 
+GLIBC_ENVIRONMENT = {"MALLOC_MMAP_MAX_": "0",
+                     "MALLOC_TRIM_THRESHOLD_": str(_LARGEST_TRIM_THRESHOLD)}
+"""The environment variables that give a new process the settings of
+:func:`retain_freed_memory` from its start (glibc reads them when the process starts)."""
+
 
 def allocator_is_glibc() -> bool:
     """Whether this process's C library is glibc (whose ``mallopt`` :func:`retain_freed_memory`
