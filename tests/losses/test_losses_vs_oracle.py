@@ -271,27 +271,34 @@ def test_slot_path_value_and_gradient_match_oracle(loss, distance, soft, structu
     np.testing.assert_allclose(grad, expected_grad, rtol=0, atol=grad_tolerance * scale)
 
 
-def compiled_value_and_gradient(function, x):
+def compiled_value_and_gradient(function, x, labels=None):
     """Value and gradient the way ``fit`` runs a loss: ``jax.jit``, ``tf.function(jit_compile=
-    True)``, eager PyTorch."""
+    True)``, eager PyTorch. With ``labels``, ``function(labels, x)`` gets them as an input of the
+    compiled function, as in ``fit`` (not a constant: conditions on them are decided at run
+    time)."""
     x = keras.ops.convert_to_tensor(x)
+    if labels is None:
+        inputs, call = (), function
+    else:
+        inputs, call = (keras.ops.convert_to_tensor(labels),), lambda y, t: function(y, t)
     if BACKEND == "jax":
         import jax
 
-        value, gradient = jax.jit(jax.value_and_grad(function))(x)
+        value, gradient = jax.jit(jax.value_and_grad(call, argnums=len(inputs)))(*inputs, x)
     elif BACKEND == "tensorflow":
         import tensorflow as tf
 
         @tf.function(jit_compile=True)
-        def step(tensor):
+        def step(*arguments):
+            *given, tensor = arguments
             with tf.GradientTape() as tape:
                 tape.watch(tensor)
-                value = function(tensor)
+                value = call(*given, tensor)
             return value, tape.gradient(value, tensor)
 
-        value, gradient = step(x)
+        value, gradient = step(*inputs, x)
     else:
-        return value_and_gradient(function, x)
+        return value_and_gradient(lambda t: call(*inputs, t), x)
     return to_numpy(value), to_numpy(gradient)
 
 
@@ -354,10 +361,11 @@ def test_row_chunked_slot_path_matches_oracle(loss, soft, monkeypatch):
 @pytest.mark.parametrize("slots", [False, True], ids=["sort-path", "slot-path"])
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_compiled_row_chunks_with_a_remainder_match_oracle(loss, slots, soft, monkeypatch):
-    """Row slices under jit as ``fit`` runs them: 5-row slices of 12 rows (on JAX, two slices
-    in a ``jax.lax.map`` and 2 remainder rows), so rows mined in the wrong slice or order, or a
-    slice's gradient dropped, would change the value or the gradient. In TensorFlow graphs the
-    rows are mined in one piece."""
+    """Row slices under jit as ``fit`` runs them: 5-row slices of 12 rows (two slices in a
+    ``jax.lax.map`` on JAX, the first slice and then one in a ``tf.map_fn`` in TensorFlow
+    graphs, and 2 remainder rows), so rows mined in the wrong slice or order, or a slice's
+    gradient dropped, would change the value or the gradient. (The labels are constants here, so
+    only the path they choose is traced; see the next test for both.)"""
     from tripletlab.mining import chunks
 
     if slots and loss not in SLOT_LOSSES:
@@ -383,10 +391,29 @@ def test_compiled_row_chunks_with_a_remainder_match_oracle(loss, slots, soft, mo
     else:
         function = lambda t: LOSSES[loss][0](labels, t, margin, "L2", soft)  # noqa: E731
     value, grad = compiled_value_and_gradient(function, rounded.astype(np.float32))
-    if keras.backend.backend() == "tensorflow":
-        # TensorFlow graphs mine the rows in one piece (slices there took more memory).
-        assert slice_rows and set(slice_rows) == {12}
-    else:
-        assert slice_rows and max(slice_rows) == 5 and 2 in slice_rows
+    assert slice_rows and max(slice_rows) == 5 and 2 in slice_rows
+    np.testing.assert_allclose(value, expected, rtol=2e-5)
+    np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
+
+
+@pytest.mark.parametrize("structure, max_positives", [("pk", 2), ("few-classes", 2)],
+                         ids=["slot-branch", "sort-branch"])
+@pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
+def test_compiled_slot_path_with_labels_as_inputs_matches_oracle(loss, structure,
+                                                                 max_positives, monkeypatch):
+    """Labels given to the compiled step, as ``fit`` gives them: the choice between the slot
+    path and the sort path is compiled (a ``tf.cond`` / ``lax.cond`` of both), with row slices
+    (5 of 12 rows). Both branches must compile (a TensorFlow loop inside a differentiated
+    ``tf.cond`` does not under XLA, so there the rows are mined in one piece) and the branch the
+    labels choose must give the oracle's value and gradient."""
+    from tripletlab.mining import chunks
+
+    monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 5 * 12)
+    labels, rounded, margin, expected, expected_grad = reference(
+        loss, structure, "L2", "float32", False)
+    assert (most_positives(labels) <= max_positives) == (structure == "pk")
+    value, grad = compiled_value_and_gradient(
+        lambda y, t: SLOT_LOSSES[loss](y, t, margin, "L2", False, max_positives),
+        rounded.astype(np.float32), labels=labels.astype("int32"))
     np.testing.assert_allclose(value, expected, rtol=2e-5)
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())

@@ -10,10 +10,12 @@ On JAX the equal-sized slices go through one ``jax.lax.map`` (a loop in the comp
 remainder rows after it): XLA scheduled the slices of an unrolled Python loop together and
 kept the temporaries of every slice live at once (a 4.4 GB temporary arena for semi-hard at
 B = 8192, 1.7 GB with the loop), while a loop body's buffers are reused from slice to slice.
-In TensorFlow graphs (``tf.function``, ``fit``) the rows are mined in one piece: XLA there kept
-every unrolled slice's temporaries live too, and a loop (``tf.map_fn``) does not compile inside
-the ``tf.cond`` that chooses a slot path. Eager TensorFlow and PyTorch run the unrolled slices
-one after another.
+TensorFlow graphs (``tf.function``, ``fit``) loop the same way with ``tf.map_fn`` (sort paths
+at B = 8192 under XLA: semi-hard 5.2 GB above the start in one piece, 2.6 GB in the loop;
+batch-all 4.0 and 2.3 GB; unrolled slices took more than one piece there). Inside a
+``tf.cond`` branch the rows are mined in one piece: when the cond is differentiated, XLA cannot
+compile a loop in its branch (the gradient needs the loop's intermediates as cond outputs).
+Eager TensorFlow and PyTorch run the unrolled slices one after another.
 """
 
 from __future__ import annotations
@@ -52,10 +54,15 @@ def map_row_chunks(function, *tensors, max_elements: int | None = None):
     if rows is None or columns is None:
         return function(*tensors)
     chunk = max(1, max_elements // max(columns, 1))
-    if chunk >= rows or _tensorflow_graph():
+    if chunk >= rows:
         return function(*tensors)
     if keras.backend.backend() == "jax":
         return _mapped_row_chunks(function, tensors, chunk)
+    graph = _tensorflow_graph()
+    if graph == "condition branch":
+        return function(*tensors)
+    if graph == "graph":
+        return _tensorflow_mapped_row_chunks(function, tensors, chunk)
     outputs = [function(*(tensor[start:start + chunk] for tensor in tensors))
                for start in range(0, rows, chunk)]
     return tuple(ops.concatenate(parts, axis=0) for parts in zip(*outputs, strict=True))
@@ -130,14 +137,45 @@ def attach_column_gradient(distances, values, columns, column_coefficients, coef
     return linear + ops.stop_gradient(values - linear)
 
 
-def _tensorflow_graph() -> bool:
-    """Whether this runs in a TensorFlow graph (``tf.function``, ``fit``), where the rows are
-    mined in one piece: XLA there kept the temporaries of every unrolled slice live at once, so
-    slices took more memory, not less (semi-hard with positive slots at B = 8192: 3.64 GB above
-    the start in slices of 2**23 elements, 11.7 GB in slices of 2**21, 2.86 GB in one piece).
-    Eager TensorFlow runs the slices one after another and keeps them."""
+def _tensorflow_graph() -> str | None:
+    """What TensorFlow code is being built: ``"graph"`` (``tf.function``, ``fit``),
+    ``"condition branch"`` (a graph inside a ``tf.cond`` branch, at any depth), or ``None``
+    (eager TensorFlow, or another backend)."""
     if keras.backend.backend() != "tensorflow":
-        return False
+        return None
     import tensorflow as tf
 
-    return not tf.executing_eagerly()
+    if tf.executing_eagerly():
+        return None
+    from tensorflow.python.ops.control_flow_v2_func_graphs import CondBranchFuncGraph
+
+    graph = tf.compat.v1.get_default_graph()
+    while graph is not None:
+        if isinstance(graph, CondBranchFuncGraph):
+            return "condition branch"
+        graph = getattr(graph, "outer_graph", None)
+    return "graph"
+
+
+def _tensorflow_mapped_row_chunks(function, tensors, chunk):
+    """TensorFlow graphs: the first slice, then the other full slices in one ``tf.map_fn`` (one
+    slice at a time, so that its buffers are reused), then the remainder rows.
+
+    The first slice runs before the loop, which takes its output types and shapes from it.
+    """
+    import tensorflow as tf
+
+    rows = tensors[0].shape[0]
+    blocks, body = rows // chunk, rows // chunk * chunk
+    parts = [tuple(function(*(tensor[:chunk] for tensor in tensors)))]
+    if blocks > 1:
+        stacked = tuple(tf.reshape(tensor[chunk:body], (blocks - 1, chunk, *tensor.shape[1:]))
+                        for tensor in tensors)
+        signature = tuple(tf.TensorSpec(output.shape, output.dtype) for output in parts[0])
+        outputs = tf.map_fn(lambda block: tuple(function(*block)), stacked,
+                            fn_output_signature=signature, parallel_iterations=1)
+        parts.append(tuple(tf.reshape(output, (body - chunk, *output.shape[2:]))
+                           for output in outputs))
+    if body < rows:
+        parts.append(tuple(function(*(tensor[body:] for tensor in tensors))))
+    return tuple(ops.concatenate(pieces, axis=0) for pieces in zip(*parts, strict=True))
