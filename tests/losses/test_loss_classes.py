@@ -153,3 +153,48 @@ def test_fit_with_max_positives_under_jit(name):
     history = model.fit(x, labels, batch_size=16, epochs=3, shuffle=False, verbose=0)
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "jit"])
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_fit_mines_in_row_slices_with_the_same_losses(name, jit_compile, monkeypatch):
+    """``fit`` with several steps per call where the backend allows it (a TensorFlow step is
+    then a function called inside a ``tf.cond``): with slices of 5 rows the losses of every batch are those of one piece.
+    The learning rate is 0, so both runs see the same weights."""
+    from tripletlab.losses import functional
+    from tripletlab.mining import chunks
+
+    cls, _ = CLASSES[name]
+    labels, x = _batch(seed=6, size=48, classes=4)
+    slice_rows = []
+    original = functional.map_row_chunks
+
+    def recording(function, *tensors, **kwargs):
+        def wrapped(*parts):
+            slice_rows.append(parts[0].shape[0])
+            return function(*parts)
+        return original(wrapped, *tensors, **kwargs)
+
+    monkeypatch.setattr(functional, "map_row_chunks", recording)
+
+    def batch_losses():
+        keras.utils.set_random_seed(0)
+        model = _model()
+        model.compile(optimizer=keras.optimizers.SGD(0.0), loss=cls(margin=0.5),
+                      jit_compile=jit_compile,
+                      steps_per_execution=1 if BACKEND == "torch" else 2)
+        recorded = []
+        callback = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: recorded.append(float(logs["loss"])))
+        model.fit(x, labels, batch_size=12, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[callback])
+        return recorded
+
+    whole = batch_losses()
+    assert slice_rows and set(slice_rows) == {12}
+    slice_rows.clear()
+    monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 5 * 12)
+    monkeypatch.setattr(chunks, "TORCH_MAX_ELEMENTS", 5 * 12)
+    sliced = batch_losses()
+    assert max(slice_rows) == 5 and 2 in slice_rows
+    np.testing.assert_allclose(sliced, whole, rtol=1e-5)

@@ -138,22 +138,29 @@ def attach_column_gradient(distances, values, columns, column_coefficients, coef
 
 
 def _tensorflow_graph() -> str | None:
-    """What TensorFlow code is being built: ``"graph"`` (``tf.function``, ``fit``),
-    ``"condition branch"`` (a graph inside a ``tf.cond`` branch, at any depth), or ``None``
-    (eager TensorFlow, or another backend)."""
+    """What TensorFlow code is being built: ``"condition branch"`` (a ``tf.cond`` branch, or
+    a loop inside one, of the function being traced), ``"graph"`` (any other ``tf.function``
+    graph, e.g. ``fit``'s step) or ``None`` (eager TensorFlow, or another backend).
+
+    Only the function being traced counts: a ``tf.function`` called inside a ``tf.cond`` (as
+    Keras' ``fit`` calls its step with ``steps_per_execution > 1``) is differentiated on its
+    own, so it may loop."""
     if keras.backend.backend() != "tensorflow":
         return None
     import tensorflow as tf
 
     if tf.executing_eagerly():
         return None
-    from tensorflow.python.ops.control_flow_v2_func_graphs import CondBranchFuncGraph
+    from tensorflow.python.ops.control_flow_v2_func_graphs import (
+        CondBranchFuncGraph,
+        ControlFlowFuncGraph,
+    )
 
     graph = tf.compat.v1.get_default_graph()
-    while graph is not None:
+    while isinstance(graph, ControlFlowFuncGraph):
         if isinstance(graph, CondBranchFuncGraph):
             return "condition branch"
-        graph = getattr(graph, "outer_graph", None)
+        graph = graph.outer_graph
     return "graph"
 
 
