@@ -2,7 +2,8 @@
 
 For every backend, batch size B (P x K batches, K = 4, D = 128) and loss, a fresh subprocess
 builds the inputs, compiles ``value_and_grad(loss)`` the way ``fit`` runs it (``jax.jit``,
-``tf.function(jit_compile=True)``; PyTorch runs eagerly), runs it ``--warmup`` times (default
+``tf.function(jit_compile=True)``, or without XLA with ``--tensorflow-jit false`` as ``fit`` runs
+on a TensorFlow without a GPU; PyTorch runs eagerly), runs it ``--warmup`` times (default
 once: compilation) to warm up, then times
 ``--repeats`` calls and reports their median. Peak extra memory is the growth of the process's
 peak RSS over what it held after building the inputs (CPU). The baseline, measured the same way
@@ -91,7 +92,7 @@ def loss_function(loss_name, labels, weights):
     return loss
 
 
-def measure(loss_name, batch, dim, repeats, warmup=1):
+def measure(loss_name, batch, dim, repeats, warmup=1, tensorflow_jit=True):
     """Runs in the child process: returns seconds per call and extra peak memory (MB)."""
     import keras
     import numpy as np
@@ -107,7 +108,7 @@ def measure(loss_name, batch, dim, repeats, warmup=1):
     x = keras.ops.convert_to_tensor(x_np)
     weights = keras.ops.convert_to_tensor(weights_np) if weights_np is not None else None
 
-    step = value_and_gradient_step(loss_function(loss_name, labels, weights))
+    step = value_and_gradient_step(loss_function(loss_name, labels, weights), tensorflow_jit)
 
     def run():
         return step(x)[0]
@@ -148,6 +149,10 @@ def main():
     parser.add_argument("--retain-freed-memory", action="store_true",
                         help="keep freed memory in tripletlab's processes "
                              "(tripletlab.allocator), as `tripletlab train` does")
+    parser.add_argument("--tensorflow-jit", choices=("true", "false"), default="true",
+                        help="TensorFlow cells in tf.function with XLA (true, how issue 9 "
+                             "measured) or without (false: how Keras' fit runs on a TensorFlow "
+                             "without a GPU, where jit_compile='auto' means no XLA)")
     parser.add_argument("--peers-retain-freed-memory", action="store_true",
                         help="give the peers' processes the same glibc settings")
     parser.add_argument("--peer-memory-gb", type=float, default=12.0,
@@ -163,7 +168,8 @@ def main():
             from tripletlab.allocator import retain_freed_memory
 
             retain_freed_memory()
-        result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats, args.warmup)
+        result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats, args.warmup,
+                         tensorflow_jit=args.tensorflow_jit == "true")
         print("RESULT " + json.dumps(result))
         return
 
@@ -171,6 +177,7 @@ def main():
           f"load average {os.getloadavg()[0]:.1f} at start, D = {args.dim}, P x K batches with "
           f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after {args.warmup} "
           "untimed, "
+          f"TensorFlow XLA: {args.tensorflow_jit}, "
           f"PyTorch threads: {args.torch_threads or 'default'}, freed memory: tripletlab "
           f"{'retained' if args.retain_freed_memory else 'glibc defaults'}, peers "
           f"{'retained' if args.peers_retain_freed_memory else 'glibc defaults'}\n")
@@ -197,7 +204,7 @@ def _run_cells(backend, batch, args):
     for loss_name in ["distance-matrix", *[n for n in args.losses if n != "distance-matrix"]]:
         command = [sys.executable, __file__, "--child", loss_name, str(batch),
                    "--dim", str(args.dim), "--repeats", str(args.repeats),
-                   "--warmup", str(args.warmup)]
+                   "--warmup", str(args.warmup), "--tensorflow-jit", args.tensorflow_jit]
         if args.retain_freed_memory:
             command.append("--retain-freed-memory")
         result = _run_child(command, environment, args.timeout)

@@ -1,14 +1,18 @@
 """Value and gradient of a scalar function, compiled the way Keras' ``fit`` runs a loss.
 
-``jax.jit`` on JAX, ``tf.function(jit_compile=True)`` on TensorFlow, eager autograd on PyTorch
-(Keras' default there). Shared by the benchmark scripts in this folder.
+``jax.jit`` on JAX, ``tf.function(jit_compile=True)`` on TensorFlow (or without XLA, as Keras'
+``fit`` runs on a TensorFlow that sees no GPU: ``jit_compile="auto"`` resolves to no XLA there),
+eager autograd on PyTorch (Keras' default there). Shared by the benchmark scripts in this
+folder.
 """
 
 from __future__ import annotations
 
 
-def value_and_gradient_step(function):
+def value_and_gradient_step(function, tensorflow_jit=True):
     """Returns ``run(x) -> (value, gradient)`` for the active Keras backend.
+
+    ``tensorflow_jit``: compile with XLA on TensorFlow (``tf.function(jit_compile=...)``).
 
     ``run`` waits until both results are computed (no asynchronous dispatch is left running), so
     timing a call times the whole forward and backward pass. The first call compiles.
@@ -26,7 +30,7 @@ def value_and_gradient_step(function):
     elif backend == "tensorflow":
         import tensorflow as tf
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=tensorflow_jit)
         def step(x):
             with tf.GradientTape() as tape:
                 tape.watch(x)
