@@ -159,8 +159,8 @@ def test_fit_with_max_positives_under_jit(name):
 @pytest.mark.parametrize("name", sorted(CLASSES))
 def test_fit_mines_in_row_slices_with_the_same_losses(name, jit_compile, monkeypatch):
     """``fit`` with several steps per call where the backend allows it (a TensorFlow step is
-    then a function called inside a ``tf.cond``): with slices of 5 rows the losses of every batch are those of one piece.
-    The learning rate is 0, so both runs see the same weights."""
+    then a function called inside a ``tf.cond``): with slices of 5 rows the losses of every
+    batch are those of one piece. The learning rate is 0, so both runs see the same weights."""
     from tripletlab.losses import functional
     from tripletlab.mining import chunks
 
