@@ -13,9 +13,11 @@ B = 8192, 1.7 GB with the loop), while a loop body's buffers are reused from sli
 TensorFlow graphs (``tf.function``, ``fit``) loop the same way with ``tf.map_fn`` (sort paths
 at B = 8192 under XLA: semi-hard 5.2 GB above the start in one piece, 2.6 GB in the loop;
 batch-all 4.0 and 2.3 GB; unrolled slices took more than one piece there). Inside a
-``tf.cond`` branch the rows are mined in one piece: when the cond is differentiated, XLA cannot
-compile a loop in its branch (the gradient needs the loop's intermediates as cond outputs).
-Eager TensorFlow and PyTorch run the unrolled slices one after another.
+``tf.cond`` branch of the function being traced the rows are mined in one piece: when the cond
+is differentiated, XLA cannot compile a loop in its branch (the gradient needs the loop's
+intermediates as cond outputs). A ``tf.function`` called inside a cond (``fit``'s step with
+``steps_per_execution > 1``) is traced on its own and loops. Eager TensorFlow and PyTorch run
+the unrolled slices one after another.
 """
 
 from __future__ import annotations
