@@ -12,8 +12,8 @@ kept the temporaries of every slice live at once (a 4.4 GB temporary arena for s
 B = 8192, 1.7 GB with the loop), while a loop body's buffers are reused from slice to slice.
 TensorFlow graphs (``tf.function``, ``fit``) loop the same way with ``tf.map_fn`` (sort paths
 at B = 8192 under XLA: semi-hard 5.2 GB above the start in one piece, 2.6 GB in the loop;
-batch-all 4.0 and 2.3 GB; unrolled slices took more than one piece there). Inside a
-``tf.cond`` branch of the function being traced the rows are mined in one piece: when the cond
+batch-all 4.0 and 2.3 GB; unrolled slices took more than one piece there). Under XLA, inside a
+``tf.cond`` branch of the function being traced, the rows are mined in one piece: when the cond
 is differentiated, XLA cannot compile a loop in its branch (the gradient needs the loop's
 intermediates as cond outputs). A ``tf.function`` called inside a cond (``fit``'s step with
 ``steps_per_execution > 1``) is traced on its own and loops. Eager TensorFlow and PyTorch run
@@ -24,6 +24,12 @@ from __future__ import annotations
 
 import keras
 from keras import ops
+
+from tripletlab.mining.tracing import (
+    in_tensorflow_condition_branch,
+    in_tensorflow_graph,
+    in_tensorflow_xla,
+)
 
 DEFAULT_MAX_ELEMENTS = 2**23
 
@@ -60,10 +66,9 @@ def map_row_chunks(function, *tensors, max_elements: int | None = None):
         return function(*tensors)
     if keras.backend.backend() == "jax":
         return _mapped_row_chunks(function, tensors, chunk)
-    graph = _tensorflow_graph()
-    if graph == "condition branch":
-        return function(*tensors)
-    if graph == "graph":
+    if in_tensorflow_graph():
+        if in_tensorflow_xla() and in_tensorflow_condition_branch():
+            return function(*tensors)
         return _tensorflow_mapped_row_chunks(function, tensors, chunk)
     outputs = [function(*(tensor[start:start + chunk] for tensor in tensors))
                for start in range(0, rows, chunk)]
@@ -110,8 +115,12 @@ def attach_column_gradient(distances, values, columns, column_coefficients, coef
     On JAX the column terms are spread into one dense ``[R, B]`` coefficient matrix (one
     comparison with the column numbers per column, fused by XLA) and differentiated as one
     product: under XLA on a CPU, gathering the columns and scattering their gradient back cost
-    batch-all 17 ms per value + gradient at B = 1024 against 10 ms this way. Eager backends
-    gather the ``R x K`` distances instead (a dense pass per column would cost more there).
+    batch-all 17 ms per value + gradient at B = 1024 against 10 ms this way. On TensorFlow,
+    when dense ``coefficients`` are given, the column terms are added into them by one scatter
+    (``tf.tensor_scatter_nd_add``): the gathers' gradient was a dense ``[R, B]`` scatter of its
+    own, added to the dense one (batch-all at B = 8192: 3.35 GB above the start without XLA,
+    2.81 GB this way; 2.35 and 1.80 GB under XLA). Otherwise eager backends gather the
+    ``R x K`` distances (a dense pass per column would cost more there).
 
     Args:
       distances: ``[R, B]`` distances (differentiated).
@@ -122,7 +131,12 @@ def attach_column_gradient(distances, values, columns, column_coefficients, coef
     """
     columns = ops.stop_gradient(columns)
     column_coefficients = ops.stop_gradient(column_coefficients)
-    if keras.backend.backend() == "jax":
+    backend = keras.backend.backend()
+    if backend == "tensorflow" and coefficients is not None:
+        dense = _tensorflow_add_at_columns(ops.stop_gradient(coefficients), columns,
+                                           column_coefficients)
+        linear = ops.sum(dense * distances, axis=1)
+    elif backend == "jax":
         numbers = ops.expand_dims(ops.arange(ops.shape(distances)[1], dtype=columns.dtype), 0)
         dense = (ops.zeros_like(distances) if coefficients is None
                  else ops.stop_gradient(coefficients))
@@ -139,52 +153,45 @@ def attach_column_gradient(distances, values, columns, column_coefficients, coef
     return linear + ops.stop_gradient(values - linear)
 
 
-def _tensorflow_graph() -> str | None:
-    """What TensorFlow code is being built: ``"condition branch"`` (a ``tf.cond`` branch, or
-    a loop inside one, of the function being traced), ``"graph"`` (any other ``tf.function``
-    graph, e.g. ``fit``'s step) or ``None`` (eager TensorFlow, or another backend).
-
-    Only the function being traced counts: a ``tf.function`` called inside a ``tf.cond`` (as
-    Keras' ``fit`` calls its step with ``steps_per_execution > 1``) is differentiated on its
-    own, so it may loop."""
-    if keras.backend.backend() != "tensorflow":
-        return None
+def _tensorflow_add_at_columns(matrix, columns, values):
+    """``matrix`` plus ``values[a, k]`` at ``(a, columns[a, k])`` (repeated columns add up), in
+    one new ``[R, B]`` buffer."""
     import tensorflow as tf
 
-    if tf.executing_eagerly():
-        return None
-    from tensorflow.python.ops.control_flow_v2_func_graphs import (
-        CondBranchFuncGraph,
-        ControlFlowFuncGraph,
-    )
-
-    graph = tf.compat.v1.get_default_graph()
-    while isinstance(graph, ControlFlowFuncGraph):
-        if isinstance(graph, CondBranchFuncGraph):
-            return "condition branch"
-        graph = graph.outer_graph
-    return "graph"
+    rows = tf.broadcast_to(tf.range(tf.shape(columns)[0], dtype=columns.dtype)[:, None],
+                           tf.shape(columns))
+    indices = tf.reshape(tf.stack([rows, columns], axis=-1), (-1, 2))
+    return tf.tensor_scatter_nd_add(matrix, indices, tf.reshape(values, (-1,)))
 
 
 def _tensorflow_mapped_row_chunks(function, tensors, chunk):
-    """TensorFlow graphs: the first slice, then the other full slices in one ``tf.map_fn`` (one
-    slice at a time, so that its buffers are reused), then the remainder rows.
+    """TensorFlow graphs: the full slices in one ``tf.map_fn`` over their numbers (one slice at
+    a time, each cut inside the loop, so that neither the inputs nor the slices' buffers are
+    copied at once), then the remainder rows.
 
-    The first slice runs before the loop, which takes its output types and shapes from it.
+    ``function`` is also traced on the first slice outside the loop, to learn its outputs'
+    types and shapes; those operations are unused, and TensorFlow prunes them.
     """
     import tensorflow as tf
 
     rows = tensors[0].shape[0]
     blocks, body = rows // chunk, rows // chunk * chunk
-    parts = [tuple(function(*(tensor[:chunk] for tensor in tensors)))]
-    if blocks > 1:
-        stacked = tuple(tf.reshape(tensor[chunk:body], (blocks - 1, chunk, *tensor.shape[1:]))
-                        for tensor in tensors)
-        signature = tuple(tf.TensorSpec(output.shape, output.dtype) for output in parts[0])
-        outputs = tf.map_fn(lambda block: tuple(function(*block)), stacked,
-                            fn_output_signature=signature, parallel_iterations=1)
-        parts.append(tuple(tf.reshape(output, (body - chunk, *output.shape[2:]))
-                           for output in outputs))
-    if body < rows:
-        parts.append(tuple(function(*(tensor[body:] for tensor in tensors))))
-    return tuple(ops.concatenate(pieces, axis=0) for pieces in zip(*parts, strict=True))
+    probe = tuple(function(*(tensor[:chunk] for tensor in tensors)))
+    signature = tuple(tf.TensorSpec(output.shape, output.dtype) for output in probe)
+
+    def block(number):
+        # tf.slice with a constant size: a static shape under XLA too (a dynamic range would
+        # give XLA a slice of bounded dynamic size)
+        return tuple(function(*(
+            tf.slice(tensor, [number * chunk] + [0] * (tensor.shape.rank - 1),
+                     [chunk, *tensor.shape[1:]])
+            for tensor in tensors)))
+
+    outputs = tf.map_fn(block, tf.range(blocks), fn_output_signature=signature,
+                        parallel_iterations=1)
+    outputs = tuple(tf.reshape(output, (body, *output.shape[2:])) for output in outputs)
+    if body == rows:
+        return outputs
+    rest = function(*(tensor[body:] for tensor in tensors))
+    return tuple(ops.concatenate([output, part], axis=0)
+                 for output, part in zip(outputs, rest, strict=True))

@@ -19,6 +19,8 @@ import math
 import keras
 from keras import ops
 
+from tripletlab.mining.tracing import in_tensorflow_xla
+
 # Used when the row length is not known while tracing (a dynamic batch dimension): enough
 # binary-search steps for rows of up to 2**32 - 1 entries.
 _STEPS_FOR_UNKNOWN_LENGTH = 32
@@ -58,7 +60,7 @@ def _native_search(sorted_rows, queries, strictly_below: bool):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        if _in_xla_context():
+        if in_tensorflow_xla():
             return binary_search(sorted_rows, queries, strictly_below)
         return tf.searchsorted(sorted_rows, queries, side=side, out_type=tf.int32)
     if backend == "torch":
@@ -75,14 +77,6 @@ def _native_search(sorted_rows, queries, strictly_below: bool):
 
         return jax.vmap(search_row)(sorted_rows, queries).astype("int32")
     return binary_search(sorted_rows, queries, strictly_below)
-
-
-def _in_xla_context() -> bool:
-    """Whether TensorFlow is tracing code that XLA will compile (``jit_compile=True``)."""
-    import tensorflow as tf
-    from tensorflow.python.ops import control_flow_util
-
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def count_below(sorted_rows, queries):

@@ -1,0 +1,60 @@
+"""What kind of TensorFlow code is being built when a mining function runs.
+
+Mining picks its TensorFlow kernels and its row loop by context: XLA lowers some operations
+badly (``tf.searchsorted``, see :mod:`tripletlab.mining.rank`), and XLA cannot compile a loop in
+the branch of a differentiated ``tf.cond`` (see :mod:`tripletlab.mining.chunks`). Both are
+questions about the graph being traced, answered here. Every function returns ``False`` on
+the other backends and in eager TensorFlow.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+def _tensorflow_graph():
+    """The TensorFlow graph being built, or ``None`` (another backend, or eager)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return None
+    return tf.compat.v1.get_default_graph()
+
+
+def in_tensorflow_graph() -> bool:
+    """Whether TensorFlow is tracing a graph (``tf.function``, Keras' ``fit``)."""
+    return _tensorflow_graph() is not None
+
+
+def in_tensorflow_xla() -> bool:
+    """Whether TensorFlow is tracing code that XLA will compile (``jit_compile=True``)."""
+    graph = _tensorflow_graph()
+    if graph is None:
+        return False
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(graph)
+
+
+def in_tensorflow_condition_branch() -> bool:
+    """Whether TensorFlow is tracing a ``tf.cond`` branch (or a loop inside one) of the function
+    being traced.
+
+    Only that function counts: a ``tf.function`` called inside a cond (as Keras' ``fit`` calls
+    its step with ``steps_per_execution > 1``) is traced, and differentiated, on its own.
+    """
+    graph = _tensorflow_graph()
+    if graph is None:
+        return False
+    from tensorflow.python.ops.control_flow_v2_func_graphs import (
+        CondBranchFuncGraph,
+        ControlFlowFuncGraph,
+    )
+
+    while isinstance(graph, ControlFlowFuncGraph):
+        if isinstance(graph, CondBranchFuncGraph):
+            return True
+        graph = graph.outer_graph
+    return False
