@@ -61,6 +61,28 @@ def value_and_gradient(function, x):
     return to_numpy(value), to_numpy(gradient)
 
 
+def record_slice_rows(monkeypatch, max_elements=None):
+    """Records the rows of every slice the losses mine (``map_row_chunks`` as the losses call
+    it), optionally with slices of at most ``max_elements`` elements; returns the list."""
+    from tripletlab.losses import functional
+    from tripletlab.mining import chunks
+
+    if max_elements is not None:
+        monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", max_elements)
+        monkeypatch.setattr(chunks, "TORCH_MAX_ELEMENTS", max_elements)
+    slice_rows = []
+    original = chunks.map_row_chunks
+
+    def recording(function, *tensors, **kwargs):
+        def wrapped(*parts):
+            slice_rows.append(parts[0].shape[0])
+            return function(*parts)
+        return original(wrapped, *tensors, **kwargs)
+
+    monkeypatch.setattr(functional, "map_row_chunks", recording)
+    return slice_rows
+
+
 def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -9,7 +9,7 @@ import pytest
 
 import oracle
 import tripletlab as tl
-from conftest import BACKEND, to_numpy
+from conftest import BACKEND, record_slice_rows, to_numpy
 
 CLASSES = {
     "semi-hard": (tl.losses.TripletSemiHardLoss, oracle.semi_hard),
@@ -161,21 +161,9 @@ def test_fit_mines_in_row_slices_with_the_same_losses(name, jit_compile, monkeyp
     """``fit`` with several steps per call where the backend allows it (a TensorFlow step is
     then a function called inside a ``tf.cond``): with slices of 5 rows the losses of every
     batch are those of one piece. The learning rate is 0, so both runs see the same weights."""
-    from tripletlab.losses import functional
-    from tripletlab.mining import chunks
-
     cls, _ = CLASSES[name]
     labels, x = _batch(seed=6, size=48, classes=4)
-    slice_rows = []
-    original = functional.map_row_chunks
-
-    def recording(function, *tensors, **kwargs):
-        def wrapped(*parts):
-            slice_rows.append(parts[0].shape[0])
-            return function(*parts)
-        return original(wrapped, *tensors, **kwargs)
-
-    monkeypatch.setattr(functional, "map_row_chunks", recording)
+    slice_rows = record_slice_rows(monkeypatch)
 
     def batch_losses():
         keras.utils.set_random_seed(0)
@@ -192,9 +180,7 @@ def test_fit_mines_in_row_slices_with_the_same_losses(name, jit_compile, monkeyp
 
     whole = batch_losses()
     assert slice_rows and set(slice_rows) == {12}
-    slice_rows.clear()
-    monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 5 * 12)
-    monkeypatch.setattr(chunks, "TORCH_MAX_ELEMENTS", 5 * 12)
+    slice_rows = record_slice_rows(monkeypatch, max_elements=5 * 12)
     sliced = batch_losses()
     assert max(slice_rows) == 5 and 2 in slice_rows
     np.testing.assert_allclose(sliced, whole, rtol=1e-5)

@@ -22,7 +22,7 @@ import pytest
 
 import oracle
 import tripletlab as tl
-from conftest import BACKEND, to_numpy, value_and_gradient
+from conftest import BACKEND, record_slice_rows, to_numpy, value_and_gradient
 
 DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
 STRUCTURES = ("few-classes", "pk", "all-distinct", "one-class", "duplicates", "large-norms",
@@ -366,23 +366,10 @@ def test_compiled_row_chunks_with_a_remainder_match_oracle(loss, slots, soft, mo
     graphs, and 2 remainder rows), so rows mined in the wrong slice or order, or a slice's
     gradient dropped, would change the value or the gradient. (The labels are constants here, so
     only the path they choose is traced; see the next test for both.)"""
-    from tripletlab.mining import chunks
-
     if slots and loss not in SLOT_LOSSES:
         pytest.skip("batch-hard has no slot path")
-    monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 5 * 12)
-    monkeypatch.setattr(chunks, "TORCH_MAX_ELEMENTS", 5 * 12)
-    slice_rows = []
-    original = chunks.map_row_chunks
-
-    def recording(function, *tensors, **kwargs):
-        def wrapped(*parts):
-            slice_rows.append(parts[0].shape[0])
-            return function(*parts)
-        return original(wrapped, *tensors, **kwargs)
-
     # (Under jit the slot path's fallback to the sort path is compiled too: no forbid_sort_path.)
-    monkeypatch.setattr("tripletlab.losses.functional.map_row_chunks", recording)
+    slice_rows = record_slice_rows(monkeypatch, max_elements=5 * 12)
     labels, rounded, margin, expected, expected_grad = reference(
         loss, "pk" if slots else "few-classes", "L2", "float32", soft)
     if slots:

@@ -84,12 +84,7 @@ def _mapped_row_chunks(function, tensors, chunk):
     stacked = tuple(ops.reshape(tensor[:body], (blocks, chunk, *tensor.shape[1:]))
                     for tensor in tensors)
     outputs = jax.lax.map(lambda block: tuple(function(*block)), stacked)
-    outputs = tuple(ops.reshape(output, (body, *output.shape[2:])) for output in outputs)
-    if body == rows:
-        return outputs
-    rest = function(*(tensor[body:] for tensor in tensors))
-    return tuple(ops.concatenate([output, part], axis=0)
-                 for output, part in zip(outputs, rest, strict=True))
+    return _with_remainder(function, tensors, outputs, blocks * chunk)
 
 
 def attach_gradient(distances, values, coefficients):
@@ -174,8 +169,7 @@ def _tensorflow_mapped_row_chunks(function, tensors, chunk):
     """
     import tensorflow as tf
 
-    rows = tensors[0].shape[0]
-    blocks, body = rows // chunk, rows // chunk * chunk
+    blocks = tensors[0].shape[0] // chunk
     probe = tuple(function(*(tensor[:chunk] for tensor in tensors)))
     signature = tuple(tf.TensorSpec(output.shape, output.dtype) for output in probe)
 
@@ -189,7 +183,14 @@ def _tensorflow_mapped_row_chunks(function, tensors, chunk):
 
     outputs = tf.map_fn(block, tf.range(blocks), fn_output_signature=signature,
                         parallel_iterations=1)
-    outputs = tuple(tf.reshape(output, (body, *output.shape[2:])) for output in outputs)
+    return _with_remainder(function, tensors, outputs, blocks * chunk)
+
+
+def _with_remainder(function, tensors, outputs, body):
+    """The per-slice ``outputs`` of a loop (``[slices, chunk, ...]`` each, ``body`` rows in all)
+    as rows, followed by ``function`` of the rows the full slices left over."""
+    rows = tensors[0].shape[0]
+    outputs = tuple(ops.reshape(output, (body, *output.shape[2:])) for output in outputs)
     if body == rows:
         return outputs
     rest = function(*(tensor[body:] for tensor in tensors))
