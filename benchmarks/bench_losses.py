@@ -47,6 +47,7 @@ import subprocess
 import sys
 import time
 
+import results_file
 from compiled_step import value_and_gradient_step
 from peer_losses import PEER_LOSSES
 
@@ -56,6 +57,7 @@ PEER_COUNTERPARTS = {"pml-semihard": ("torch", "semi-hard-slots"),
                      "pml-all": ("torch", "batch-all-slots"),
                      "tfa-hard": ("tensorflow", "hard"),
                      "tfa-semihard": ("tensorflow", "semi-hard-slots")}
+PEER_LIBRARIES = {"pml": "pytorch-metric-learning", "tfa": "TF Addons"}
 # PML's semi-hard miner keeps every semi-hard triplet (not one negative per positive): another loss.
 DIFFERENT_LOSS = {"pml-semihard"}
 
@@ -139,7 +141,7 @@ def main():
                              "ten calls at B = 4096 to reach the size it then reuses)")
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
     parser.add_argument("--child", nargs=2, metavar=("LOSS", "B"), help=argparse.SUPPRESS)
-    parser.add_argument("--json", help="also write the results to this file")
+    results_file.add_output_argument(parser, "--json")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds a cell may take (compilation included) before it is skipped")
     parser.add_argument("--torch-threads", type=int, default=None,
@@ -173,6 +175,7 @@ def main():
         print("RESULT " + json.dumps(result))
         return
 
+    run = results_file.Run("losses")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at start, D = {args.dim}, P x K batches with "
           f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after {args.warmup} "
@@ -183,16 +186,15 @@ def main():
           f"{'retained' if args.peers_retain_freed_memory else 'glibc defaults'}\n")
     print("| B | backend | loss | value + gradient | x distance matrix | peak extra memory |")
     print("|---:|---|---|---:|---:|---:|")
-    results = []
+    results, peer_versions = [], {}
     for backend in args.backends:
         for batch in args.sizes:
             results.extend(_run_cells(backend, batch, args))
     if peers:
-        results.extend(_run_peers(peers, results, args))
+        results.extend(_run_peers(peers, results, args, peer_versions))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as stream:
-            json.dump(results, stream, indent=2)
+    run.write(args.output, settings=_settings(args, peer_versions),
+              cells=_cells(results, args.dim))
 
 
 def _run_cells(backend, batch, args):
@@ -258,7 +260,7 @@ def _parse_peers(parser, specs):
     return peers
 
 
-def _run_peers(peers, results, args):
+def _run_peers(peers, results, args, versions):
     """Times every peer loss at every size; prints them beside tripletlab's matching cell."""
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("PYTHONPATH", "KERAS_BACKEND")}
@@ -268,6 +270,7 @@ def _run_peers(peers, results, args):
         environment.update(GLIBC_ENVIRONMENT)
     for name, python in peers.items():
         version = _run_child([python, PEER_SCRIPT, "versions", "--peer", name], environment, 300)
+        versions[name] = version.get("versions") or version.get("error")
         print(f"\n{name}: {python} ({version.get('versions') or version.get('error')})")
     print("\n| B | peer loss | value + gradient | peak extra memory | tripletlab (backend, loss) "
           "| tripletlab | peer / tripletlab | same value |")
@@ -306,6 +309,59 @@ def _run_peers(peers, results, args):
                       f"| {result['extra_mb']:.0f} MB | {backend}, {loss_name} | {ours_cell} "
                       f"| {ratio} | {same} |", flush=True)
     return peer_results
+
+
+def _settings(args, peer_versions):
+    """The run's settings, for the results file."""
+    return {"dim": args.dim, "samples_per_class": SAMPLES_PER_CLASS, "repeats": args.repeats,
+            "warmup": args.warmup, "tensorflow_jit": args.tensorflow_jit == "true",
+            "torch_threads": args.torch_threads, "retain_freed_memory": args.retain_freed_memory,
+            "peers_retain_freed_memory": args.peers_retain_freed_memory,
+            "floor": "distance-matrix", "peers": peer_versions}
+
+
+def _cells(results, dim):
+    """The results file's cells: one per (backend, B, loss) and per peer cell, with the median
+    and every timed call in milliseconds, the peak extra memory, and the ratio to the floor (the
+    distance matrix on the same backend, same B, same run); a peer's cell also has its ratio to
+    the tripletlab loss it is compared with."""
+    floors = {(r["backend"], r["batch"]): r["seconds"] for r in results
+              if r["loss"] == "distance-matrix" and "seconds" in r}
+    ours = {(r["backend"], r["batch"], r["loss"]): r for r in results if "seconds" in r}
+    cells = []
+    for result in results:
+        peer = result["backend"].startswith("peer:")
+        if peer:
+            backend, counterpart = PEER_COUNTERPARTS[result["loss"]]
+            cell = {"backend": backend, "library": PEER_LIBRARIES[result["backend"][5:]],
+                    "batch": result["batch"], "dim": dim, "loss": result["loss"],
+                    "counterpart": counterpart}
+        else:
+            backend = result["backend"]
+            cell = {"backend": backend, "library": "tripletlab", "batch": result["batch"],
+                    "dim": dim, "loss": result["loss"],
+                    "max_positives": SAMPLES_PER_CLASS - 1 if result["loss"].endswith("-slots")
+                    else None}
+        if "error" in result:
+            cells.append({**cell, "error": result["error"]})
+            continue
+        floor = floors.get((backend, result["batch"]))
+        cell.update({"median_ms": results_file.milliseconds(result["seconds"]),
+                     "repeats_ms": [results_file.milliseconds(t) for t in result["times"]],
+                     "peak_extra_mb": round(result["extra_mb"], 1),
+                     "ratio_to_floor": round(result["seconds"] / floor, 3) if floor else None,
+                     "value": result["value"]})
+        if peer:
+            mine = ours.get((backend, result["batch"], cell["counterpart"]))
+            cell["ratio_to_counterpart"] = (round(result["seconds"] / mine["seconds"], 3)
+                                            if mine else None)
+            if result["loss"] in DIFFERENT_LOSS or not mine:
+                cell["same_value"] = None
+            else:
+                scale = max(abs(mine["value"]), 1e-6)
+                cell["same_value"] = abs(result["value"] - mine["value"]) <= 1e-4 * scale
+        cells.append(cell)
+    return cells
 
 
 if __name__ == "__main__":

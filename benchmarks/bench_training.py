@@ -37,6 +37,8 @@ import sys
 import tempfile
 import time
 
+import results_file
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(os.path.dirname(HERE), "configs", "tfa-tutorial.toml")
 # "epoch 1/5  loss 0.60  frac+ 0.71  121.5s  input ... img/s ..." (the seconds end a field)
@@ -162,13 +164,14 @@ def main():
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--tripletlab-flags", default="",
                         help="extra flags for tripletlab train, one string")
-    parser.add_argument("--json", help="also write the results to this file")
+    results_file.add_output_argument(parser, "--json")
     parser.add_argument("--child-tutorial", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data_file = os.path.abspath(args.data_file)
     if args.child_tutorial:
         print("RESULT " + json.dumps(tutorial(data_file, args.epochs, args.steps)))
         return
+    run = results_file.Run("training")
 
     batches = f"{args.steps} batches of 32 per epoch" if args.steps else "batches of 32"
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start, "
@@ -205,9 +208,40 @@ def main():
                   f"{first:.1f} s | {'' if later is None else f'{later:.1f} s'} | "
                   f"{result['process_seconds']:.0f} s | {ratio} |", flush=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as stream:
-            json.dump(results, stream, indent=2)
+    settings = {"config": os.path.relpath(CONFIG, results_file.ROOT),
+                "data_file": os.path.basename(data_file), "epochs": args.epochs,
+                "steps_per_epoch": args.steps or None, "batch_size": 32, "rounds": args.rounds,
+                "tripletlab_flags": args.tripletlab_flags.split(),
+                "tutorial": bool(args.tfa_python)}
+    run.write(args.output, settings=settings, cells=_cells(results))
+
+
+def _cells(results):
+    """The results file's cells: one per run (the tutorial, tripletlab on each backend) with
+    every epoch of every round in seconds; ``epoch_s`` is the median over rounds of the later
+    epochs (after compilation; the first epoch when there is one epoch), ``ratio_to_tutorial``
+    divides it by the tutorial's."""
+    cells = []
+    for name, rounds in results.items():
+        cell = {"run": "tutorial" if name == "tutorial" else "tripletlab",
+                "backend": "tensorflow" if name == "tutorial" else name[len("tripletlab-"):]}
+        good = [r for r in rounds if "error" not in r]
+        cell["errors"] = [r["error"] for r in rounds if "error" in r]
+        if name == "tutorial" and good:
+            cell["versions"] = good[0]["versions"]
+        cell["rounds_epoch_s"] = [[round(s, 3) for s in r["epoch_seconds"]] for r in good]
+        cell["process_s"] = [round(r["process_seconds"], 1) for r in good]
+        later = [s for r in good for s in r["epoch_seconds"][1:]]
+        firsts = [r["epoch_seconds"][0] for r in good]
+        cell["first_epoch_s"] = round(statistics.median(firsts), 3) if firsts else None
+        cell["later_epochs"] = bool(later)
+        cell["epoch_s"] = round(statistics.median(later or firsts), 3) if firsts else None
+        cells.append(cell)
+    reference = next((c["epoch_s"] for c in cells if c["run"] == "tutorial"), None)
+    for cell in cells:
+        cell["ratio_to_tutorial"] = (round(cell["epoch_s"] / reference, 3)
+                                     if reference and cell["epoch_s"] else None)
+    return cells
 
 
 if __name__ == "__main__":
