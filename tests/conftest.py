@@ -91,8 +91,11 @@ def pytest_configure(config):
 # (scripts/test.sh on TensorFlow and PyTorch) only these run. Everything runs on JAX.
 BACKEND_DEPENDENT = (
     "tests/losses/",
-    "tests/test_models.py",
-    "tests/test_offline_triplets.py",
+    "tests/mining/",
+    "tests/compat/",
+    "tests/models/test_models.py",
+    "tests/test_distances.py",
+    "tests/test_mining_metrics.py",
     "tests/cli/test_cli_train.py",
     "tests/data/test_augmentation.py",
     "tests/train/test_graph_batches.py",
@@ -100,10 +103,10 @@ BACKEND_DEPENDENT = (
 # Single tests (node-id prefixes) that rerun on TensorFlow and PyTorch where their module's
 # other tests need not: a backbone's build and optimizer on each backend, not its CLI runs.
 BACKEND_DEPENDENT_TESTS = (
-    "tests/test_backbones.py::test_grayscale_gives_unit_norm_embeddings",
-    "tests/test_backbones.py::test_backbone_updates_are_scaled",
-    "tests/test_backbones.py::test_scaled_optimizer_checkpoint_round_trips",
-    "tests/test_backbones.py::test_frozen_checkpoint_resumes_unfrozen",
+    "tests/models/test_backbones.py::test_grayscale_gives_unit_norm_embeddings",
+    "tests/models/test_backbones.py::test_backbone_updates_are_scaled",
+    "tests/models/test_backbones.py::test_scaled_optimizer_checkpoint_round_trips",
+    "tests/models/test_backbones.py::test_frozen_checkpoint_resumes_unfrozen",
 )
 
 

@@ -38,7 +38,7 @@ def images(shape, count=5, seed=0):
     return np.random.default_rng(seed).random((count, *shape), dtype=np.float32)
 
 
-# the backbones (32x32 at least, slow to build) are tested in tests/test_backbones.py
+# the backbones (32x32 at least, slow to build) are tested in tests/models/test_backbones.py
 SMALL_MODELS = [name for name in MODELS if name not in BACKBONES]
 
 
