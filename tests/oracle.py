@@ -1,4 +1,6 @@
-"""NumPy brute-force reference for every mining loss, written from DESIGN.md §2.
+"""NumPy brute-force reference for every mining loss, written from the semantics in
+docs/losses.md (the distances, TripletSemiHardLoss, TripletHardLoss, TripletBatchAllLoss and
+the triplet-tools losses).
 
 Everything is float64 and loops over every pair or triplet: slow and obviously right. Each loss
 returns its value and ``G = dL/dD``, the gradient with respect to the distance matrix (loops

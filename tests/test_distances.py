@@ -1,4 +1,4 @@
-"""Numerics of the distances (DESIGN.md §2 "Pairwise L2", issue 8 items 3 and 4).
+"""Numerics of the distances, as docs/losses.md states them (distances).
 
 Identical rows at distance exactly 0 on every backend (eager and compiled), float32 within 1e-5
 of float64 for embeddings with norms up to 100 (also collapsed batches far from the origin),

@@ -1,4 +1,4 @@
-"""The compat modules give the originals' values (DESIGN.md §1-2), on every backend."""
+"""The compat modules give the originals' values (docs/migrating.md), on every backend."""
 
 from __future__ import annotations
 
@@ -116,7 +116,8 @@ def _triplet_tools_batch():
 @pytest.mark.parametrize("metric", ["euclidean_norm", "euclidean", "cosine"])
 @pytest.mark.parametrize("case", sorted(TT_CASES))
 def test_triplet_tools_matches_float64_oracle(case, metric):
-    """Against the float64 oracle (triplet-tools' self pair shows float32 rounding, §2)."""
+    """Against the float64 oracle (triplet-tools' self pair shows float32 rounding: see
+    docs/losses.md, triplet-tools losses)."""
     labels, x = _triplet_tools_batch()
     margin = 0.3
     kind, semi_margin = TT_CASES[case]

@@ -1,4 +1,4 @@
-"""The TF Addons triplet-loss tutorial runs after its one-line migration (issue 8, item 2).
+"""The TF Addons triplet-loss tutorial runs after its one-line migration (docs/migrating.md).
 
 The tutorial (tensorflow/addons ``docs/tutorials/losses_triplet.ipynb``) does
 ``import tensorflow_addons as tfa`` and ``loss=tfa.losses.TripletSemiHardLoss()``. Here its code

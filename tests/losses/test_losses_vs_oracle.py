@@ -4,10 +4,10 @@ Parametrised over distance x loss (with and without soft margin) x label structu
 backend is the process's (``scripts/test.sh`` runs this file on TensorFlow, JAX and PyTorch).
 Inputs are random and non-degenerate (Gaussian embeddings, random margins that are not the
 defaults), except the ``duplicates`` structure, whose dyadic inputs make float32 arithmetic
-exact so that ties behave exactly as in the oracle, and the two structures of DESIGN.md §2's
-precision requirement: ``large-norms`` (norms up to 100 with a duplicated row, which must be at
-distance exactly 0) and ``collapsed`` (every row near one point of norm 60, where the plain
-Gram form cancels).
+exact so that ties behave exactly as in the oracle, and the two structures of the distances'
+precision promise (docs/losses.md, distances): ``large-norms`` (norms up to 100 with a
+duplicated row, which must be at distance exactly 0) and ``collapsed`` (every row near one
+point of norm 60, where the plain Gram form cancels).
 """
 
 from __future__ import annotations

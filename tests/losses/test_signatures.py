@@ -1,6 +1,7 @@
-"""Argument conventions (issue 10): the core ``tl.losses`` API takes everything after ``margin``
-by keyword, in one order; ``tripletlab.compat.tfa`` keeps TF Addons' positional order; each
-``get_config`` holds exactly the constructor's arguments; math docstrings are raw strings."""
+"""Argument conventions (CONTRIBUTING.md, Rules): the core ``tl.losses`` API takes everything
+after ``margin`` by keyword, in one order; ``tripletlab.compat.tfa`` keeps TF Addons'
+positional order (docs/migrating.md); each ``get_config`` holds exactly the constructor's
+arguments; math docstrings are raw strings."""
 
 from __future__ import annotations
 

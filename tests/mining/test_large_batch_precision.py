@@ -1,4 +1,4 @@
-"""DESIGN.md §3: batch-all's float32 prefix sums at B = 8192 against a float64 reference.
+"""TripletBatchAllLoss (docs/losses.md): float32 prefix sums at B = 8192 against float64.
 
 Runs on the PyTorch pass only (about a minute there; several on eager JAX/TensorFlow on 2 CPU
 cores). The prefix-sum code is the same ``keras.ops`` code on every backend, and the rank

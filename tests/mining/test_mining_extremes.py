@@ -50,9 +50,9 @@ def test_positive_slots_are_the_first_positives():
 @pytest.mark.parametrize("margin", [0.0, 1e-30, 2.0**-29, 0.5], ids=str)
 def test_batch_all_counts_with_gaps_below_the_threshold(margin):
     """Distances around 1e-17 and a tiny margin give hinge gaps in (0, 1e-16]: slope 1 but not
-    counted (DESIGN.md: positive triplets have L > 1e-16). The slot path (max_positives) must
-    count by that rule; with margins of at least 2**-29 it also agrees with the sort path
-    (which counts gaps > 0, the same triplets there)."""
+    counted (docs/losses.md, TripletBatchAllLoss: positive triplets have L > 1e-16). The slot
+    path (max_positives) must count by that rule; with margins of at least 2**-29 it also
+    agrees with the sort path (which counts gaps > 0, the same triplets there)."""
     rng = np.random.default_rng(5)
     labels = np.repeat(np.arange(8), 4)
     x = (rng.normal(size=(32, 6)) * 1e-17).astype("float32")

@@ -56,7 +56,7 @@ def test_frames_gif_and_one_fixed_pca(tmp_path):
     np.testing.assert_allclose(live.points[-1], expected_pca.transform(after), atol=1e-4)
     assert not np.allclose(live.points[0], live.points[-1], atol=1e-3), "training moved nothing"
 
-    # One box for every frame, and it fits the data (issue 8: not the ±1 box of unit vectors).
+    # One box for every frame, and it fits the data (not the ±1 box of unit vectors).
     _assert_limits_fit(live, margin=0.1)
     assert not list((tmp_path / "pca").glob(".*")), "temporary file left behind"
 

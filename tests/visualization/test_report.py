@@ -298,7 +298,7 @@ def test_headless_check_catches_a_script_error(tmp_path, monkeypatch):
     assert "data-report-ready" not in _parse(dom).attributes
 
 
-# --- issue 8, item 13: what the metrics describe, and no picture twice ----------------------
+# --- what the metrics describe, and no picture twice ----------------------------------------
 
 TRAINED_METRICS = {
     "test_to_train": {"precision_at_1": 0.9416666666666667, "map_at_r": 0.4488036678859994,
