@@ -12,7 +12,9 @@ Any other exception is a bug, and keeps its traceback.
 * :class:`MissingExtraError` (``ImportError``): an optional dependency is not installed; the
   message names the pip extra.
 * :class:`UserFileError` (``OSError``) and its subclasses: a path the user named is missing,
-  is a folder where a file was expected (or the reverse), or is already taken.
+  is a folder where a file was expected (or the reverse), or is already taken;
+  :class:`ExperimentInUseError` (also ``BlockingIOError``): the folder is locked by another
+  running tripletlab process.
 
 Example:
   >>> from tripletlab.errors import ConfigError
@@ -25,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConfigTypeError",
+    "ExperimentInUseError",
     "MissingExtraError",
     "TripletlabError",
     "UserFileError",
@@ -70,3 +73,7 @@ class UserNotADirectoryError(UserFileError, NotADirectoryError):
 
 class UserFileExistsError(UserFileError, FileExistsError):
     """A target that already holds something tripletlab must not replace."""
+
+
+class ExperimentInUseError(UserFileError, BlockingIOError):
+    """A folder that another running tripletlab process holds (:mod:`tripletlab.folder_lock`)."""

@@ -18,6 +18,8 @@ MODEL_DIR/
                               live_pca/animation.gif
   projector/                  TensorBoard Embedding Projector files
   report.html                 one offline page with all of it
+  .tripletlab.lock            present while a tripletlab command writes here (or left by a
+                              killed one, when it locks nothing): see tripletlab.folder_lock
 ```
 
 This module is the one owner of these names: training (:mod:`tripletlab.train`), the report
@@ -28,7 +30,8 @@ Every file except the TensorBoard event streams is written to a temporary name a
 (:mod:`tripletlab.atomic`), so a killed run leaves either the old file or the new one. A run
 writes only into a new or empty folder (``params.json`` may be there) or into a tripletlab
 experiment (one with ``manifest.json``); ``--overwrite`` removes only the files the manifest
-names.
+names. One process at a time writes into a folder: every command that writes here holds its
+lock (:meth:`Experiment.lock`, :mod:`tripletlab.folder_lock`) from before its first write.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import numpy as np
 from tripletlab.atomic import recording as atomic_recording
 from tripletlab.atomic import save_array, temporary_pattern, write_json
 from tripletlab.errors import ConfigError, UserFileExistsError, UserFileNotFoundError
+from tripletlab.folder_lock import LOCK_FILE, FolderLock
 from tripletlab.stratified import stratified_sample
 
 CONFIG_FILE = "config.json"
@@ -68,6 +72,9 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "tripletlab experiment"
 # Files of the user's that a new experiment folder may already hold (omoindrot's workflow).
 USER_INPUTS = ("params.json",)
+# What the end of a run draws from its final model (live_pca/ excepted: drawn while training):
+# written again by every run that finishes, and stale after a resumed one.
+PICTURES = (PLOTS_DIR, PROJECTOR_DIR, REPORT_FILE)
 # Outputs of tripletlab 0.1, which kept no manifest: they mark an experiment of that version.
 LEGACY_OUTPUTS = (CONFIG_FILE, LOG_FILE, STATE_FILE, METRICS_FILE)
 EVENT_FILES = "events.out.tfevents.*"
@@ -93,6 +100,21 @@ class Experiment:
         self.folder = Path(folder)
         self._files: set[str] | None = None
         self._folders: set[str] = set()
+        self._lock: FolderLock | None = None
+
+    def lock(self, command: str, *, option: str = "--model-dir") -> FolderLock:
+        """The folder's inter-process lock (:class:`tripletlab.folder_lock.FolderLock`): hold
+        it (``with experiment.lock("train"):``) from before the first write. One lock object
+        per ``Experiment``, so code that takes it again while its caller holds it does not
+        block itself.
+
+        Args:
+          command: the tripletlab command taking it (shown to a second process).
+          option: the argument that named the folder, for error messages.
+        """
+        if self._lock is None:
+            self._lock = FolderLock(self.folder, command=command, option=option)
+        return self._lock
 
     def path(self, name: str) -> Path:
         """The path of ``name`` (one of the module's file constants) inside the folder."""
@@ -172,6 +194,30 @@ class Experiment:
         into this folder."""
         return atomic_recording(self.record)
 
+    @contextlib.contextmanager
+    def writing(self, command: str, *, option: str = "--experiment"):
+        """A context manager for a command that writes into an existing experiment folder
+        (``report``, ``visualize``): holds the folder's lock and, in a tripletlab experiment,
+        records every file written in its manifest.
+
+        Raises:
+          FileNotFoundError: the folder does not exist (it is not created).
+          ExperimentInUseError: another process holds the folder.
+        """
+        if not self.folder.is_dir():
+            raise UserFileNotFoundError(f"Expected `{option}` to be an experiment folder. "
+                                        f"Received: {str(self.folder)!r}, which does not exist.")
+        with self.lock(command, option=option):
+            recording = self.recording() if self.has_manifest() else contextlib.nullcontext()
+            with recording:
+                yield self
+
+    def contains(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` lies inside the folder (the folder itself included)."""
+        root = os.path.abspath(self.folder)
+        target = os.path.abspath(path)
+        return os.path.commonpath([root, target]) == root
+
     def _relative(self, path: str | os.PathLike) -> str | None:
         root = os.path.abspath(self.folder)
         target = os.path.abspath(path)
@@ -212,7 +258,7 @@ class Experiment:
         if not self.folder.is_dir():
             return []
         return sorted(entry.name for entry in self.folder.iterdir()
-                      if entry.name not in USER_INPUTS)
+                      if entry.name not in (*USER_INPUTS, LOCK_FILE))
 
     def check_target(self, *, resume: bool, overwrite: bool) -> str:
         """Decides how a run may use the folder; raises if it may not. Writes nothing.
@@ -268,10 +314,11 @@ class Experiment:
                                       f"wrote, listed in {MANIFEST_FILE}, are removed).")
         state = self.read_state() if self.has_checkpoint() else None
         progress = (f"{state['epoch']} epoch(s) checkpointed" if state
-                    else "killed before its first checkpoint")
+                    else "stopped before its first checkpoint")
         raise UserFileExistsError(f"{str(self.folder)!r} already holds an unfinished experiment "
-                                  f"({progress}); pass --resume to continue it (with its saved "
-                                  "configuration) or --overwrite to replace it.")
+                                  f"({progress}; no tripletlab process is running in it, so it "
+                                  "was killed or interrupted); pass --resume to continue it "
+                                  "(with its saved configuration) or --overwrite to replace it.")
 
     def clear(self) -> None:
         """Removes the files the manifest names, their temporaries, TensorBoard's event files in
@@ -293,6 +340,29 @@ class Experiment:
         if self.has_manifest():
             self._write_manifest()
 
+    def remove_pictures(self) -> list[str]:
+        """Removes the recorded files of :data:`PICTURES` (``plots/`` but ``plots/live_pca/``,
+        ``projector/``, ``report.html``), drawn from an earlier state of the folder, and their
+        records; other files stay.
+
+        Returns:
+          The files removed (relative paths).
+        """
+        self._load_manifest()
+        stale = [name for name in sorted(self._files) if _is_picture(name)]
+        for relative in stale:
+            target = self.folder / relative
+            if target.is_file() or target.is_symlink():
+                target.unlink()
+            self._files.discard(relative)
+        for relative in sorted(self._folders, key=lambda name: -name.count("/")):
+            if _is_picture(relative):
+                with contextlib.suppress(OSError):  # not empty: a user's file, or live_pca/
+                    (self.folder / relative).rmdir()
+        if stale:
+            self._write_manifest()
+        return stale
+
     def remove_temporaries(self) -> None:
         """Removes temporary files left by a killed writer beside each recorded file."""
         self._load_manifest()
@@ -302,6 +372,13 @@ class Experiment:
                 for stale in target.parent.glob(temporary_pattern(target)):
                     if stale.is_file():
                         stale.unlink()
+
+
+def _is_picture(relative: str) -> bool:
+    """Whether a recorded path is one of :data:`PICTURES` (and not under ``plots/live_pca/``)."""
+    if relative == LIVE_PCA_DIR or relative.startswith(LIVE_PCA_DIR + "/"):
+        return False
+    return any(relative == name or relative.startswith(name + "/") for name in PICTURES)
 
 
 def _is_inside(relative: str) -> bool:

@@ -1,4 +1,4 @@
-"""One owner of the experiment folder's layout (issue 10): the command line's generic I/O
+"""One owner of the experiment folder's layout (docs/training.md): the command line's generic I/O
 (``embed``, ``visualize``) does not import the training package, and the report reads the
 layout module's names."""
 
@@ -59,7 +59,9 @@ def test_embed_and_visualize_do_not_import_the_training_package(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     alone, through_main = json.loads(completed.stdout.strip().splitlines()[-1])
     assert alone == []
-    assert set(through_main) <= {"tripletlab.train", "tripletlab.train.config"}
+    # the CLI's parser reads the configuration's fields (and its Keras-free default batch shape)
+    assert set(through_main) <= {"tripletlab.train", "tripletlab.train.config",
+                                 "tripletlab.train.batch_shape"}
     assert np.load(tmp_path / "out/embeddings.npy").shape[1] == 3
     assert (tmp_path / "pictures/pca.png").is_file()
     assert (tmp_path / "again/plots/pca.png").is_file()

@@ -10,7 +10,6 @@ saved file instead and accepts only the flags in :data:`RESUME_FLAGS`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tripletlab.train.config import (
     FIELDS,
     GROUPS,
     ConfigError,
+    default_value,
     field_kind,
     load_config_file,
     load_params_json,
@@ -57,8 +57,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help_text = meta["help"]
         if "choices" in meta:
             help_text += f" ({', '.join(meta['choices'])})"
-        default = field.default if field.default is not dataclasses.MISSING else "{}"
-        help_text += f" [default: {default}]"
+        default = default_value(name)
+        if isinstance(default, list):
+            default = ",".join(default)
+        if default is not None or "default" not in help_text:  # else the help says it
+            help_text += f" [default: {default}]"
         group = groups[meta["group"]]
         if field_kind(name) == "bool":
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
@@ -107,6 +110,19 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from tripletlab.experiment import Experiment
+
+    experiment = Experiment(args.model_dir)
+    # The folder's lock first, before Keras loads: a folder that cannot be written, or that
+    # another tripletlab process holds, is refused at once; held until train() returns.
+    with experiment.lock("train"):
+        return train_locked(args, experiment)
+
+
+def train_locked(args: argparse.Namespace, experiment) -> int:
+    """The rest of :func:`run`, holding the folder's lock."""
+    # What the folder holds allows this run (resume, overwrite...), before any work.
+    experiment.check_target(resume=args.resume, overwrite=args.overwrite)
     config = build_config(args)
     if config.image_folder is not None:
         from tripletlab.data.image_folder import check_image_folder
@@ -128,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         # The first line says which backend runs (set by --backend, KERAS_BACKEND or Keras).
         print(f"Training on the {backend} backend (Keras {keras.__version__})", flush=True)
-    train(config, args.model_dir, resume=args.resume, overwrite=args.overwrite,
+    train(config, experiment, resume=args.resume, overwrite=args.overwrite,
           verbose=args.verbose)
     print(f"Experiment written to {args.model_dir}")
     return 0

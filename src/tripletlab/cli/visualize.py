@@ -9,6 +9,8 @@ and ``DIR/projector/``. With ``--embeddings``/``--labels``: writes into ``--outp
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shlex
 from pathlib import Path
 
 from tripletlab.errors import ConfigError, UserFileNotFoundError
@@ -37,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
     from tripletlab import experiment as ex
     from tripletlab._checks import check_choice
     from tripletlab.cli import load_array
-    from tripletlab.visualization import export_projector, write_plots
 
     methods = None
     if args.methods is not None:
@@ -52,33 +53,44 @@ def run(args: argparse.Namespace) -> int:
         if not experiment.folder.is_dir():
             raise UserFileNotFoundError(f"Expected `--experiment` to be a folder. Received: "
                                         f"{args.experiment!r}, which does not exist.")
-        print(f"Reading {experiment.folder / ex.EMBEDDINGS_DIR}", flush=True)
-        embeddings, labels, images = ex.load_experiment_embeddings(experiment)
         output = Path(args.output) if args.output else experiment.folder
-        plots, projector = output / ex.PLOTS_DIR, output / ex.PROJECTOR_DIR
-        log_csv = experiment.path(ex.LOG_FILE)
-    else:
-        if args.embeddings is None or args.labels is None or args.output is None:
-            raise ConfigError("Expected --experiment, or --embeddings, --labels and --output. "
-                              "Received: an incomplete set.")
-        embeddings = load_array(args.embeddings, "--embeddings")
-        labels = load_array(args.labels, "--labels")
-        images = load_array(args.images, "--images") if args.images else None
-        check_lengths(embeddings, labels, images, args)
-        if images is not None:
-            images = ex.thumbnails(images)
-        plots, projector, log_csv = Path(args.output), Path(args.output) / ex.PROJECTOR_DIR, None
+        # Written into the experiment: under its lock, and recorded in its manifest.
+        writing = (experiment.writing("visualize") if experiment.contains(output)
+                   else contextlib.nullcontext())
+        with writing:
+            print(f"Reading {experiment.folder / ex.EMBEDDINGS_DIR}", flush=True)
+            embeddings, labels, images = ex.load_experiment_embeddings(experiment)
+            check_lengths(embeddings, labels, images, args)
+            return draw(embeddings, labels, images, output / ex.PLOTS_DIR,
+                        output / ex.PROJECTOR_DIR, experiment.path(ex.LOG_FILE), methods,
+                        args.seed)
+    if args.embeddings is None or args.labels is None or args.output is None:
+        raise ConfigError("Expected --experiment, or --embeddings, --labels and --output. "
+                          "Received: an incomplete set.")
+    embeddings = load_array(args.embeddings, "--embeddings")
+    labels = load_array(args.labels, "--labels")
+    images = load_array(args.images, "--images") if args.images else None
     check_lengths(embeddings, labels, images, args)
+    if images is not None:
+        images = ex.thumbnails(images)
+    return draw(embeddings, labels, images, Path(args.output),
+                Path(args.output) / ex.PROJECTOR_DIR, None, methods, args.seed)
+
+
+def draw(embeddings, labels, images, plots: Path, projector: Path, log_csv, methods,
+         seed: int) -> int:
+    """Writes the pictures into ``plots`` and the projector files into ``projector``."""
+    from tripletlab.visualization import export_projector, write_plots
 
     def announce(text: str) -> None:
         print(text, flush=True)
 
     written = write_plots(plots, embeddings, labels, images=images, log_csv=log_csv,
-                          methods=methods, seed=args.seed, announce=announce)
+                          methods=methods, seed=seed, announce=announce)
     announce(f"Writing TensorBoard projector files to {projector}")
-    export_projector(projector, embeddings, labels, images=images, seed=args.seed)
+    export_projector(projector, embeddings, labels, images=images, seed=seed)
     print(f"Wrote {len(written)} pictures to {plots} and the projector files to {projector} "
-          f"(tensorboard --logdir {projector})")
+          f"(tensorboard --logdir {shlex.quote(str(projector))})")
     return 0
 
 

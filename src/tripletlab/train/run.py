@@ -28,6 +28,7 @@ from tripletlab.inference import embed
 from tripletlab.losses import registry
 from tripletlab.models import extract_embedding_model
 from tripletlab.stratified import stratified_sample
+from tripletlab.train.batch_shape import fit_batch_shape
 from tripletlab.train.callbacks import (
     AtomicCSVLogger,
     CheckpointCallback,
@@ -35,7 +36,13 @@ from tripletlab.train.callbacks import (
     InterruptGuard,
     RestoreGlobalRandomState,
 )
-from tripletlab.train.config import ConfigError, TrainConfig, check_data, resolve_config
+from tripletlab.train.config import (
+    ConfigError,
+    TrainConfig,
+    check_data,
+    data_source,
+    resolve_config,
+)
 from tripletlab.train.graph_batches import GraphBatches, serves_in_graph
 from tripletlab.train.resume import FitEpochBatches, restore_seed_generator_states
 from tripletlab.train.throughput import Throughput
@@ -135,7 +142,7 @@ def build_augment(config: TrainConfig, data):
     """
     from tripletlab.data.augmentation import build_augmentation, check_images
 
-    source = config.data_file or config.image_folder or config.dataset
+    source = data_source(config)
     check_images(config.augmentation(), data.x_train.shape[1:], source)
     return build_augmentation(config.augmentation())
 
@@ -212,18 +219,22 @@ def check_backend(config: TrainConfig) -> None:
             "KERAS_BACKEND before importing Keras (the tripletlab command line does this).")
 
 
-def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike, *,
-          resume: bool = False, overwrite: bool = False, verbose: int = 1) -> dict[str, Any]:
+def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike | ex.Experiment,
+          *, resume: bool = False, overwrite: bool = False, verbose: int = 1) -> dict[str, Any]:
     """Trains an embedding model and fills the experiment folder ``model_dir``.
 
     Everything is checked (configuration, target folder, data, model) before the first file
-    is written: a bad option or bad data writes nothing. Every file written is recorded in
-    ``manifest.json`` first; ``overwrite`` removes only recorded files. Ctrl-C stops training
-    between two steps (``KeyboardInterrupt``), leaving the last finished epoch resumable.
+    is written: a bad option or bad data writes nothing. The folder is locked against other
+    processes for the whole run (:mod:`tripletlab.folder_lock`), so a second run, an
+    ``overwrite`` or a ``resume`` of it elsewhere is refused while this one runs. Every file
+    written is recorded in ``manifest.json`` first; ``overwrite`` removes only recorded files.
+    Ctrl-C stops training between two steps (``KeyboardInterrupt``), leaving the last finished
+    epoch resumable.
 
     Args:
       config: a :class:`TrainConfig`, or a dict of options for :func:`resolve_config`.
-      model_dir: the experiment folder (see :mod:`tripletlab.experiment`).
+      model_dir: the experiment folder (see :mod:`tripletlab.experiment`), or an
+        :class:`~tripletlab.experiment.Experiment` whose lock the caller may already hold.
       resume: continue from ``checkpoints/last.keras`` at the epoch in ``state.json``, with
         the samplers' and random generators' state, so the run continues as if never
         stopped; a run stopped before its first checkpoint starts again.
@@ -242,12 +253,23 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
       FileExistsError: ``model_dir`` holds an experiment and neither flag was given, or
         holds other files and is not a tripletlab experiment.
       FileNotFoundError: missing data.
+      ExperimentInUseError: another process holds ``model_dir``.
+      OSError: ``model_dir`` cannot be written (a :class:`~tripletlab.errors.UserFileError`).
       KeyboardInterrupt: Ctrl-C.
     """
     if not isinstance(config, TrainConfig):
         config = resolve_config(config)
     check_backend(config)
-    experiment = ex.Experiment(model_dir)
+    experiment = (model_dir if isinstance(model_dir, ex.Experiment)
+                  else ex.Experiment(model_dir))
+    with experiment.lock("train"):
+        return train_in_locked_folder(config, experiment, resume=resume, overwrite=overwrite,
+                                      verbose=verbose)
+
+
+def train_in_locked_folder(config: TrainConfig, experiment: ex.Experiment, *, resume: bool,
+                           overwrite: bool, verbose: int) -> dict[str, Any]:
+    """:func:`train`, once the folder's lock is held."""
     target = experiment.check_target(resume=resume, overwrite=overwrite)
     resume = target == "resume"
     state = experiment.read_state() if resume else None
@@ -259,8 +281,11 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike,
     # Everything that can fail on bad input happens before the first write.
     data = load_data(config)
     check_data(config, data.y_train, data.y_test)
+    config, notes = fit_batch_shape(config, data.y_train, source=data_source(config))
     if verbose:
         print(describe_data(data), flush=True)
+        for note in notes:
+            print(f"Batches: {note}", flush=True)
     quiet_tensorflow_start_up()  # before set_random_seed, which imports TensorFlow
     keras.utils.set_random_seed(config.seed)
     if resume:
@@ -505,6 +530,10 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
     keep = ex.save_test_exports(experiment, test, data.y_test, data.x_test,
                                 config.export_samples, config.seed)
     write_json(experiment.path(ex.METRICS_FILE), metrics, nan_as_null=True)
+    stale = experiment.remove_pictures()  # drawn from an earlier model: replaced or removed
+    if stale and not config.plots:
+        announce(f"Removed {len(stale)} picture file(s) of an earlier state of the folder "
+                 "(plots, projector, report.html): plots = false draws no new ones")
     if config.plots and len(keep):
         from tripletlab.visualization import export_projector, write_plots, write_report
         from tripletlab.visualization.experiment_plots import TRAINING_CURVES
