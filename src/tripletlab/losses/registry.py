@@ -79,8 +79,11 @@ class LossSpec:
 
 
 def _max_positives(config) -> int | None:
-    # A P x K batch has K - 1 positives per anchor: the sort-free mining path applies.
-    return config.samples_per_class - 1 if config.sampler == "pk" else None
+    # A P x K batch has K - 1 positives per anchor: the sort-free mining path applies. K is
+    # None until fitted to the data (tripletlab.train.batch_shape): then the exact sort path.
+    if config.sampler != "pk" or config.samples_per_class is None:
+        return None
+    return config.samples_per_class - 1
 
 
 def _semi_hard(config):

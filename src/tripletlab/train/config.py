@@ -41,6 +41,7 @@ from tripletlab.errors import (  # ConfigError: importable from here too, where 
     UserIsADirectoryError,
 )
 from tripletlab.losses import registry
+from tripletlab.train.batch_shape import DEFAULT_CLASSES_PER_BATCH, DEFAULT_SAMPLES_PER_CLASS
 
 # The pretrained Keras application backbones (tripletlab.models.backbones.BACKBONES, named here
 # without importing Keras; a test keeps both equal).
@@ -142,8 +143,12 @@ class TrainConfig:
     # Sampler parameters
     sampler: str = _field("pk", "sampler", "'pk' (P classes x K samples) or 'shuffled'",
                           choices=SAMPLERS)
-    classes_per_batch: int = _field(8, "sampler", "P of the P×K sampler")
-    samples_per_class: int = _field(4, "sampler", "K of the P×K sampler")
+    classes_per_batch: int | None = _field(
+        None, "sampler", f"P of the P×K sampler (default: {DEFAULT_CLASSES_PER_BATCH}, or every "
+        "class when the training data has fewer)")
+    samples_per_class: int | None = _field(
+        None, "sampler", f"K of the P×K sampler (default: {DEFAULT_SAMPLES_PER_CLASS}, or the "
+        "median training class size when smaller, at least 2)")
     batch_size: int = _field(32, "sampler", "batch size of the shuffled sampler and offline mode")
     # Optimizer parameters
     optimizer: str = _field("adam", "optimizer", "optimizer", choices=OPTIMIZERS)
@@ -431,14 +436,27 @@ def unused_options(config: TrainConfig, given: Mapping[str, Any]) -> list[str]:
             and config.batch_size != default_value("batch_size")):
         messages.append(
             f"batch_size={config.batch_size} is ignored with sampler='pk': each batch holds "
-            f"classes_per_batch × samples_per_class = {config.classes_per_batch} × "
-            f"{config.samples_per_class} = {config.classes_per_batch * config.samples_per_class}"
-            " samples (use sampler='shuffled' for plain batches of batch_size).")
+            f"classes_per_batch × samples_per_class samples{_batch_shape(config)} (use "
+            "sampler='shuffled' for plain batches of batch_size).")
     if (config.soft and given.get("margin") is not None
             and config.margin != registry.loss_spec(config.loss, config.mode).default_margin):
         messages.append(f"margin={config.margin:g} is ignored with soft=True: the soft-margin "
                         "loss log(1 + exp(d(a,p) - d(a,n))) has no margin.")
     return messages
+
+
+def _batch_shape(config: TrainConfig) -> str:
+    """`` = P × K = B``; an unset P or K (fitted to the data later) shows its default."""
+    p = config.classes_per_batch or DEFAULT_CLASSES_PER_BATCH
+    k = config.samples_per_class or DEFAULT_SAMPLES_PER_CLASS
+    unset = config.classes_per_batch is None or config.samples_per_class is None
+    return f" = {p} × {k} = {p * k}" + (" (unset values: their defaults, smaller on small "
+                                        "data sets)" if unset else "")
+
+
+def data_source(config: TrainConfig) -> str:
+    """The data's name in messages: the ``.npz`` file, the image folder or the data set."""
+    return config.data_file or config.image_folder or config.dataset
 
 
 def check_data(config: TrainConfig, y_train: Any, y_test: Any) -> None:
@@ -460,7 +478,7 @@ def check_data(config: TrainConfig, y_train: Any, y_test: Any) -> None:
     """
     import numpy as np
 
-    source = config.data_file or config.image_folder or config.dataset
+    source = data_source(config)
     for split, labels in (("training", y_train), ("test", y_test)):
         classes = np.unique(np.asarray(labels))
         if len(classes) < 2:
@@ -598,8 +616,9 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
         number("semi_margin", None)  # any sign, as triplet-tools
     # sampler
     check_choice("sampler", v["sampler"], SAMPLERS)
-    integer("classes_per_batch", 2)
-    integer("samples_per_class", 2)
+    for name in ("classes_per_batch", "samples_per_class"):  # None: fitted to the data
+        if v[name] is not None:
+            integer(name, 2)
     integer("batch_size", 1)
     if v["mode"] == "online" and v["sampler"] == "shuffled" and v["batch_size"] < 2:
         raise ConfigError(f"Expected `batch_size` >= 2 with sampler='shuffled': a batch needs "
