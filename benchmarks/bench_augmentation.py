@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+import results_file
+
 EVERY = {"flip": "horizontal", "rotation": 0.05, "zoom": 0.2, "translation": 0.1,
          "brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.02}
 CASES = {**{key: {key: value} for key, value in EVERY.items()}, "all together": EVERY}
@@ -47,7 +49,8 @@ def measure(batch: int, size: int, repeats: int) -> dict:
             start = time.perf_counter()
             augment(images, seed=(0, 1, call))
             times.append(time.perf_counter() - start)
-        results[name] = {"first_ms": 1000 * first, "median_ms": 1000 * statistics.median(times)}
+        results[name] = {"first_ms": 1000 * first, "median_ms": 1000 * statistics.median(times),
+                         "repeats_ms": [1000 * t for t in times]}
     return {"backend": keras.backend.backend(), "results": results}
 
 
@@ -58,10 +61,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    results_file.add_output_argument(parser)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.batch, args.size, args.repeats)))
         return
+    record = results_file.Run("augmentation")
     print(f"Augmentation of a batch of {args.batch} RGB images {args.size}×{args.size}, "
           f"{os.cpu_count()} CPU cores; median of {args.repeats} calls (first call apart)")
     rows = {}
@@ -85,6 +90,16 @@ def main() -> None:
                       f"{args.batch / (result['median_ms'] / 1000):>8.0f}"
                       f"{result['first_ms']:>9.0f}")
         print(f"{case:<14}{cells}")
+    ms = results_file.milliseconds
+    record.write(args.output,
+              settings={"batch": args.batch, "size": args.size, "repeats": args.repeats,
+                        "cases": CASES},
+              cells=[{"backend": backend, "batch": args.batch, "size": args.size,
+                      "transform": case, "first_ms": ms(result["first_ms"] / 1000),
+                      "median_ms": ms(result["median_ms"] / 1000),
+                      "repeats_ms": [ms(t / 1000) for t in result["repeats_ms"]],
+                      "images_per_second": round(args.batch / (result["median_ms"] / 1000), 1)}
+                     for backend in backends for case, result in rows[backend].items()])
 
 
 if __name__ == "__main__":

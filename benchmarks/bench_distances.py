@@ -21,6 +21,7 @@ import json
 import statistics
 import time
 
+import results_file
 from compiled_step import value_and_gradient_step
 
 
@@ -49,7 +50,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--distance", default="L2")
     parser.add_argument("--baseline", help="path of another distances.py to compare with")
+    results_file.add_output_argument(parser)
     args = parser.parse_args()
+    record = results_file.Run("distances")
 
     import keras
     import numpy as np
@@ -60,6 +63,7 @@ def main():
     if args.baseline:
         implementations = {"baseline": load_baseline(args.baseline).pairwise_distances,
                            **implementations}
+    cells = []
     for batch in args.sizes:
         rng = np.random.default_rng(0)
         x = keras.ops.convert_to_tensor(rng.normal(size=(batch, args.dim)).astype("float32"))
@@ -81,6 +85,12 @@ def main():
         if "baseline" in times:
             result["ratio"] = round(result["current_ms"] / result["baseline_ms"], 3)
         print(json.dumps(result), flush=True)
+        cells.append({**result, **{f"{name}_repeats_ms": [results_file.milliseconds(t)
+                                                           for t in values]
+                                   for name, values in times.items()}})
+    record.write(args.output, settings={"dim": args.dim, "repeats": args.repeats,
+                                     "distance": args.distance,
+                                     "baseline": bool(args.baseline)}, cells=cells)
 
 
 if __name__ == "__main__":

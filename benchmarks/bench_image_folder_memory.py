@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import results_file
 from generated_images import generate_image_folder
 
 _MEASURE = """
@@ -70,9 +71,12 @@ def main() -> None:
                              "activations at 256 x 256 take gigabytes and minutes per epoch "
                              "on a CPU, whatever N is; 0 keeps 256 x 256)")
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "jax"))
+    results_file.add_output_argument(parser)
     args = parser.parse_args()
     if args.folder and len(args.counts) != 1:
         parser.error("--folder takes one --counts value")
+    record = results_file.Run("image-folder-memory")
+    cells = []
     print(f"resource.getrusage(RUSAGE_CHILDREN).ru_maxrss (so {resource.RUSAGE_CHILDREN}); "
           f"backend {args.backend}", flush=True)
     for count in args.counts:
@@ -83,12 +87,16 @@ def main() -> None:
         peak, seconds = peak_rss_of_train(folder, args.steps, args.image_size, args.backend)
         side = args.image_size or 256
         whole = count * side * side * 3 * 4 / 2 ** 20
-        print(json.dumps({"images": count, "image_size": side, "peak_rss_mib": round(peak),
-                          "whole_array_mib": round(whole),
-                          "whole_array_256_mib": round(count * 256 * 256 * 3 * 4 / 2 ** 20),
-                          "train_seconds": round(seconds, 1),
-                          "folder_seconds": round(made, 1), "folder": str(folder)}),
-              flush=True)
+        cell = {"images": count, "image_size": side, "peak_rss_mib": round(peak),
+                "whole_array_mib": round(whole),
+                "whole_array_256_mib": round(count * 256 * 256 * 3 * 4 / 2 ** 20),
+                "train_seconds": round(seconds, 1), "folder_seconds": round(made, 1)}
+        print(json.dumps({**cell, "folder": str(folder)}), flush=True)
+        cells.append({"backend": args.backend, **cell})
+    record.write(args.output, settings={"steps": args.steps, "image_size": args.image_size,
+                                     "backend": args.backend,
+                                     "folder": "given" if args.folder else "generated"},
+              cells=cells)
 
 
 if __name__ == "__main__":

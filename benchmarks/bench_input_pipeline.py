@@ -42,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import results_file
 from generated_images import generate_image_folder
 
 SIZE = 224
@@ -187,7 +188,17 @@ def main() -> None:
     parser.add_argument("--augment", type=json.loads,
                         default={"flip": "horizontal", "brightness": 0.2, "contrast": 0.2},
                         help="[augmentation] keys as a JSON object ('{}': no augmented rows)")
+    results_file.add_output_argument(parser)
     args = parser.parse_args()
+    record = results_file.Run("input-pipeline")
+    all_rates = {}
+
+    def best(name, measure, *arguments):
+        """The best of ``--repeats`` rates of ``measure(*arguments)``; every rate kept for the
+        results file."""
+        rates = [measure(*arguments) for _ in range(args.repeats)]
+        all_rates[name] = rates
+        return max(rates)
 
     available = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, available[:args.cores])
@@ -220,33 +231,34 @@ def main() -> None:
                 ("tripletlab, 4 worker threads", 4, False),
                 ("tripletlab, 2 worker processes", 2, True)]
     for name, workers, processes in settings:
-        rate = max(tripletlab_rate(files, args.batch_size, workers, processes)
-                   for _ in range(args.repeats))
+        rate = best(name, tripletlab_rate, files, args.batch_size, workers, processes)
         results[name] = rate
         print(json.dumps({"pipeline": name, "images_per_second": round(rate, 1)}), flush=True)
     for workers in (2, 4):
         name = f"tripletlab, {workers} worker threads, iterated (no model)"
-        rate = max(iterated_rate(files, args.batch_size, workers) for _ in range(args.repeats))
+        rate = best(name, iterated_rate, files, args.batch_size, workers)
         results[name] = rate
         print(json.dumps({"pipeline": name, "images_per_second": round(rate, 1)}), flush=True)
     if args.augment:
         for workers in (2, 4):
             name = f"tripletlab, {workers} worker threads, decode + resize + augment, iterated"
-            rate = max(augmented_rate(files, args.batch_size, workers, args.augment)
-                       for _ in range(args.repeats))
+            rate = best(name, augmented_rate, files, args.batch_size, workers,
+                        args.augment)
             results[name] = rate
             print(json.dumps({"pipeline": name, "images_per_second": round(rate, 1)}),
                   flush=True)
-    rate = max(keras_rate(folder, args.batch_size)[0] for _ in range(args.repeats))
+    rate = best("keras image_dataset_from_directory",
+                lambda: keras_rate(folder, args.batch_size)[0])
     results["keras image_dataset_from_directory"] = rate
     print(json.dumps({"pipeline": "keras image_dataset_from_directory",
                       "images_per_second": round(rate, 1)}), flush=True)
-    predict_rate = max(keras_predict_rate(folder, args.batch_size) for _ in range(args.repeats))
+    predict_rate = best("keras image_dataset_from_directory through model.predict",
+                        keras_predict_rate, folder, args.batch_size)
     print(json.dumps({"pipeline": "keras image_dataset_from_directory through model.predict",
                       "images_per_second": round(predict_rate, 1)}), flush=True)
     if args.augment:
-        augmented = max(keras_augmented_rate(folder, args.batch_size, args.augment)
-                        for _ in range(args.repeats))
+        augmented = best("keras image_dataset_from_directory + the same layers in tf.data map",
+                         keras_augmented_rate, folder, args.batch_size, args.augment)
         print(json.dumps({"pipeline": "keras image_dataset_from_directory + the same layers "
                                       "in tf.data map", "images_per_second": round(augmented, 1)}),
               flush=True)
@@ -263,6 +275,18 @@ def main() -> None:
         print(f"augmented: best tripletlab {best_augmented:,.0f} images/s, "
               f"{best_augmented / augmented:.2f}x Keras' tf.data map (both iterated)",
               flush=True)
+    cells = [{"pipeline": "tripletlab header pass (scan_image_folder)", "images": len(files),
+              "seconds": round(header_seconds, 3),
+              "images_per_second": round(len(files) / header_seconds, 1)}]
+    cells += [{"pipeline": name, "images_per_second": round(max(rates), 1),
+               "repeats_images_per_second": [round(r, 1) for r in rates]}
+              for name, rates in all_rates.items()]
+    record.write(args.output,
+              settings={"images": len(files), "image_size": args.image_size, "cores": cores,
+                        "batch_size": args.batch_size, "repeats": args.repeats,
+                        "augment": args.augment, "backend": keras.backend.backend(),
+                        "folder": "given" if args.folder else "generated"},
+              cells=cells)
 
 
 if __name__ == "__main__":

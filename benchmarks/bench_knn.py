@@ -26,6 +26,7 @@ import sys
 import time
 
 import numpy as np
+import results_file
 
 DIM = 128
 QUERIES = 10_000
@@ -105,11 +106,13 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=100, help="number of classes")
     parser.add_argument("--k", type=int, default=8, help="k of the nearest_neighbors rows")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    results_file.add_output_argument(parser)
     args = parser.parse_args()
     if args.child:
         task, references, classes, k = args.child
         print(json.dumps(run_child(task, int(references), int(classes), int(k))))
         return
+    record = results_file.Run("knn")
 
     rows = [measure("numpy", args.sizes[0], args.classes, args.k)]
     baseline = rows[0]["seconds"]
@@ -134,6 +137,13 @@ def main() -> None:
         print(f"| {names[row['task']]} | {row['references']:,} | {row['k']:,} "
               f"| {row['seconds']:.2f} | {row['start_rss_gib']:.2f} | {row['peak_rss_gib']:.2f} "
               f"| {row['seconds'] / baseline:.2f} |")
+    record.write(args.output,
+              settings={"queries": QUERIES, "dim": DIM, "classes": args.classes, "k": args.k,
+                        "faiss": faiss.__version__, "floor": "numpy"},
+              cells=[{**row, "seconds": round(row["seconds"], 4),
+                      "start_rss_gib": round(row["start_rss_gib"], 3),
+                      "peak_rss_gib": round(row["peak_rss_gib"], 3),
+                      "ratio_to_floor": round(row["seconds"] / baseline, 3)} for row in rows])
 
 
 if __name__ == "__main__":

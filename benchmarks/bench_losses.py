@@ -175,7 +175,7 @@ def main():
         print("RESULT " + json.dumps(result))
         return
 
-    run = results_file.Run("losses")
+    record = results_file.Run("losses")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at start, D = {args.dim}, P x K batches with "
           f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after {args.warmup} "
@@ -193,7 +193,7 @@ def main():
     if peers:
         results.extend(_run_peers(peers, results, args, peer_versions))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
-    run.write(args.output, settings=_settings(args, peer_versions),
+    record.write(args.output, settings=_settings(args, peer_versions),
               cells=_cells(results, args.dim))
 
 

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import results_file
 from generated_images import generate_image_folder
 
 _RESULTS: list[dict] = []
@@ -80,11 +81,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="one JSON line instead of a table")
+    results_file.add_output_argument(parser)
     args = parser.parse_args()
+    record = results_file.Run("memory-stages")
     folder = generate_image_folder(Path(tempfile.gettempdir()) / f"tripletlab-images-{args.count}",
                                    args.count)
 
-    import keras  # noqa: F401  (the baseline includes the backend)
+    import keras  # the baseline includes the backend
 
     from tripletlab.train import resolve_config, train
 
@@ -100,6 +103,15 @@ def main() -> None:
     import resource
 
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    record.write(args.output,
+              settings={"images": args.count, "steps": args.steps, "image_size": args.image_size,
+                        "backend": keras.backend.backend(),
+                        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX")},
+              cells=[{"stage": row["stage"], "peak_mib": row["peak"], "rss_mib": row["rss"],
+                      "peak_above_start_mib": row["peak+"], "seconds": row["seconds"]}
+                     for row in _RESULTS],
+              baseline_rss_mib=round(baseline), final_rss_mib=round(_status_kib("VmRSS") / 1024),
+              peak_rss_mib=round(maxrss))
     if args.json:
         print(json.dumps({"images": args.count, "baseline": round(baseline),
                           "stages": _RESULTS, "final_rss": round(_status_kib("VmRSS") / 1024),

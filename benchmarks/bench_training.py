@@ -171,7 +171,7 @@ def main():
     if args.child_tutorial:
         print("RESULT " + json.dumps(tutorial(data_file, args.epochs, args.steps)))
         return
-    run = results_file.Run("training")
+    record = results_file.Run("training")
 
     batches = f"{args.steps} batches of 32 per epoch" if args.steps else "batches of 32"
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start, "
@@ -213,7 +213,7 @@ def main():
                 "steps_per_epoch": args.steps or None, "batch_size": 32, "rounds": args.rounds,
                 "tripletlab_flags": args.tripletlab_flags.split(),
                 "tutorial": bool(args.tfa_python)}
-    run.write(args.output, settings=settings, cells=_cells(results))
+    record.write(args.output, settings=settings, cells=_cells(results))
 
 
 def _cells(results):

@@ -12,6 +12,7 @@ Usage:
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import keras
@@ -37,6 +38,13 @@ def float64_batch_all(labels, x, margin):
 
 
 def main():
+    import results_file  # here: tests load this file for float64_batch_all alone
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    results_file.add_output_argument(parser)
+    args = parser.parse_args()
+    record = results_file.Run("batch-all-precision")
+    cells = []
     batch, per_class, dim = 8192, 4, 128
     rng = np.random.default_rng(0)
     labels = rng.permutation(np.repeat(np.arange(batch // per_class), per_class))
@@ -51,6 +59,13 @@ def main():
         print(f"scale {scale}: float32 {loss:.7f}  float64 {expected:.7f}  relative error "
               f"{abs(loss - expected) / expected:.1e}  fraction {float(fraction):.5f} vs "
               f"{expected_fraction:.5f}  ({seconds:.1f} s)")
+        cells.append({"backend": keras.backend.backend(), "batch": batch, "scale": scale,
+                      "margin": margin, "float32": loss, "float64": expected,
+                      "relative_error": abs(loss - expected) / expected,
+                      "fraction": float(fraction), "fraction_float64": float(expected_fraction),
+                      "seconds": round(seconds, 2)})
+    record.write(args.output, settings={"batch": batch, "samples_per_class": per_class, "dim": dim},
+              cells=cells)
 
 
 if __name__ == "__main__":

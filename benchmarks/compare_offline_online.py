@@ -22,6 +22,7 @@ import argparse
 import time
 
 import keras
+import results_file
 
 import tripletlab as tl
 
@@ -87,7 +88,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-file", required=True, help="MNIST in Keras' npz layout")
     parser.add_argument("--seed", type=int, default=0)
+    results_file.add_output_argument(parser)
     args = parser.parse_args()
+    record = results_file.Run("offline-online")
     keras.utils.set_random_seed(args.seed)
     data = tl.data.load_dataset("npz", data_file=args.data_file)
 
@@ -111,6 +114,12 @@ def main():
     print("|---|---:|---:|---:|---:|")
     for name, steps, seconds, p_at_1, map_at_r in rows:
         print(f"| {name} | {steps} | {seconds:.0f} s | {p_at_1:.4f} | {map_at_r:.4f} |")
+    record.write(args.output,
+              settings={"backend": keras.backend.backend(), "seed": args.seed,
+                        "data_file": args.data_file.rsplit("/", 1)[-1], "budget_s": budget},
+              cells=[{"setup": name, "steps": steps, "train_s": round(seconds, 2),
+                      "precision_at_1": float(p_at_1), "map_at_r": float(map_at_r)}
+                     for name, steps, seconds, p_at_1, map_at_r in rows])
 
 
 if __name__ == "__main__":

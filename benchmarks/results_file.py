@@ -13,9 +13,9 @@ Usage in a script::
 
     results_file.add_output_argument(parser)
     args = parser.parse_args()
-    run = results_file.Run("losses")          # in the parent process, before measuring
+    record = results_file.Run("losses")          # in the parent process, before measuring
     ...
-    run.write(args.output, settings={...}, cells=[...])   # nothing when --output is not given
+    record.write(args.output, settings={...}, cells=[...])   # nothing when --output is not given
 
 Only the standard library is imported; package versions come from the installed metadata, so
 writing a file imports no backend.

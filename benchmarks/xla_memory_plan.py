@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 
+import results_file
 from bench_losses import LOSSES, SAMPLES_PER_CLASS, loss_function
 
 
@@ -24,7 +25,10 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[8192, 16384])
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
+    results_file.add_output_argument(parser)
     args = parser.parse_args()
+    record = results_file.Run("xla-memory-plan")
+    cells = []
     if os.environ.get("KERAS_BACKEND", "jax") != "jax":
         parser.error(f"Expected KERAS_BACKEND=jax. Received: "
                      f"KERAS_BACKEND={os.environ['KERAS_BACKEND']!r}")
@@ -46,6 +50,11 @@ def main():
             other = plan.argument_size_in_bytes + plan.output_size_in_bytes
             print(f"| {batch} | {loss_name} | {plan.temp_size_in_bytes / 2**20:,.0f} MB "
                   f"| {other / 2**20:,.0f} MB |", flush=True)
+            cells.append({"backend": "jax", "batch": batch, "dim": args.dim, "loss": loss_name,
+                          "temporaries_mb": round(plan.temp_size_in_bytes / 2**20, 1),
+                          "arguments_outputs_mb": round(other / 2**20, 1)})
+    record.write(args.output, settings={"dim": args.dim, "samples_per_class": SAMPLES_PER_CLASS},
+              cells=cells)
 
 
 if __name__ == "__main__":
