@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from tripletlab.cli import add_backend_argument, add_data_arguments, select_backend
+from tripletlab.cli.quiet_start import load_keras
 from tripletlab.errors import ConfigError
 
 
@@ -53,6 +54,7 @@ def embed_split(model, data, split: str, batch_size: int, verbose: int | None = 
 
 def run(args: argparse.Namespace) -> int:
     select_backend(args.backend)
+    load_keras()
     from tripletlab.atomic import save_array
     from tripletlab.cli import load_data, load_embedding_model
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from tripletlab.cli import add_backend_argument, add_data_arguments, select_backend
+from tripletlab.cli.quiet_start import load_keras
 from tripletlab.distances import DISTANCES
 from tripletlab.errors import ConfigError
 
@@ -77,6 +78,7 @@ def _inputs(args):
 
 def run(args: argparse.Namespace) -> int:
     select_backend(args.backend)
+    load_keras()
     from tripletlab._checks import check_choice
 
     check_choice("distance", args.distance, DISTANCES)

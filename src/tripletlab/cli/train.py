@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from tripletlab.cli import select_backend
+from tripletlab.cli.quiet_start import load_keras
 from tripletlab.errors import UserFileNotFoundError
 from tripletlab.train.config import (
     FIELDS,
@@ -129,7 +130,7 @@ def train_locked(args: argparse.Namespace, experiment) -> int:
 
         check_image_folder(config.image_folder)  # before seconds of importing a backend
     select_backend(config.backend)
-    import keras
+    keras = load_keras()
 
     from tripletlab import allocator
     from tripletlab.train.run import train
