@@ -104,6 +104,7 @@ BACKEND_DEPENDENT = (
 # other tests need not: a backbone's build and optimizer on each backend, not its CLI runs.
 BACKEND_DEPENDENT_TESTS = (
     "tests/models/test_backbones.py::test_grayscale_gives_unit_norm_embeddings",
+    "tests/models/test_backbones.py::test_large_backbones_build_and_embed",
     "tests/models/test_backbones.py::test_backbone_updates_are_scaled",
     "tests/models/test_backbones.py::test_scaled_optimizer_checkpoint_round_trips",
     "tests/models/test_backbones.py::test_frozen_checkpoint_resumes_unfrozen",
