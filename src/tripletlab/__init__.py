@@ -11,37 +11,28 @@ sub-packages with optional dependencies cost nothing until used.
 tripletlab's serialisable classes (losses, metrics, ``TripletNetwork``) are registered with
 Keras as soon as both are imported, in either order, so a model compiled with them loads with
 ``keras.saving.load_model(path, safe_mode=True)`` after a bare ``import tripletlab``: at once if
-Keras is already imported, otherwise right after Keras' own import (an import hook that waits
-for ``keras``; it imports nothing before).
+Keras is already imported, otherwise as soon as Keras' import and every tripletlab module being
+imported with it have finished (an import hook of the standard ``importlib.abc`` kind that waits
+for ``keras``; it imports nothing before, and reads no private state of the interpreter).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.abc
-import importlib.util
 import sys
 import threading
 import warnings
 
+import lazy_loader
+
 __version__ = "0.1.0"
 
-_SUBMODULES = (
-    "allocator",
-    "cli",
-    "compat",
-    "data",
-    "distances",
-    "errors",
-    "evaluation",
-    "losses",
-    "metrics",
-    "mining",
-    "mining_metrics",
-    "models",
-    "train",
-    "visualization",
-)
+# Sub-packages and modules, imported on first attribute access (lazy_loader). ``metrics`` is
+# the public name of :mod:`tripletlab.mining_metrics` (retrieval metrics are ``evaluation``).
+_MODULES = ("allocator", "cli", "compat", "data", "distances", "errors", "evaluation", "losses",
+            "mining", "mining_metrics", "models", "train", "visualization")
+_ALIASES = {"metrics": "mining_metrics"}
 
 # The modules that define classes registered with ``keras.saving.register_keras_serializable``.
 SERIALIZABLE_MODULES = (
@@ -54,89 +45,59 @@ SERIALIZABLE_MODULES = (
     "tripletlab.models.backbone_rate",
 )
 
-# Public names of modules stored under another name: ``tl.metrics`` is the Keras mining
-# statistics of :mod:`tripletlab.mining_metrics` (retrieval metrics are ``tl.evaluation``).
-_ALIASES = {"metrics": "mining_metrics"}
+_lazy_getattr, _lazy_dir, _lazy_all = lazy_loader.attach(__name__, submodules=_MODULES)
+__all__ = [*_lazy_all, *_ALIASES, "SERIALIZABLE_MODULES", "__version__",
+           "register_keras_classes"]
 
-__all__ = [*_SUBMODULES, "SERIALIZABLE_MODULES", "__version__", "register_keras_classes"]
 
-_registration = threading.RLock()
-_registered = False
+def __getattr__(name: str):
+    if name in _ALIASES:
+        return importlib.import_module(f"tripletlab.{_ALIASES[name]}")
+    try:
+        return _lazy_getattr(name)
+    except AttributeError:
+        raise AttributeError(f"module 'tripletlab' has no attribute {name!r}") from None
+
+
+def __dir__():
+    return sorted(__all__)
 
 
 def register_keras_classes() -> None:
-    """Registers tripletlab's losses, metrics and ``TripletNetwork`` with Keras (imports Keras).
+    """Registers tripletlab's losses, metrics and ``TripletNetwork`` with Keras (imports Keras):
+    imports the modules that define them, whose decorators register them.
 
     Called by itself once Keras and tripletlab are both imported; call it directly only to be
     explicit. Harmless to call again.
     """
-    global _registered
-    with _registration:
-        if _registered:
-            return
-        for name in SERIALIZABLE_MODULES:
-            importlib.import_module(name)
-        _registered = True
+    for name in SERIALIZABLE_MODULES:
+        importlib.import_module(name)
 
 
-def _initialising(name: str) -> bool:
-    module = sys.modules.get(name)
-    spec = getattr(module, "__spec__", None)
-    return bool(getattr(spec, "_initializing", False))
-
-
-def _register_when_ready(finished: str) -> None:
-    """After the import of ``finished`` (``keras`` or a tripletlab module): registers the
-    classes once Keras is imported and no other tripletlab module is half-imported (importing
-    them then could meet a partly initialised module)."""
-    if _registered or "keras" not in sys.modules or _initialising("keras") and finished != "keras":
-        return
-    if any(_initialising(name) for name in list(sys.modules)
-           if name.startswith("tripletlab.") and name != finished):
-        return
-    _KerasImportHook.remove()
+def _register_or_warn() -> None:
     try:
         register_keras_classes()
-    except Exception as error:  # never break the user's ``import keras``
+    except Exception as error:  # never break the user's ``import keras`` / ``import tripletlab``
         warnings.warn(f"tripletlab could not register its Keras classes ({error!r}); call "
                       "tripletlab.register_keras_classes() before loading a model that uses "
-                      "them.", UserWarning, stacklevel=2)
-
-
-class _Loader(importlib.abc.Loader):
-    """Runs the wrapped loader, then :func:`_register_when_ready`."""
-
-    def __init__(self, loader, name: str):
-        self._loader = loader
-        self._name = name
-
-    def __getattr__(self, name):
-        # get_code, get_source, is_package, get_resource_reader... (runpy, inspect, resources)
-        return getattr(self._loader, name)
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        # the module keeps its own loader (introspection, resources)
-        module.__loader__ = self._loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        self._loader.exec_module(module)
-        _register_when_ready(self._name)
+                      "them.", UserWarning, stacklevel=3)
 
 
 class _KerasImportHook(importlib.abc.MetaPathFinder):
-    """Watches the imports of ``keras`` and of tripletlab's modules until registration."""
+    """Registers tripletlab's classes once ``keras`` has been imported and no tripletlab module
+    is still running its code (registering imports tripletlab modules, which must not meet a
+    half-initialised one). It counts those modules itself, through the loaders it wraps, and
+    removes itself from ``sys.meta_path`` when done."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running = 0  # tripletlab modules whose code is running now
+        self._keras_imported = False
 
     @classmethod
     def install(cls) -> None:
         if not any(isinstance(finder, cls) for finder in sys.meta_path):
             sys.meta_path.insert(0, cls())
-
-    @classmethod
-    def remove(cls) -> None:
-        sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, cls)]
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "keras" and not fullname.startswith("tripletlab."):
@@ -150,27 +111,57 @@ class _KerasImportHook(importlib.abc.MetaPathFinder):
         else:
             return None
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _Loader(spec.loader, fullname)
+            spec.loader = _Loader(spec.loader, fullname, self)
         return spec
 
+    def started(self, name: str) -> None:
+        if name != "keras":
+            with self._lock:
+                self._running += 1
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"tripletlab.{_ALIASES.get(name, name)}")
-    raise AttributeError(f"module 'tripletlab' has no attribute {name!r}")
+    def finished(self, name: str, succeeded: bool) -> None:
+        with self._lock:
+            if name == "keras":
+                self._keras_imported = self._keras_imported or succeeded
+            else:
+                self._running -= 1
+            ready = self._keras_imported and self._running == 0 and self in sys.meta_path
+            if ready:
+                sys.meta_path.remove(self)
+        if ready:
+            _register_or_warn()
 
 
-def __dir__():
-    return sorted(__all__)
+class _Loader(importlib.abc.Loader):
+    """Runs the wrapped loader between :meth:`_KerasImportHook.started` and ``finished``."""
+
+    def __init__(self, loader, name: str, hook: _KerasImportHook):
+        self._loader = loader
+        self._name = name
+        self._hook = hook
+
+    def __getattr__(self, name):
+        # get_code, get_source, is_package, get_resource_reader... (runpy, inspect, resources)
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        # the module keeps its own loader (introspection, resources)
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._hook.started(self._name)
+        succeeded = False
+        try:
+            self._loader.exec_module(module)
+            succeeded = True
+        finally:
+            self._hook.finished(self._name, succeeded)
 
 
-if "keras" in sys.modules and not _initialising("keras"):
-    # Keras is imported already: register now (at the end, so this module is complete).
-    try:
-        register_keras_classes()
-    except Exception as _error:  # never break ``import tripletlab``
-        warnings.warn(f"tripletlab could not register its Keras classes ({_error!r}); call "
-                      "tripletlab.register_keras_classes() before loading a model that uses "
-                      "them.", UserWarning, stacklevel=2)
+if "keras" in sys.modules:
+    _register_or_warn()  # Keras is imported already: register now
 else:
     _KerasImportHook.install()

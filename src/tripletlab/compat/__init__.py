@@ -16,20 +16,9 @@ negative ``semi_margin`` is accepted, as triplet-tools does).
 
 from __future__ import annotations
 
-import importlib
+import lazy_loader
 
-_SUBMODULES = ("omoindrot", "tfa", "triplet_tools")
-
-__all__ = list(_SUBMODULES)
-
-
-def __getattr__(name: str):
-    # Imported on first access, like the sub-packages of ``tripletlab``: ``import tripletlab``
-    # must not import Keras (the command line chooses the backend first).
-    if name in _SUBMODULES:
-        return importlib.import_module(f"tripletlab.compat.{name}")
-    raise AttributeError(f"module 'tripletlab.compat' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+# Imported on first access, like the sub-packages of ``tripletlab``: ``import tripletlab`` must
+# not import Keras (the command line chooses the backend first).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__, submodules=("omoindrot", "tfa", "triplet_tools"))

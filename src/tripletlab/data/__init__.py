@@ -20,38 +20,15 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+import lazy_loader
 
-# Each public name and the module that defines it (imported on first access).
-_EXPORTS = {
-    "Augmentation": "augmentation",
-    "build_augmentation": "augmentation",
-    "DATASETS": "datasets",
-    "Dataset": "datasets",
-    "DatasetDownloadError": "datasets",
-    "load_dataset": "datasets",
-    "MAX_IMAGE_PIXELS": "image_folder",
-    "read_image_folder": "image_folder",
-    "scan_image_folder": "image_folder",
-    "scan_split_image_folder": "image_folder",
-    "find_split_folders": "image_folder",
-    "ImageFiles": "image_files",
-    "PKSampler": "samplers",
-    "ShuffledBatches": "samplers",
-    "HardMiningCallback": "triplets",
-    "TripletGenerator": "triplets",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"tripletlab.data.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tripletlab.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_EXPORTS})
+# Each module and the public names it defines (imported on first access).
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "augmentation": ["Augmentation", "build_augmentation"],
+    "datasets": ["DATASETS", "Dataset", "DatasetDownloadError", "load_dataset"],
+    "image_folder": ["MAX_IMAGE_PIXELS", "read_image_folder", "scan_image_folder",
+                     "scan_split_image_folder", "find_split_folders"],
+    "image_files": ["ImageFiles"],
+    "samplers": ["PKSampler", "ShuffledBatches"],
+    "triplets": ["HardMiningCallback", "TripletGenerator"],
+})

@@ -11,31 +11,14 @@ can be read before the Keras backend is chosen.
 
 from __future__ import annotations
 
-import importlib
+import lazy_loader
 
-# Each public name and the module that defines it.
-_EXPORTS = {
-    "TripletBatchAllLoss": "classes",
-    "TripletHardLoss": "classes",
-    "TripletSemiHardLoss": "classes",
-    "batch_all_triplet_loss": "functional",
-    "hard_triplet_loss": "functional",
-    "semi_hard_triplet_loss": "functional",
-    "TripletLoss": "offline",
-    "offline_triplet_loss": "offline",
-}
-_SUBMODULES = ("classes", "functional", "inputs", "margins", "offline", "registry")
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"tripletlab.losses.{_EXPORTS[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"tripletlab.losses.{name}")
-    raise AttributeError(f"module 'tripletlab.losses' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*__all__, *_SUBMODULES])
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=("classes", "functional", "inputs", "margins", "offline", "registry"),
+    submod_attrs={
+        "classes": ["TripletBatchAllLoss", "TripletHardLoss", "TripletSemiHardLoss"],
+        "functional": ["batch_all_triplet_loss", "hard_triplet_loss", "semi_hard_triplet_loss"],
+        "offline": ["TripletLoss", "offline_triplet_loss"],
+    },
+)

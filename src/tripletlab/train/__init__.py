@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+import lazy_loader
 
 from tripletlab.train.config import (
     ConfigError,
@@ -40,7 +40,4 @@ def load_config(path):
     return resolve_config(load_config_file(path))
 
 
-def __getattr__(name: str):
-    if name == "train":
-        return importlib.import_module("tripletlab.train.run").train
-    raise AttributeError(f"module 'tripletlab.train' has no attribute {name!r}")
+__getattr__, _, _ = lazy_loader.attach(__name__, submod_attrs={"run": ["train"]})

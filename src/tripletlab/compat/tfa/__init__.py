@@ -23,25 +23,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+import lazy_loader
 
 DISTANCE_METRICS = ("L2", "squared-L2", "angular")
 """The distance names TF Addons accepts (besides a callable)."""
 
-_LOSS_NAMES = ("TripletHardLoss", "TripletSemiHardLoss", "triplet_hard_loss",
-               "triplet_semihard_loss")
-
-__all__ = ["DISTANCE_METRICS", "TripletHardLoss", "TripletSemiHardLoss", "losses",
-           "triplet_hard_loss", "triplet_semihard_loss"]
-
-
-def __getattr__(name: str):
-    if name == "losses":
-        return importlib.import_module("tripletlab.compat.tfa.losses")
-    if name in _LOSS_NAMES:
-        return getattr(importlib.import_module("tripletlab.compat.tfa.losses"), name)
-    raise AttributeError(f"module 'tripletlab.compat.tfa' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__, _lazy_all = lazy_loader.attach(
+    __name__, submodules=("losses",),
+    submod_attrs={"losses": ["TripletHardLoss", "TripletSemiHardLoss", "triplet_hard_loss",
+                             "triplet_semihard_loss"]})
+__all__ = ["DISTANCE_METRICS", *_lazy_all]
