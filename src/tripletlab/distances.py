@@ -8,7 +8,7 @@ One canonical spelling per distance (TF Addons' spellings):
 * ``"normalized-L2"``: Euclidean distance between L2-normalised rows,
   :math:`\sqrt{\max(2 - 2\cos(x_i, x_j), 0)}` (triplet-tools' ``euclidean_norm``).
 
-Numerics (DESIGN.md §2, tested in ``tests/losses/test_distance_numerics.py``):
+Numerics (docs/losses.md, "Distances"; tested in ``tests/test_distances.py``):
 
 * Every matrix has an exactly zero diagonal, identical rows are at distance exactly 0, and zero
   entries have a finite, zero gradient (the square root is taken of a safe value and the result
