@@ -1,5 +1,9 @@
 """The loss registry: one entry per CLI loss, its facts read from the real constructors, and the
-configuration and ``build_loss`` asking it: one entry is all that adding a loss takes."""
+configuration and ``build_loss`` asking it: one entry is all that adding a loss takes.
+
+``registry`` here is the joined table of the command line (:mod:`tripletlab.train.loss_registry`):
+tripletlab's own losses (:mod:`tripletlab.losses.registry`) and the compat ones
+(:mod:`tripletlab.compat.loss_specs`)."""
 
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ import sys
 
 import pytest
 
+from tripletlab.compat import loss_specs
+from tripletlab.compat.loss_options import TRIPLET_TOOLS_METRICS
 from tripletlab.distances import DISTANCES, PAIRED_DISTANCES
-from tripletlab.losses import registry
+from tripletlab.losses import registry as core
+from tripletlab.train import loss_registry as registry
 from tripletlab.train.config import LOSSES, resolve_config
 from tripletlab.train.run import build_loss
 
@@ -76,7 +83,7 @@ def test_accepted_distances_come_from_the_canonical_names():
     assert registry.loss_spec("tfa-hard").distances == tfa.DISTANCE_METRICS
     assert registry.loss_spec("x", mode="offline").distances == PAIRED_DISTANCES
     # every canonical distance triplet-tools has maps onto one of its own metric strings
-    assert set(registry.TRIPLET_TOOLS_METRICS.values()) == set(triplet_tools.METRICS)
+    assert set(TRIPLET_TOOLS_METRICS.values()) == set(triplet_tools.METRICS)
 
 
 @pytest.mark.parametrize("name", list(registry.LOSSES), ids=list(registry.LOSSES))
@@ -110,8 +117,22 @@ def test_offline_mean_squared_is_accepted_and_online_refuses_it():
         resolve_config({"loss": "omoindrot-batch-all", "distance": "angular"})
 
 
+def test_the_table_joins_the_core_and_compat_tables():
+    assert set(core.LOSSES).isdisjoint(loss_specs.LOSSES)
+    assert dict(registry.LOSSES) == {**core.LOSSES, **loss_specs.LOSSES}
+    assert not any(spec.factory.__module__.startswith("tripletlab.compat")
+                   for spec in core.LOSSES.values())
+    assert registry.loss_names("online") == (*core.loss_names("online"), *loss_specs.LOSSES)
+    assert registry.loss_names("offline") == core.loss_names("offline")
+    with pytest.raises(ValueError, match="loss='tfa-hard'"):
+        core.loss_spec("tfa-hard")  # the core table alone knows tripletlab's losses only
+    with pytest.raises(TypeError):
+        registry.LOSSES["x"] = registry.LOSSES["hard"]  # read-only
+
+
 def test_registry_and_config_do_not_import_keras(tmp_path):
-    script = ("import sys, tripletlab.losses.registry, tripletlab.train.config, "
+    script = ("import sys, tripletlab.losses.registry, tripletlab.compat.loss_specs, "
+              "tripletlab.train.loss_registry, tripletlab.train.config, "
               "tripletlab.cli.main\nprint('keras' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,

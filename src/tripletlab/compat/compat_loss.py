@@ -2,7 +2,7 @@
 
 The originals are functions (omoindrot) and factories of functions (triplet-tools), which Keras
 cannot save and reload by themselves; ``tripletlab train --loss omoindrot-batch-all`` (and the
-other compat losses of :mod:`tripletlab.losses.registry`) compiles this class instead, so a
+other compat losses of :mod:`tripletlab.compat.loss_specs`) compiles this class instead, so a
 checkpoint reloads for ``--resume``. Its registered Keras name stays
 ``"tripletlab.train>CompatLoss"`` (where it was first defined), so saved models keep loading.
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 import keras
 
 from tripletlab._checks import check_choice
-from tripletlab.losses.registry import OMOINDROT_SQUARED, TRIPLET_TOOLS_METRICS
+from tripletlab.compat.loss_options import (
+    COMPAT_LOSSES,
+    OMOINDROT_SQUARED,
+    TRIPLET_TOOLS_METRICS,
+)
 
 __all__ = ["COMPAT_LOSSES", "CompatLoss"]
-
-COMPAT_LOSSES = ("omoindrot-batch-all", "omoindrot-batch-hard", "triplet-tools-semihard",
-                 "triplet-tools-hard")
-"""The ``loss`` names :class:`CompatLoss` wraps."""
 
 
 @keras.saving.register_keras_serializable(package="tripletlab.train")

@@ -1,11 +1,13 @@
-"""Every loss ``tripletlab train`` can use, in one table (Keras-free).
+"""The loss table's entry type and the tripletlab losses' entries (Keras-free).
 
 Each :class:`LossSpec` says what the configuration needs to check a loss's options (its default
 margin, the distances it accepts, whether ``soft`` and ``semi_margin`` apply, online or offline
-mode) and how to build the Keras loss (a factory that imports Keras only when called). The
-configuration (:mod:`tripletlab.train.config`) and :func:`tripletlab.train.run.build_loss` ask
-this table and nothing else, so adding a loss to the command line is one entry in
-:data:`LOSSES`.
+mode) and how to build the Keras loss (a factory that imports Keras only when called).
+
+This module holds tripletlab's own losses (:data:`LOSSES`); the drop-in compat losses have their
+entries in :mod:`tripletlab.compat.loss_specs`, and :mod:`tripletlab.train.loss_registry` joins
+the two tables into every loss ``tripletlab train`` can use (this layer imports nothing from
+``compat``). The functions read any such table (``losses=``, default: :data:`LOSSES`).
 
 Example:
   >>> from tripletlab.losses.registry import loss_spec
@@ -20,26 +22,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from tripletlab._checks import check_choice
-from tripletlab.compat.tfa import DISTANCE_METRICS as TFA_DISTANCES
 from tripletlab.distances import DISTANCES, PAIRED_DISTANCES
 from tripletlab.losses import margins
 
-__all__ = ["LOSSES", "MODES", "OMOINDROT_SQUARED", "TRIPLET_TOOLS_METRICS", "LossSpec",
-           "accepted_distances", "build_loss", "loss_names", "loss_spec"]
+__all__ = ["LOSSES", "MODES", "LossSpec", "accepted_distances", "build_loss", "join_tables",
+           "loss_names", "loss_spec", "spec_entry"]
 
 MODES = ("online", "offline")
 """``"online"``: mining inside P×K (or shuffled) batches; ``"offline"``: given triplets."""
-
-OMOINDROT_SQUARED = {"L2": False, "squared-L2": True}
-"""omoindrot's ``squared`` argument for each canonical distance it computes."""
-
-TRIPLET_TOOLS_METRICS = {"L2": "euclidean", "angular": "cosine",
-                         "normalized-L2": "euclidean_norm"}
-"""triplet-tools' ``metric`` for each canonical distance it computes (its ``euclidean`` keeps a
-``1e-16`` floor, so it is ``"L2"`` up to that floor)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +65,30 @@ class LossSpec:
     factory: Callable[[Any], Any] = dataclasses.field(repr=False, compare=False)
     summary: str = ""
     original: str | None = None
+
+
+def spec_entry(name: str, mode: str, margin: float, distances, factory: Callable[[Any], Any],
+               summary: str, *, soft: bool = False, semi_margin: bool = False,
+               original: str | None = None) -> tuple[str, LossSpec]:
+    """``(name, LossSpec(...))``: one entry of a loss table (``distances``: any iterable of
+    canonical names, e.g. a mapping's keys)."""
+    return name, LossSpec(name, mode, margin, tuple(distances), soft, semi_margin, factory,
+                          summary, original)
+
+
+def join_tables(*tables: Mapping[str, LossSpec]) -> Mapping[str, LossSpec]:
+    """One read-only table of the entries of ``tables``: the online losses first, then the
+    offline ones, each in the order of ``tables`` and of their entries.
+
+    Raises:
+      ValueError: two tables name the same loss.
+    """
+    names = [name for table in tables for name in table]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"Expected each loss in one table. Received: {repeated} in several.")
+    return MappingProxyType({name: spec for mode in MODES for table in tables
+                             for name, spec in table.items() if spec.mode == mode})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,84 +124,43 @@ def _batch_all(config):
                                max_positives=_max_positives(config))
 
 
-def _tfa_semi_hard(config):
-    from tripletlab.compat.tfa import TripletSemiHardLoss
-
-    return TripletSemiHardLoss(margin=config.margin, distance_metric=config.distance)
-
-
-def _tfa_hard(config):
-    from tripletlab.compat.tfa import TripletHardLoss
-
-    return TripletHardLoss(margin=config.margin, soft=config.soft,
-                           distance_metric=config.distance)
-
-
-def _compat(config):
-    from tripletlab.compat.compat_loss import CompatLoss
-
-    return CompatLoss(config.loss, config.margin, config.distance,
-                      semi_margin=config.semi_margin or 0.0)
-
-
 def _offline(config):
     from tripletlab.losses.offline import TripletLoss
 
     return TripletLoss(margin=config.margin, distance=config.distance)
 
 
-def _spec(name, mode, margin, distances, factory, summary, *, soft=False, semi_margin=False,
-          original=None):
-    return name, LossSpec(name, mode, margin, tuple(distances), soft, semi_margin, factory,
-                          summary, original)
+LOSSES: Mapping[str, LossSpec] = MappingProxyType(dict([
+    spec_entry("semi-hard", "online", margins.SEMI_HARD_MARGIN, DISTANCES, _semi_hard,
+               "TF Addons' semi-hard mining", soft=True,
+               original="tripletlab.losses.classes:TripletSemiHardLoss"),
+    spec_entry("hard", "online", margins.HARD_MARGIN, DISTANCES, _hard, "batch-hard mining",
+               soft=True, original="tripletlab.losses.classes:TripletHardLoss"),
+    spec_entry("batch-all", "online", margins.BATCH_ALL_MARGIN, DISTANCES, _batch_all,
+               "every valid triplet (omoindrot's batch-all)", soft=True,
+               original="tripletlab.losses.classes:TripletBatchAllLoss"),
+    spec_entry("triplet", "offline", margins.OFFLINE_MARGIN, PAIRED_DISTANCES, _offline,
+               "the offline TripletLoss on given (anchor, positive, negative) triplets",
+               original="tripletlab.losses.offline:TripletLoss"),
+]))
+"""tripletlab's own losses by name (the compat losses: :mod:`tripletlab.compat.loss_specs`)."""
 
 
-LOSSES: Mapping[str, LossSpec] = dict([
-    _spec("semi-hard", "online", margins.SEMI_HARD_MARGIN, DISTANCES, _semi_hard,
-          "TF Addons' semi-hard mining", soft=True,
-          original="tripletlab.losses.classes:TripletSemiHardLoss"),
-    _spec("hard", "online", margins.HARD_MARGIN, DISTANCES, _hard, "batch-hard mining",
-          soft=True, original="tripletlab.losses.classes:TripletHardLoss"),
-    _spec("batch-all", "online", margins.BATCH_ALL_MARGIN, DISTANCES, _batch_all,
-          "every valid triplet (omoindrot's batch-all)", soft=True,
-          original="tripletlab.losses.classes:TripletBatchAllLoss"),
-    _spec("tfa-semi-hard", "online", margins.TFA_MARGIN, TFA_DISTANCES, _tfa_semi_hard,
-          "tripletlab.compat.tfa.TripletSemiHardLoss",
-          original="tripletlab.compat.tfa.losses:TripletSemiHardLoss"),
-    _spec("tfa-hard", "online", margins.TFA_MARGIN, TFA_DISTANCES, _tfa_hard,
-          "tripletlab.compat.tfa.TripletHardLoss", soft=True,
-          original="tripletlab.compat.tfa.losses:TripletHardLoss"),
-    _spec("omoindrot-batch-all", "online", margins.OMOINDROT_MARGIN, OMOINDROT_SQUARED, _compat,
-          "tripletlab.compat.omoindrot.batch_all_triplet_loss"),
-    _spec("omoindrot-batch-hard", "online", margins.OMOINDROT_MARGIN, OMOINDROT_SQUARED,
-          _compat, "tripletlab.compat.omoindrot.batch_hard_triplet_loss"),
-    _spec("triplet-tools-semihard", "online", margins.TRIPLET_TOOLS_MARGIN,
-          TRIPLET_TOOLS_METRICS, _compat,
-          "tripletlab.compat.triplet_tools.triplet_batch_semihard_loss", semi_margin=True,
-          original="tripletlab.compat.triplet_tools:triplet_batch_semihard_loss"),
-    _spec("triplet-tools-hard", "online", margins.TRIPLET_TOOLS_MARGIN, TRIPLET_TOOLS_METRICS,
-          _compat, "tripletlab.compat.triplet_tools.triplet_batch_hard_loss",
-          original="tripletlab.compat.triplet_tools:triplet_batch_hard_loss"),
-    _spec("triplet", "offline", margins.OFFLINE_MARGIN, PAIRED_DISTANCES, _offline,
-          "the offline TripletLoss on given (anchor, positive, negative) triplets",
-          original="tripletlab.losses.offline:TripletLoss"),
-])
-"""Every loss by name, in the order the command line lists them."""
-
-
-def loss_names(mode: str = "online") -> tuple[str, ...]:
-    """The names of the losses of ``mode`` (``"online"``: the values of ``--loss``)."""
+def loss_names(mode: str = "online", *, losses: Mapping[str, LossSpec] = LOSSES
+               ) -> tuple[str, ...]:
+    """The names of the losses of ``mode`` in ``losses`` (``"online"``: values of ``--loss``)."""
     check_choice("mode", mode, MODES)
-    return tuple(name for name, spec in LOSSES.items() if spec.mode == mode)
+    return tuple(name for name, spec in losses.items() if spec.mode == mode)
 
 
-def accepted_distances() -> tuple[str, ...]:
-    """Every distance some loss accepts, canonical names first."""
-    return tuple(dict.fromkeys(d for spec in LOSSES.values() for d in spec.distances))
+def accepted_distances(*, losses: Mapping[str, LossSpec] = LOSSES) -> tuple[str, ...]:
+    """Every distance some loss of ``losses`` accepts, canonical names first."""
+    return tuple(dict.fromkeys(d for spec in losses.values() for d in spec.distances))
 
 
-def loss_spec(loss: str, mode: str = "online") -> LossSpec:
-    """The :class:`LossSpec` of ``loss`` in ``mode``.
+def loss_spec(loss: str, mode: str = "online", *,
+              losses: Mapping[str, LossSpec] = LOSSES) -> LossSpec:
+    """The :class:`LossSpec` of ``loss`` in ``mode`` (an entry of ``losses``).
 
     The offline mode has one loss (``"triplet"``), whatever ``loss`` names: the configuration's
     ``loss`` option selects among the online losses only.
@@ -193,19 +170,20 @@ def loss_spec(loss: str, mode: str = "online") -> LossSpec:
     """
     check_choice("mode", mode, MODES)
     if mode == "offline":
-        return next(spec for spec in LOSSES.values() if spec.mode == "offline")
-    return LOSSES[check_choice("loss", loss, loss_names("online"))]
+        return next(spec for spec in losses.values() if spec.mode == "offline")
+    return losses[check_choice("loss", loss, loss_names("online", losses=losses))]
 
 
-def build_loss(config) -> Any:
-    """The Keras loss of ``config`` (imports Keras).
+def build_loss(config, *, losses: Mapping[str, LossSpec] = LOSSES) -> Any:
+    """The Keras loss of ``config`` (imports Keras), built by its entry of ``losses``.
 
     Args:
       config: a checked :class:`tripletlab.train.config.TrainConfig` (or any object with its
         ``loss``, ``mode``, ``margin``, ``distance``, ``soft``, ``semi_margin``, ``sampler``
         and ``samples_per_class`` attributes).
+      losses: the loss table.
 
     Returns:
       A ``keras.losses.Loss``.
     """
-    return loss_spec(config.loss, config.mode).factory(config)
+    return loss_spec(config.loss, config.mode, losses=losses).factory(config)
