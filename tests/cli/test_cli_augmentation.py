@@ -72,7 +72,7 @@ def test_evaluation_and_exports_are_not_augmented(run):
     from tripletlab.data import load_dataset
     from tripletlab.evaluation import evaluate_embeddings
     from tripletlab.inference import embed
-    from tripletlab.train.run import register_classes
+    from tripletlab.train.compiled_model import register_classes
 
     folder, model_dir = run
     data = load_dataset("image-folder", image_folder=folder, seed=0)

@@ -338,8 +338,9 @@ def _tiny_backbone_model():
 
 
 def test_frozen_checkpoint_resumes_unfrozen(tmp_path):
+    from tripletlab.train.backbone_phases import fit_in_phases, set_backbone_trainable
     from tripletlab.train.config import resolve_config
-    from tripletlab.train.run import build_optimizer, fit_in_phases, set_backbone_trainable
+    from tripletlab.train.optimizer import build_optimizer
 
     config = resolve_config({"model": "mobilenet-v3-small", "weights": "none", "epochs": 2,
                              "freeze_backbone_epochs": 1,
@@ -397,8 +398,8 @@ def test_config_defaults():
 
 def test_small_model_loads_a_weights_file(tmp_path):
     from tripletlab.models import build_model
+    from tripletlab.train.backbone_phases import load_initial_weights
     from tripletlab.train.config import resolve_config
-    from tripletlab.train.run import load_initial_weights
 
     first = build_model("small-cnn", (8, 8, 1), 4, widths=[4])
     first.save_weights(tmp_path / "small.weights.h5")
@@ -412,8 +413,9 @@ def test_small_model_loads_a_weights_file(tmp_path):
 
 
 def test_pretrained_backbone_keeps_batch_norm_frozen_after_unfreezing(tmp_path):
+    from tripletlab.train.backbone_phases import fit_in_phases, set_backbone_trainable
     from tripletlab.train.config import resolve_config
-    from tripletlab.train.run import build_optimizer, fit_in_phases, set_backbone_trainable
+    from tripletlab.train.optimizer import build_optimizer
 
     config = resolve_config({"model": "mobilenet-v3-small", "weights": "pretrained.weights.h5",
                              "epochs": 2, "freeze_backbone_epochs": 1})
@@ -461,7 +463,7 @@ def test_batch_norm_trains_from_scratch_and_is_refused_without_a_backbone():
 
 def test_offline_triplet_network_freezes_its_backbone():
     from tripletlab.models import TripletNetwork
-    from tripletlab.train.run import set_backbone_trainable
+    from tripletlab.train.backbone_phases import set_backbone_trainable
 
     network = TripletNetwork(_tiny_backbone_model())
     assert set_backbone_trainable(network, False)

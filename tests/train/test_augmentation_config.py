@@ -83,7 +83,7 @@ def test_help_lists_the_keys():
 
 def test_training_refuses_data_it_cannot_augment():
     from tripletlab.data import load_dataset
-    from tripletlab.train.run import build_batches
+    from tripletlab.train.training_data import build_batches
 
     data = load_dataset("digits", seed=0)  # 8×8 greyscale
     config = resolve_config({"dataset": "digits", "saturation": 0.2})

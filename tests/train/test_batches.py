@@ -7,7 +7,7 @@ from tripletlab.train.config import resolve_config
 
 
 def test_shuffled_batches_never_hold_one_sample():
-    from tripletlab.train.run import build_batches
+    from tripletlab.train.training_data import build_batches
 
     data = load_dataset("digits", seed=0)
     assert len(data.y_train) % 4 == 1  # 1,437 training images

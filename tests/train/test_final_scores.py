@@ -13,10 +13,11 @@ from tripletlab import experiment as ex
 from tripletlab.atomic import save_model
 from tripletlab.data import load_dataset
 from tripletlab.evaluation import evaluate_embeddings
+from tripletlab.inference import embed
 from tripletlab.models import build_model
 from tripletlab.stratified import stratified_sample
 from tripletlab.train.config import resolve_config
-from tripletlab.train.run import embed, finish
+from tripletlab.train.finish import finish
 
 
 def _model(seed):

@@ -96,9 +96,9 @@ def test_training_through_tf_data_matches_the_pydataset_and_resumes(tmp_path, mo
                  "--verbose", "0"]) == 0
     _assert_same_losses(_log(resumed), _log(graph))
 
-    import tripletlab.train.run as run
+    import tripletlab.train.fit_plan as fit_plan
 
-    monkeypatch.setattr(run, "serves_in_graph", lambda batches: False)
+    monkeypatch.setattr(fit_plan, "serves_in_graph", lambda batches: False)
     assert main(["train", "--model-dir", str(pydataset), *FLAGS, "--epochs", "4",
                  "--verbose", "2"]) == 0
     assert "input in tf.data" not in capsys.readouterr().out

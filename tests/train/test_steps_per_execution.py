@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import pytest
 
+from tripletlab.train.compiled_model import DEFAULT_STEPS_PER_EXECUTION, steps_per_execution
 from tripletlab.train.config import ConfigError, resolve_config
-from tripletlab.train.run import DEFAULT_STEPS_PER_EXECUTION, steps_per_execution
 
 
 def test_default_follows_the_backend():

@@ -7,8 +7,9 @@ import keras
 import numpy as np
 import pytest
 
+from tripletlab.train.compiled_model import build_loss
 from tripletlab.train.config import LOSSES, resolve_config
-from tripletlab.train.run import build_loss, build_optimizer
+from tripletlab.train.optimizer import build_optimizer
 
 
 @pytest.mark.parametrize("loss_name", LOSSES, ids=LOSSES)

@@ -429,12 +429,44 @@ def format_metrics_table(metrics: Mapping[str, object]) -> str:
     if not isinstance(metrics, Mapping):
         raise ConfigTypeError(f"Expected `metrics` to be a mapping. "
                               f"Received: {type(metrics).__name__}.")
-    rows = [(str(name), _format_value(value)) for name, value in metrics.items()]
-    name_width = max([len("metric"), *(len(name) for name, _ in rows)])
-    value_width = max([len("value"), *(len(value) for _, value in rows)])
-    lines = [f"{'metric':<{name_width}}  {'value':<{value_width}}".rstrip(),
-             f"{'-' * name_width}  {'-' * value_width}"]
-    lines += [f"{name:<{name_width}}  {value:>{value_width}}" for name, value in rows]
+    return format_scores_table({"value": metrics})
+
+
+def format_scores_table(columns: Mapping[str, Mapping[str, object]]) -> str:
+    """Formats scores as an aligned text table: one row per metric, one column per protocol.
+
+    Floats have 4 decimals; a missing, ``None`` or non-finite value is ``-``. Rows follow the
+    metrics' first appearance across the columns.
+
+    Args:
+      columns: column title -> (metric name -> value), e.g. ``{"test -> train": {...},
+        "leave-one-out": {...}}`` as in ``metrics.json``.
+
+    Returns:
+      The table as one string, without a trailing newline.
+
+    Example:
+      >>> print(format_scores_table({"test -> train": {"map_at_r": 0.5},
+      ...                            "leave-one-out": {"map_at_r": 0.25, "nmi": 0.75}}))
+      metric    test -> train  leave-one-out
+      --------  -------------  -------------
+      map_at_r         0.5000         0.2500
+      nmi                   -         0.7500
+    """
+    titles = list(columns)
+    names = list(dict.fromkeys(str(name) for scores in columns.values() for name in scores))
+    cells = [[_format_value(dict(columns[title]).get(name)) for title in titles]
+             for name in names]
+    widths = [max([len("metric"), *map(len, names)])]
+    widths += [max([len(title), *(len(row[i]) for row in cells)])
+               for i, title in enumerate(titles)]
+    header = "  ".join(title.ljust(width) for title, width in zip(["metric", *titles], widths,
+                                                                  strict=True))
+    lines = [header.rstrip(), "  ".join("-" * width for width in widths)]
+    for name, row in zip(names, cells, strict=True):
+        lines.append("  ".join([name.ljust(widths[0]),
+                                *(cell.rjust(width) for cell, width in zip(row, widths[1:],
+                                                                           strict=True))]))
     return "\n".join(lines)
 
 
@@ -467,8 +499,10 @@ def save_metrics(path: str | os.PathLike, metrics: Mapping[str, object]) -> Path
 
 
 def _format_value(value) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, (float, np.floating)):
-        return f"{float(value):.4f}"
+        return f"{float(value):.4f}" if np.isfinite(value) else "-"
     return str(value)
 
 
