@@ -8,11 +8,11 @@ import pytest
 
 from tripletlab.cli.main import build_parser
 from tripletlab.cli.train import build_config
+from tripletlab.compat.omoindrot_params import load_params_json
 from tripletlab.train.config import (
     ConfigError,
     TrainConfig,
     load_config_file,
-    load_params_json,
     resolve_config,
 )
 

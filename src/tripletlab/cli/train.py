@@ -10,11 +10,14 @@ saved file instead and accepts only the flags in :data:`RESUME_FLAGS`.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from tripletlab.cli import select_backend
 from tripletlab.cli.quiet_start import load_keras
+from tripletlab.compat.omoindrot_params import load_params_json
 from tripletlab.errors import UserFileNotFoundError
 from tripletlab.train.config import (
     FIELDS,
@@ -23,8 +26,6 @@ from tripletlab.train.config import (
     default_value,
     field_kind,
     load_config_file,
-    load_params_json,
-    parse_flag_value,
     resolve_config,
 )
 
@@ -149,3 +150,39 @@ def train_locked(args: argparse.Namespace, experiment) -> int:
           verbose=args.verbose)
     print(f"Experiment written to {args.model_dir}")
     return 0
+
+
+def parse_flag_value(name: str, text: str) -> Any:
+    """Converts the text of ``--name TEXT`` into the field's type.
+
+    Raises:
+      ConfigError: the text is not a value of that type.
+    """
+    kind = field_kind(name)
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "list":
+            return [item.strip() for item in text.split(",") if item.strip()]
+        if kind == "dict":
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            return value
+        if kind in ("bool", "jit"):
+            lowered = text.lower()
+            if lowered in ("true", "1", "yes"):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            if kind == "jit" and lowered == "auto":
+                return "auto"
+            raise ValueError("not true/false")
+    except ValueError:
+        expected = {"int": "an integer", "float": "a number", "dict": "a JSON object",
+                    "bool": "true or false", "jit": "true, false or auto"}[kind]
+        raise ConfigError(f"Expected `--{name.replace('_', '-')}` to be {expected}. "
+                          f"Received: {text!r}.") from None
+    return text

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import lazy_loader
 
+from tripletlab.compat.omoindrot_params import load_params_json
 from tripletlab.train.config import (
     ConfigError,
     TrainConfig,
     load_config_file,
-    load_params_json,
     resolve_config,
 )
 

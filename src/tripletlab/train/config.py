@@ -3,7 +3,8 @@
 A configuration is built in layers, each overriding the one before (as timm does, but strict):
 
 1. the defaults of :class:`TrainConfig`;
-2. an omoindrot-style ``params.json`` found in the model folder (:func:`load_params_json`);
+2. an omoindrot-style ``params.json`` found in the model folder
+   (:func:`tripletlab.compat.omoindrot_params.load_params_json`);
 3. a ``.toml`` or ``.json`` file (``--config``, :func:`load_config_file`);
 4. command-line flags (every field is a flag: ``--learning-rate 0.01``).
 
@@ -40,7 +41,7 @@ from tripletlab.errors import (  # ConfigError: importable from here too, where 
     UserFileNotFoundError,
     UserIsADirectoryError,
 )
-from tripletlab.losses import registry
+from tripletlab.train import loss_registry as registry
 from tripletlab.train.batch_shape import DEFAULT_CLASSES_PER_BATCH, DEFAULT_SAMPLES_PER_CLASS
 
 # The pretrained Keras application backbones (tripletlab.models.backbones.BACKBONES, named here
@@ -63,6 +64,10 @@ PROJECTIONS = ("pca", "tsne", "umap")
 
 
 def _field(default: Any, group: str, help: str, **kwargs: Any) -> Any:  # noqa: A002
+    """A configuration field and its one description: its group and help (``--help``), and what
+    :func:`check_field` checks: ``choices``, numeric bounds (``minimum``, ``strict``: the
+    minimum excluded, ``maximum``), ``path``. Its type annotation gives the flag's type
+    (:func:`field_kind`)."""
     metadata = {"group": group, "help": help, **kwargs}
     if isinstance(default, (dict, list)):
         return dataclasses.field(default_factory=lambda: type(default)(default),
@@ -101,29 +106,34 @@ class TrainConfig:
     dataset: str | None = _field(None, "data", "data set name (default: 'npz' with --data-file, "
                                  "'image-folder' with --image-folder, else 'mnist-sample')",
                                  choices=DATASETS)
-    data_file: str | None = _field(None, "data", ".npz file in Keras' mnist.npz layout")
-    image_folder: str | None = _field(None, "data", "folder with one sub-folder per class")
-    image_size: int | None = _field(None, "data", "image-folder only: resize images to this square")
-    test_fraction: float = _field(0.2, "data", "test share of the data sets split here")
+    data_file: str | None = _field(None, "data", ".npz file in Keras' mnist.npz layout",
+                                   path=True)
+    image_folder: str | None = _field(None, "data", "folder with one sub-folder per class",
+                                      path=True)
+    image_size: int | None = _field(None, "data", "image-folder only: resize images to this "
+                                    "square", minimum=1)
+    test_fraction: float = _field(0.2, "data", "test share of the data sets split here",
+                                  minimum=0.0, strict=True, maximum=1.0)
     # Model parameters
     model: str = _field("small-cnn", "model", "embedding network", choices=MODELS)
-    embedding_dim: int = _field(64, "model", "embedding size")
+    embedding_dim: int = _field(64, "model", "embedding size", minimum=1)
     model_options: dict = _field({}, "model",
                                  "extra builder arguments as JSON, e.g. '{\"widths\": [16, 32]}'")
     num_channels: int | None = _field(None, "model", "omoindrot-cnn only: filters of the first "
-                                      "block, twice as many in the second (default 32)")
+                                      "block, twice as many in the second (default 32)", minimum=1)
     use_batch_norm: bool | None = _field(None, "model", "omoindrot-cnn only: batch normalisation "
                                          "after each convolution (default false)")
     bn_momentum: float | None = _field(None, "model", "omoindrot-cnn only: batch-norm "
                                        "moving-average momentum, as in TF 1 and Keras "
-                                       "(default 0.9)")
+                                       "(default 0.9)", minimum=0.0, maximum=1.0)
     weights: str | None = _field(None, "model", "initial weights: 'imagenet' (backbones only; "
                                  "needs network or ~/.keras/models), 'none', or the PATH of a "
                                  "local weights file (default: imagenet for backbones, else none)")
     freeze_backbone_epochs: int = _field(0, "model", "backbones: train only the embedding head "
-                                         "for the first N epochs")
+                                         "for the first N epochs", minimum=0)
     backbone_learning_rate_multiplier: float = _field(
-        1.0, "model", "backbones: the backbone's learning rate relative to the head's (e.g. 0.1)")
+        1.0, "model", "backbones: the backbone's learning rate relative to the head's (e.g. 0.1)",
+        minimum=0)
     freeze_batch_norm: bool = _field(True, "model", "backbones with pretrained weights "
                                      "(imagenet or a file): keep the backbone's batch "
                                      "normalisation in inference mode with its pretrained "
@@ -131,7 +141,8 @@ class TrainConfig:
     # Loss parameters
     loss: str = _field("semi-hard", "loss", "triplet loss", choices=LOSSES)
     distance: str = _field("L2", "loss", "distance the loss mines on", choices=DISTANCES)
-    margin: float | None = _field(None, "loss", "margin (default: the loss's own)")
+    margin: float | None = _field(None, "loss", "margin (default: the loss's own)",
+                                  minimum=0.0)
     soft: bool = _field(False, "loss", "soft margin ("
                         + ", ".join(n for n in LOSSES if registry.LOSSES[n].soft) + ")")
     semi_margin: float | None = _field(None, "loss", " or ".join(
@@ -145,39 +156,45 @@ class TrainConfig:
                           choices=SAMPLERS)
     classes_per_batch: int | None = _field(
         None, "sampler", f"P of the P×K sampler (default: {DEFAULT_CLASSES_PER_BATCH}, or every "
-        "class when the training data has fewer)")
+        "class when the training data has fewer)", minimum=2)
     samples_per_class: int | None = _field(
         None, "sampler", f"K of the P×K sampler (default: {DEFAULT_SAMPLES_PER_CLASS}, or the "
-        "median training class size when smaller, at least 2)")
-    batch_size: int = _field(32, "sampler", "batch size of the shuffled sampler and offline mode")
+        "median training class size when smaller, at least 2)", minimum=2)
+    batch_size: int = _field(32, "sampler", "batch size of the shuffled sampler and offline mode",
+                             minimum=1)
     # Optimizer parameters
     optimizer: str = _field("adam", "optimizer", "optimizer", choices=OPTIMIZERS)
-    learning_rate: float = _field(1e-3, "optimizer", "initial learning rate")
-    weight_decay: float | None = _field(None, "optimizer", "adamw only (default: Keras')")
+    learning_rate: float = _field(1e-3, "optimizer", "initial learning rate", minimum=0.0,
+                                  strict=True)
+    weight_decay: float | None = _field(None, "optimizer", "adamw only (default: Keras')",
+                                        minimum=0.0)
     schedule: str = _field("constant", "optimizer", "learning-rate schedule", choices=SCHEDULES)
     decay_rate: float | None = _field(None, "optimizer", "exponential only: decay per epoch "
-                                      "(default 0.9)")
+                                      "(default 0.9)", minimum=0.0, strict=True, maximum=1.0)
     # Training parameters
-    epochs: int = _field(10, "training", "epochs")
-    steps_per_epoch: int | None = _field(None, "training", "batches per epoch (default: one pass)")
-    seed: int = _field(0, "training", "seed of the split, sampler and weights")
+    epochs: int = _field(10, "training", "epochs", minimum=1)
+    steps_per_epoch: int | None = _field(None, "training", "batches per epoch (default: one pass)",
+                                         minimum=1)
+    seed: int = _field(0, "training", "seed of the split, sampler and weights", minimum=0)
     backend: str | None = _field(None, "training", "Keras backend (default: Keras' own setting)",
                                  choices=BACKENDS)
     jit_compile: bool | str = _field("auto", "training", "XLA / torch.compile: true, false or auto")
     steps_per_execution: int | None = _field(
         None, "training", "batches per compiled call (default: 16 on TensorFlow and JAX, "
-        "1 on PyTorch, which allows only 1)")
+        "1 on PyTorch, which allows only 1)", minimum=1)
     retain_freed_memory: bool | str = _field(
         "auto", "training", "keep memory freed by glibc's malloc in the process, so each step's "
         "large buffers reuse their pages (faster; the process keeps its peak memory; see "
         "tripletlab.allocator): true, false or auto (on with JAX and TensorFlow, off with PyTorch)")
     # Evaluation and output parameters
-    eval_every: int = _field(1, "output", "retrieval metrics every N epochs (0: off)")
-    eval_samples: int = _field(1000, "output", "held-out test samples scored each epoch")
+    eval_every: int = _field(1, "output", "retrieval metrics every N epochs (0: off)", minimum=0)
+    eval_samples: int = _field(1000, "output", "held-out test samples scored each epoch",
+                               minimum=2)
     live_pca: bool = _field(False, "output", "write a PCA frame per epoch and a GIF")
     tensorboard: bool = _field(True, "output", "write TensorBoard logs")
     plots: bool = _field(True, "output", "draw plots and report.html at the end")
-    export_samples: int = _field(2000, "output", "test points saved under embeddings/")
+    export_samples: int = _field(2000, "output", "test points saved under embeddings/",
+                                 minimum=0)
     projections: list = _field(["pca", "tsne"], "output", "scatter plots to draw, comma-separated",
                                choices=PROJECTIONS)
     # Augmentation of the training batches (tripletlab.data.augmentation; 0 / "none": off)
@@ -292,93 +309,6 @@ def check_keys(values: Mapping[str, Any], where: str) -> None:
             hint = closest_key_hint(str(key), FIELDS)
             raise ConfigError(f"Unknown config key {key!r} in {where}.{hint} Valid keys: "
                               f"{', '.join(FIELDS)}.")
-
-
-# omoindrot/tensorflow-triplet-loss params.json keys -> ours (``None``: mapped by hand).
-_PARAMS_MAP = {
-    "learning_rate": "learning_rate",
-    "batch_size": None,
-    "num_epochs": "epochs",
-    "margin": "margin",
-    "embedding_size": "embedding_dim",
-    "triplet_strategy": None,
-    "squared": None,
-    "num_channels": "num_channels",
-    "use_batch_norm": "use_batch_norm",
-    "bn_momentum": "bn_momentum",
-}
-# Keys accepted without a value of ours, and what tripletlab does instead (one note lists them).
-_PARAMS_NOTED = {
-    "train_size": "the original's shuffle buffer; tripletlab shuffles the whole training set "
-                  "every epoch",
-    "eval_size": "the original's number of test points in the projector; tripletlab scores the "
-                 "whole test split and exports `export_samples` test points",
-    "image_size": "read from the data",
-    "num_labels": "read from the data",
-    "num_parallel_calls": "no counterpart",
-    "save_summary_steps": "no counterpart: logs are written once per epoch",
-}
-
-
-def load_params_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Reads an omoindrot-style ``params.json`` and maps its keys onto ours.
-
-    omoindrot's ``experiments/batch_all/params.json`` and ``experiments/batch_hard/params.json``
-    are accepted as they are. The file selects omoindrot's network, ``model = "omoindrot-cnn"``,
-    with its ``num_channels``, ``use_batch_norm`` and ``bn_momentum``; ``learning_rate``,
-    ``margin`` keep their names; ``num_epochs`` → ``epochs``, ``embedding_size`` →
-    ``embedding_dim``, ``batch_size`` → ``batch_size`` with ``sampler = "shuffled"`` (the
-    original trains on plain shuffled batches), ``triplet_strategy`` ``batch_all`` →
-    ``loss = "omoindrot-batch-all"``, ``batch_hard`` → ``"omoindrot-batch-hard"``,
-    ``squared: true`` → ``distance = "squared-L2"``. The other keys of the originals
-    (``train_size``, ``eval_size``, ``image_size``, ``num_labels``, ``num_parallel_calls``,
-    ``save_summary_steps``) have no value of ours; one ``UserWarning`` says, for each one
-    present, what tripletlab does instead (e.g. ``train_size``, the original's shuffle buffer:
-    tripletlab shuffles the whole training set every epoch).
-
-    Raises:
-      ConfigError: a malformed file, an unknown key or a bad value.
-    """
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as stream:
-            data = json.load(stream)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"Could not parse {str(path)!r}: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"Expected {str(path)!r} to hold a JSON object. "
-                          f"Received: {type(data).__name__}.")
-    values: dict[str, Any] = {"model": "omoindrot-cnn"}
-    noted = []
-    for key, value in data.items():
-        if key in _PARAMS_NOTED:
-            noted.append(f"{key} ({_PARAMS_NOTED[key]})")
-        elif key == "triplet_strategy":
-            strategy = _wrap(check_choice, "triplet_strategy", value, ("batch_all", "batch_hard"))
-            values["loss"] = {"batch_all": "omoindrot-batch-all",
-                              "batch_hard": "omoindrot-batch-hard"}[strategy]
-        elif key == "squared":
-            if _wrap(check_bool, "squared", value):
-                values["distance"] = "squared-L2"
-        elif key == "batch_size":
-            values["batch_size"] = value
-            values["sampler"] = "shuffled"
-        elif key in _PARAMS_MAP:
-            values[_PARAMS_MAP[key]] = value
-        else:
-            hint = closest_key_hint(str(key), [*_PARAMS_MAP, *_PARAMS_NOTED])
-            raise ConfigError(f"Unknown key {key!r} in {str(path)!r}.{hint} Known params.json "
-                              f"keys: {', '.join([*_PARAMS_MAP, *_PARAMS_NOTED])}.")
-    if noted:
-        warnings.warn(f"{path.name}: not used: {'; '.join(noted)}.", UserWarning, stacklevel=2)
-    return values
-
-
-def _wrap(check, *args):
-    try:
-        return check(*args)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(str(error)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,57 +434,44 @@ def _braced(names) -> str:
 
 
 def _checked(v: dict[str, Any]) -> dict[str, Any]:
-    def opt(name, check):
-        if v[name] is not None:
-            check(name, v[name])
+    """Checks every field (:func:`check_field`) and the rules between fields, section by
+    section, filling the derived values; returns ``v``."""
+    for check_section in (_check_data_keys, _check_model_keys, _check_loss_keys,
+                          _check_sampler_keys, _check_optimizer_keys, _check_training_keys,
+                          _check_output_keys, _check_augmentation_keys):
+        check_section(v)
+    return v
 
-    def integer(name, minimum):
-        check_number(name, v[name], minimum=minimum, integer=True)
-        v[name] = int(v[name])
 
-    def number(name, minimum=0.0, strict=False, maximum=None):
-        check_number(name, v[name], minimum=minimum, minimum_inclusive=not strict,
-                     maximum=maximum)
-        v[name] = float(v[name])
+def _only_with(v: dict[str, Any], name: str, key: str, allowed: str) -> None:
+    """Refuses ``name`` when ``v[key]`` is not ``allowed``."""
+    raise ConfigError(f"Expected `{name}` only with {key}={allowed!r}. Received: "
+                      f"{name}={v[name]!r} with {key}={v[key]!r}.")
 
-    def path(name):
-        if v[name] is not None:
-            if not isinstance(v[name], (str, os.PathLike)):
-                raise ConfigTypeError(f"Expected `{name}` to be a path. "
-                                      f"Received: {name}={v[name]!r}.")
-            v[name] = str(v[name])
 
-    # data
-    path("data_file")
-    path("image_folder")
+def _check_data_keys(v: dict[str, Any]) -> None:
+    check_fields(v, "data_file", "image_folder")
     if v["dataset"] is None:
         v["dataset"] = ("npz" if v["data_file"] is not None
                         else "image-folder" if v["image_folder"] is not None else "mnist-sample")
-    check_choice("dataset", v["dataset"], DATASETS)
-    if v["dataset"] == "npz" and v["data_file"] is None:
-        raise ConfigError("Expected `data_file` with dataset='npz'. Received: data_file=None.")
-    if v["dataset"] != "npz" and v["data_file"] is not None:
-        raise ConfigError(f"Expected `data_file` only with dataset='npz'. Received: "
-                          f"data_file={v['data_file']!r} with dataset={v['dataset']!r}.")
-    if v["dataset"] == "image-folder" and v["image_folder"] is None:
-        raise ConfigError("Expected `image_folder` with dataset='image-folder'. "
-                          "Received: image_folder=None.")
-    if v["dataset"] != "image-folder" and v["image_folder"] is not None:
-        raise ConfigError(f"Expected `image_folder` only with dataset='image-folder'. Received: "
-                          f"image_folder={v['image_folder']!r} with dataset={v['dataset']!r}.")
-    if v["image_size"] is not None:
-        integer("image_size", 1)
-        if v["dataset"] != "image-folder":
-            raise ConfigError(f"Expected `image_size` only with dataset='image-folder'. "
-                              f"Received: image_size={v['image_size']} with "
-                              f"dataset={v['dataset']!r}.")
-    number("test_fraction", 0.0, strict=True, maximum=1.0)
+    check_field(v, "dataset")
+    for key, dataset in (("data_file", "npz"), ("image_folder", "image-folder")):
+        if v["dataset"] == dataset and v[key] is None:
+            raise ConfigError(f"Expected `{key}` with dataset={dataset!r}. Received: "
+                              f"{key}=None.")
+        if v["dataset"] != dataset and v[key] is not None:
+            _only_with(v, key, "dataset", dataset)
+    check_field(v, "image_size")
+    if v["image_size"] is not None and v["dataset"] != "image-folder":
+        _only_with(v, "image_size", "dataset", "image-folder")
+    check_field(v, "test_fraction")
     if v["test_fraction"] >= 1:
         raise ConfigError(f"Expected `test_fraction` < 1. Received: "
                           f"test_fraction={v['test_fraction']!r}.")
-    # model
-    check_choice("model", v["model"], MODELS)
-    integer("embedding_dim", 1)
+
+
+def _check_model_keys(v: dict[str, Any]) -> None:
+    check_fields(v, "model", "embedding_dim")
     if not isinstance(v["model_options"], Mapping):
         raise ConfigTypeError(f"Expected `model_options` to be a table of builder arguments. "
                               f"Received: model_options={v['model_options']!r}.")
@@ -568,9 +485,7 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
                                   f"{v['model_options']!r}.")
             if v[key] is None:
                 v[key] = default
-        integer("num_channels", 1)
-        check_bool("use_batch_norm", v["use_batch_norm"])
-        number("bn_momentum", 0.0, maximum=1.0)
+        check_fields(v, *OMOINDROT_MODEL_KEYS)
     else:
         for key in OMOINDROT_MODEL_KEYS:
             if v[key] is not None:
@@ -578,11 +493,11 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
                                   f"{key}={v[key]!r} with model={v['model']!r}. Remove it "
                                   "(omoindrot's params.json sets it) or use model='omoindrot-cnn'.")
     _check_backbone_keys(v)
-    # loss: what applies to which loss is the registry's
-    check_choice("mode", v["mode"], MODES)
-    check_choice("loss", v["loss"], LOSSES)
-    check_choice("distance", v["distance"], DISTANCES)
-    check_bool("soft", v["soft"])
+
+
+def _check_loss_keys(v: dict[str, Any]) -> None:
+    """What applies to which loss is the registry's."""
+    check_fields(v, "mode", "loss", "distance", "soft")
     spec = registry.loss_spec(v["loss"], v["mode"])
     chosen = f"loss={v['loss']!r}" if v["mode"] == "online" else "mode='offline'"
     if v["distance"] not in spec.distances:
@@ -597,75 +512,52 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
                           f"Received: soft=True with loss={v['loss']!r}.")
     if v["margin"] is None:
         v["margin"] = spec.default_margin
-    if v["mode"] == "online":
-        if v["triplets"] is not None:
-            raise ConfigError(f"Expected `triplets` only with mode='offline'. Received: "
-                              f"triplets={v['triplets']!r} with mode='online'.")
-    else:
-        if v["triplets"] is None:
-            v["triplets"] = "random"
-        check_choice("triplets", v["triplets"], TRIPLET_STRATEGIES)
-    number("margin", 0.0)
-    if v["semi_margin"] is not None:
-        if not spec.semi_margin:
-            semi_losses = [name for name in LOSSES if registry.LOSSES[name].semi_margin]
-            raise ConfigError(f"Expected `semi_margin` only with loss="
-                              f"{' or '.join(map(repr, semi_losses))}. "
-                              f"Received: semi_margin={v['semi_margin']!r} with "
-                              f"loss={v['loss']!r}.")
-        number("semi_margin", None)  # any sign, as triplet-tools
-    # sampler
-    check_choice("sampler", v["sampler"], SAMPLERS)
-    for name in ("classes_per_batch", "samples_per_class"):  # None: fitted to the data
-        if v[name] is not None:
-            integer(name, 2)
-    integer("batch_size", 1)
+    if v["mode"] == "online" and v["triplets"] is not None:
+        _only_with(v, "triplets", "mode", "offline")
+    if v["mode"] == "offline" and v["triplets"] is None:
+        v["triplets"] = "random"
+    check_fields(v, "triplets", "margin")
+    if v["semi_margin"] is not None and not spec.semi_margin:
+        semi_losses = [name for name in LOSSES if registry.LOSSES[name].semi_margin]
+        raise ConfigError(f"Expected `semi_margin` only with loss="
+                          f"{' or '.join(map(repr, semi_losses))}. "
+                          f"Received: semi_margin={v['semi_margin']!r} with "
+                          f"loss={v['loss']!r}.")
+    check_field(v, "semi_margin")  # any sign, as triplet-tools
+
+
+def _check_sampler_keys(v: dict[str, Any]) -> None:
+    # classes_per_batch, samples_per_class: None until fitted to the data (batch_shape)
+    check_fields(v, "sampler", "classes_per_batch", "samples_per_class", "batch_size")
     if v["mode"] == "online" and v["sampler"] == "shuffled" and v["batch_size"] < 2:
         raise ConfigError(f"Expected `batch_size` >= 2 with sampler='shuffled': a batch needs "
                           f"a positive pair (two samples of a class) to give any loss. "
                           f"Received: batch_size={v['batch_size']}.")
-    # optimizer
-    check_choice("optimizer", v["optimizer"], OPTIMIZERS)
-    number("learning_rate", 0.0, strict=True)
-    if v["weight_decay"] is not None:
-        if v["optimizer"] != "adamw":
-            raise ConfigError(f"Expected `weight_decay` only with optimizer='adamw'. Received: "
-                              f"weight_decay={v['weight_decay']!r} with "
-                              f"optimizer={v['optimizer']!r}.")
-        number("weight_decay", 0.0)
-    check_choice("schedule", v["schedule"], SCHEDULES)
+
+
+def _check_optimizer_keys(v: dict[str, Any]) -> None:
+    check_fields(v, "optimizer", "learning_rate")
+    if v["weight_decay"] is not None and v["optimizer"] != "adamw":
+        _only_with(v, "weight_decay", "optimizer", "adamw")
+    check_fields(v, "weight_decay", "schedule")
     if v["decay_rate"] is not None and v["schedule"] != "exponential":
-        raise ConfigError(f"Expected `decay_rate` only with schedule='exponential'. Received: "
-                          f"decay_rate={v['decay_rate']!r} with schedule={v['schedule']!r}.")
-    if v["schedule"] == "exponential":
-        if v["decay_rate"] is None:
-            v["decay_rate"] = 0.9
-        number("decay_rate", 0.0, strict=True, maximum=1.0)
-    # training
-    integer("epochs", 1)
-    if v["steps_per_epoch"] is not None:
-        integer("steps_per_epoch", 1)
-    integer("seed", 0)
-    opt("backend", lambda n, x: check_choice(n, x, BACKENDS))
-    if v["jit_compile"] != "auto":
-        check_bool("jit_compile", v["jit_compile"])
-    if v["steps_per_execution"] is not None:
-        integer("steps_per_execution", 1)
-    if v["retain_freed_memory"] != "auto":
-        check_bool("retain_freed_memory", v["retain_freed_memory"])
-    # output
-    integer("eval_every", 0)
-    integer("eval_samples", 2)
-    integer("export_samples", 0)
-    for name in ("live_pca", "tensorboard", "plots"):
-        check_bool(name, v[name])
-    if not isinstance(v["projections"], (list, tuple)):
-        raise ConfigTypeError(f"Expected `projections` to be a list of names. Received: "
-                              f"projections={v['projections']!r}.")
-    for method in v["projections"]:
-        check_choice("projections", method, PROJECTIONS)
-    v["projections"] = list(dict.fromkeys(v["projections"]))
-    # augmentation
+        _only_with(v, "decay_rate", "schedule", "exponential")
+    if v["schedule"] == "exponential" and v["decay_rate"] is None:
+        v["decay_rate"] = 0.9
+    check_field(v, "decay_rate")
+
+
+def _check_training_keys(v: dict[str, Any]) -> None:
+    check_fields(v, "epochs", "steps_per_epoch", "seed", "backend", "jit_compile",
+                 "steps_per_execution", "retain_freed_memory")
+
+
+def _check_output_keys(v: dict[str, Any]) -> None:
+    check_fields(v, "eval_every", "eval_samples", "export_samples", "live_pca", "tensorboard",
+                 "plots", "projections")
+
+
+def _check_augmentation_keys(v: dict[str, Any]) -> None:
     v.update(check_augmentation(v))
     if v["mode"] == "offline" and any(
             v[key] != default for key, (default, _) in AUGMENTATION_KEYS.items()):
@@ -673,7 +565,6 @@ def _checked(v: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"Expected the [augmentation] keys only with mode='online' (the P×K "
                           f"or shuffled batches). Received: {', '.join(on)} with "
                           "mode='offline'.")
-    return v
 
 
 def _check_backbone_keys(v: dict[str, Any]) -> None:
@@ -690,12 +581,8 @@ def _check_backbone_keys(v: dict[str, Any]) -> None:
         raise ConfigError(f"Expected weights='none' or the path of a weights file with "
                           f"model={v['model']!r} (ImageNet weights exist for the backbones "
                           f"{_braced(BACKBONE_MODELS)}). Received: weights='imagenet'.")
-    check_number("freeze_backbone_epochs", v["freeze_backbone_epochs"], minimum=0, integer=True)
-    v["freeze_backbone_epochs"] = int(v["freeze_backbone_epochs"])
-    check_number("backbone_learning_rate_multiplier", v["backbone_learning_rate_multiplier"],
-                 minimum=0)
-    v["backbone_learning_rate_multiplier"] = float(v["backbone_learning_rate_multiplier"])
-    check_bool("freeze_batch_norm", v["freeze_batch_norm"])
+    check_fields(v, "freeze_backbone_epochs", "backbone_learning_rate_multiplier",
+                 "freeze_batch_norm")
     if not backbone:
         for key in ("freeze_backbone_epochs", "backbone_learning_rate_multiplier",
                     "freeze_batch_norm"):
@@ -706,60 +593,54 @@ def _check_backbone_keys(v: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Command-line values
+# Field descriptions: types, checks
 # --------------------------------------------------------------------------------------------
 
 
 def field_kind(name: str) -> str:
-    """``"bool"``, ``"int"``, ``"float"``, ``"str"``, ``"list"``, ``"dict"`` or ``"jit"``: how a
-    flag parses."""
-    return {
-        "image_size": "int", "test_fraction": "float", "embedding_dim": "int",
-        "model_options": "dict", "num_channels": "int", "use_batch_norm": "bool",
-        "bn_momentum": "float", "margin": "float", "soft": "bool", "semi_margin": "float",
-        "classes_per_batch": "int", "samples_per_class": "int", "batch_size": "int",
-        "learning_rate": "float", "weight_decay": "float", "decay_rate": "float",
-        "epochs": "int", "steps_per_epoch": "int", "seed": "int", "jit_compile": "jit",
-        "steps_per_execution": "int", "retain_freed_memory": "jit",
-        "freeze_backbone_epochs": "int",
-        "backbone_learning_rate_multiplier": "float", "freeze_batch_norm": "bool",
-        "eval_every": "int", "eval_samples": "int", "live_pca": "bool", "tensorboard": "bool",
-        "plots": "bool", "export_samples": "int", "projections": "list",
-        **{key: "float" for key in AUGMENTATION_KEYS if key != "flip"},
-    }.get(name, "str")
+    """``"bool"``, ``"int"``, ``"float"``, ``"str"``, ``"list"``, ``"dict"`` or ``"jit"`` (true,
+    false or ``"auto"``): the type of field ``name``, read from its annotation."""
+    types = {part.strip() for part in str(FIELDS[name].type).split("|")} - {"None"}
+    if types == {"bool", "str"}:
+        return "jit"
+    (kind,) = types
+    return kind
 
 
-def parse_flag_value(name: str, text: str) -> Any:
-    """Converts the text of ``--name TEXT`` into the field's type.
+def check_field(values: dict[str, Any], name: str) -> None:
+    """Checks ``values[name]`` against its field's description and converts it (``int``,
+    ``float``, ``str``...); ``None`` (unset, or derived later) passes.
 
     Raises:
-      ConfigError: the text is not a value of that type.
+      ConfigError: a value outside the field's choices or bounds.
+      ConfigTypeError: a value of the wrong type.
     """
-    kind = field_kind(name)
-    try:
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
-        if kind == "list":
-            return [item.strip() for item in text.split(",") if item.strip()]
-        if kind == "dict":
-            value = json.loads(text)
-            if not isinstance(value, dict):
-                raise ValueError("not a JSON object")
-            return value
-        if kind in ("bool", "jit"):
-            lowered = text.lower()
-            if lowered in ("true", "1", "yes"):
-                return True
-            if lowered in ("false", "0", "no"):
-                return False
-            if kind == "jit" and lowered == "auto":
-                return "auto"
-            raise ValueError("not true/false")
-    except ValueError:
-        expected = {"int": "an integer", "float": "a number", "dict": "a JSON object",
-                    "bool": "true or false", "jit": "true, false or auto"}[kind]
-        raise ConfigError(f"Expected `--{name.replace('_', '-')}` to be {expected}. "
-                          f"Received: {text!r}.") from None
-    return text
+    value, meta, kind = values[name], FIELDS[name].metadata, field_kind(name)
+    if value is None:
+        return
+    if meta.get("path"):
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigTypeError(f"Expected `{name}` to be a path. Received: {name}={value!r}.")
+        values[name] = str(value)
+    elif kind in ("int", "float"):
+        check_number(name, value, minimum=meta.get("minimum"),
+                     minimum_inclusive=not meta.get("strict", False),
+                     maximum=meta.get("maximum"), integer=kind == "int")
+        values[name] = int(value) if kind == "int" else float(value)
+    elif kind == "bool" or (kind == "jit" and value != "auto"):
+        check_bool(name, value)
+    elif kind == "list":
+        if not isinstance(value, (list, tuple)):
+            raise ConfigTypeError(f"Expected `{name}` to be a list of names. Received: "
+                                  f"{name}={value!r}.")
+        for item in value:
+            check_choice(name, item, meta["choices"])
+        values[name] = list(dict.fromkeys(value))
+    elif "choices" in meta:
+        check_choice(name, value, meta["choices"])
+
+
+def check_fields(values: dict[str, Any], *names: str) -> None:
+    """:func:`check_field` for each of ``names``, in order."""
+    for name in names:
+        check_field(values, name)
