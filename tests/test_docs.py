@@ -108,3 +108,25 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
     page.write_text("")
     assert broken_links(page, "[a](missing.md#x) [b](https://example.org) [c](#top) "
                               "`[d](in-code.md)` [e](page.md)") == ["missing.md#x"]
+
+
+SOURCE_PATH = re.compile(r"`((?:tests|src|benchmarks|configs|scripts)/[^`\s:]+)")
+
+
+def missing_source_paths(text: str) -> list[str]:
+    """The repository paths a page names in code spans (``tests/...``, ``src/...``) that do not
+    exist: a promise "tested in tests/x.py" must point at the test."""
+    return sorted({path for path in SOURCE_PATH.findall(text)
+                   if not any(char in path for char in "*{<")
+                   and not (ROOT / path.rstrip("/.,")).exists()})
+
+
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "CONTRIBUTING.md"],
+                         ids=[*PAGE_IDS, "CONTRIBUTING.md"])
+def test_named_files_exist(page):
+    assert missing_source_paths(page.read_text(encoding="utf-8")) == []
+
+
+def test_missing_named_files_are_found():
+    assert missing_source_paths("`tests/losses/test_nothing.py` `tests/test_docs.py` "
+                                "`tests/*.py`") == ["tests/losses/test_nothing.py"]
