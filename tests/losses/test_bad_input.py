@@ -121,7 +121,8 @@ def test_sample_weight_shapes_that_are_accepted(shape):
      lambda y, x: tl.losses.batch_all_triplet_loss(y, x)[0]],
     ids=["semi-hard", "hard", "batch-all"],
 )
-def test_batch_without_positive_pairs_gives_zero_not_nan(function):
+def test_batch_without_positive_pairs_is_finite_and_zero_but_for_batch_hard(function):
+    # docs/losses.md, "Batches without positive pairs"
     value = np.asarray(function(np.arange(6), X))
     if function is tl.losses.hard_triplet_loss:
         assert np.isfinite(value)  # hard mining keeps anchors without positives in the mean

@@ -396,7 +396,7 @@ def check_data(config: TrainConfig, y_train: Any, y_test: Any) -> None:
     samples (a positive pair); the retrieval metrics need two test classes (with one, every
     neighbour is relevant and every score is 1). With ``sampler='shuffled'`` a batch of
     ``batch_size`` samples from ``C`` classes is sure to hold a positive pair only when
-    ``batch_size > C``; otherwise a ``UserWarning`` says that some batches may add nothing.
+    ``batch_size > C``; otherwise a ``UserWarning`` says that some batches may mine no triplet.
 
     Args:
       config: the resolved configuration.
@@ -424,7 +424,8 @@ def check_data(config: TrainConfig, y_train: Any, y_test: Any) -> None:
             classes):
         warnings.warn(
             f"batch_size={config.batch_size} with {len(classes)} classes: a shuffled batch may "
-            "hold no positive pair (and then adds no loss); batch_size > the number of classes "
+            "hold no positive pair (and then mines no triplet: semi-hard and batch-all add "
+            "nothing, batch-hard only pushes negatives apart); batch_size > the number of classes "
             "guarantees one, or use sampler='pk'.", UserWarning, stacklevel=2)
 
 
