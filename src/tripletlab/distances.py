@@ -30,8 +30,9 @@ Numerics (docs/losses.md, "Distances"; tested in ``tests/test_distances.py``):
 * Rows are normalised after scaling each row by a power of two, so ``angular`` and
   ``normalized-L2`` do not depend on a row's scale down to ``min_norm``.
 
-Keras is imported inside the functions, so the names (:data:`DISTANCES`) can be read before
-the Keras backend is chosen (the configuration and the command line read them from here).
+Keras is imported inside the functions, so the names (:data:`DISTANCES`, defined in
+:mod:`tripletlab.distance_names` and re-exported here) can be read before the Keras backend is
+chosen.
 """
 
 from __future__ import annotations
@@ -39,17 +40,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from tripletlab._checks import check_choice
-
-DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
-"""The canonical distance names, in the order they are documented (the one definition: the
-losses, the configuration and the command line read it from here)."""
-
-PAIRED_DISTANCES = (*DISTANCES, "mean-squared")
-"""The distances of :func:`paired_distances` (and the offline ``TripletLoss``): the canonical
-ones and ``"mean-squared"``."""
-
-# Distances computed on L2-normalised rows (so they lie in [0, 2] or [0, 4]).
-NORMALIZED_DISTANCES = frozenset({"angular", "normalized-L2"})
+from tripletlab.distance_names import (
+    ANGULAR,
+    DISTANCES,
+    L2,
+    MEAN_SQUARED,
+    NORMALIZED_DISTANCES,
+    NORMALIZED_L2,
+    PAIRED_DISTANCES,
+    SQUARED_L2,
+)
 
 # The smallest row norm that is normalised; smaller rows are scaled by 1 / min_norm instead (an
 # all-zero row stays zero, with gradient 1). The gradient of x / |x| is about 1 / |x|, so the
@@ -87,7 +87,7 @@ def ranking_distance(distance: str) -> str:
       ValueError: ``distance`` is not one of :data:`PAIRED_DISTANCES`.
     """
     check_choice("distance", distance, PAIRED_DISTANCES)
-    return "squared-L2" if distance == "mean-squared" else distance
+    return SQUARED_L2 if distance == MEAN_SQUARED else distance
 
 
 def min_norm_for(dtype) -> float:
@@ -242,7 +242,7 @@ def pairwise_squared_l2(embeddings):
     Identical rows are at distance exactly 0; the result is ``inf`` only where the squared
     distance exceeds the dtype's range. Needs only ``[B, B]`` matrices (never ``[B, B, D]``).
     """
-    return pairwise_distances(embeddings, "squared-L2")
+    return pairwise_distances(embeddings, SQUARED_L2)
 
 
 def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | None = None):
@@ -312,12 +312,12 @@ class DistanceGeometry(NamedTuple):
         from keras import ops
 
         positive = distances > 0
-        if self.distance in ("L2", "normalized-L2"):
+        if self.distance in (L2, NORMALIZED_L2):
             # d = scale * sqrt(q(y)) with y = rows / scale + constant: c = scale / d.
             safe = ops.where(positive, distances, ops.ones_like(distances))
             return ops.where(positive, self.scale / safe, ops.zeros_like(distances))
         # squared-L2: d = scale**2 q(y), c = 2 scale; angular: d = w + scale**2 q(y) / 2, c = scale.
-        factor = 2.0 * self.scale if self.distance == "squared-L2" else self.scale
+        factor = 2.0 * self.scale if self.distance == SQUARED_L2 else self.scale
         return ops.where(positive, factor * ops.ones_like(distances), ops.zeros_like(distances))
 
 
@@ -353,7 +353,7 @@ def _geometry(embeddings, distance, min_norm, differentiable):
         squared = _squared_from_coordinates(coordinates, scale, rounding)
         matrix = _from_squared(distance, squared, scale, weight)
         return DistanceGeometry(distance, ops.stop_gradient(matrix), rows, frozen, scale, matrix)
-    if distance in ("L2", "squared-L2"):
+    if distance in (L2, SQUARED_L2):
         matrix = _torch_frozen_distances(frozen, scale, distance)
     else:
         matrix = _from_squared(distance, _squared_from_coordinates(frozen, scale, rounding),
@@ -403,7 +403,7 @@ def _torch_frozen_distances(x, scale, distance):
             torch.add(total, rows, alpha=-2.0, out=rows)  # total - 2 gram (2 gram is exact)
             rows.masked_fill_(rows <= total.mul_(bound), 0.0)
             rows.sqrt_().mul_(scale)
-            if distance == "squared-L2":
+            if distance == SQUARED_L2:
                 rows.square_()
         return squared
 
@@ -412,9 +412,9 @@ def _from_squared(distance, squared, scale, weight):
     """The distances from the thresholded squared distances of the scaled rows."""
     from keras import ops
 
-    if distance == "L2":
+    if distance == L2:
         return scale * _safe_sqrt(squared)
-    if distance == "squared-L2":
+    if distance == SQUARED_L2:
         # Squaring the distance (not scale**2 * squared) keeps the backward pass's intermediate
         # values near the true gradient, 2 (x_i - x_j), so they overflow no sooner than it does.
         return ops.square(scale * _safe_sqrt(squared))
@@ -423,7 +423,7 @@ def _from_squared(distance, squared, scale, weight):
     weight = ops.reshape(weight, (-1,))
     offset = 1.0 - 0.5 * (ops.expand_dims(weight, 1) + ops.expand_dims(weight, 0))
     angular = _zero_diagonal(offset + (0.5 * scale) * (scale * squared))
-    if distance == "angular":
+    if distance == ANGULAR:
         return angular
     return _safe_sqrt(2.0 * angular)
 
@@ -445,15 +445,15 @@ def paired_distances(first, second, distance: str = "L2", *, min_norm: float | N
         squared = ops.sum(ops.square(first - second), axis=-1)
         offset = 1.0 - 0.5 * ops.reshape(first_weight + second_weight, ops.shape(squared))
         angular = offset + 0.5 * squared
-        return angular if distance == "angular" else _safe_sqrt(2.0 * angular)
+        return angular if distance == ANGULAR else _safe_sqrt(2.0 * angular)
     peak = ops.maximum(ops.max(ops.abs(first), axis=-1), ops.max(ops.abs(second), axis=-1))
     scale = power_of_two_scale(peak)
     row_scale = ops.expand_dims(scale, -1)
     squared = ops.sum(ops.square(first / row_scale - second / row_scale), axis=-1)
     distance_ = scale * _safe_sqrt(squared)
-    if distance == "L2":
+    if distance == L2:
         return distance_
     squared = ops.square(distance_)
-    if distance == "mean-squared":
+    if distance == MEAN_SQUARED:
         return squared / ops.cast(ops.shape(first)[-1], squared.dtype)
     return squared

@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from tripletlab import distance_names as names
 from tripletlab._checks import check_choice
 
-DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2", "mean-squared")
-"""The distances computed here: :data:`tripletlab.distances.DISTANCES` and ``"mean-squared"``
-(the mean over the ``D`` dimensions of the squared difference)."""
+DISTANCES = names.PAIRED_DISTANCES
+"""The distances computed here (:data:`tripletlab.distance_names.PAIRED_DISTANCES`): the
+canonical ones and ``"mean-squared"`` (the mean over the ``D`` dimensions of the squared
+difference)."""
 
-_SCORED_DISTANCES = DISTANCES[:4]  # all but "mean-squared", which needs the dimension
+_SCORED_DISTANCES = names.DISTANCES  # all but "mean-squared", which needs the dimension
 
-COSINE_DISTANCES = frozenset({"angular", "normalized-L2"})
+COSINE_DISTANCES = names.NORMALIZED_DISTANCES
 """The distances computed from the cosine of L2-normalised rows."""
 
 SQUARED_NORM_FLOOR = 1e-12
@@ -85,11 +87,11 @@ def distances_from_scores(scores: np.ndarray, distance: str) -> np.ndarray:
       [1.0, 0.5, 0.0]
     """
     check_choice("distance", distance, _SCORED_DISTANCES)
-    if distance == "squared-L2":
+    if distance == names.SQUARED_L2:
         return np.maximum(scores, 0.0)
-    if distance == "L2":
+    if distance == names.L2:
         return np.sqrt(np.maximum(scores, 0.0))
-    if distance == "angular":
+    if distance == names.ANGULAR:
         return np.maximum(1.0 - scores, 0.0)
     return np.sqrt(np.maximum(2.0 - 2.0 * scores, 0.0))  # normalized-L2
 
@@ -123,7 +125,7 @@ def pairwise_distances(embeddings, distance: str = "L2") -> np.ndarray:
     else:
         norms = np.einsum("ij,ij->i", e, e)
         squared = np.maximum(norms[:, None] + norms[None, :] - 2.0 * (e @ e.T), 0.0)
-        if distance == "mean-squared":
+        if distance == names.MEAN_SQUARED:
             result = squared / e.shape[1]
         else:
             result = distances_from_scores(squared, distance)

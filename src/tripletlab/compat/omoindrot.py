@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from keras import ops
 
+from tripletlab.distance_names import L2, SQUARED_L2
 from tripletlab.distances import distance_geometry
 from tripletlab.losses.functional import batch_all_terms, check_loss_arguments, hard_terms
 from tripletlab.losses.inputs import prepare_inputs
@@ -24,8 +25,7 @@ def _prepare(labels, embeddings, margin, squared):
         raise TypeError(f"Expected `squared` to be True or False. Received: squared={squared!r}.")
     labels, embeddings, input_dtype = prepare_inputs(labels, embeddings)
     # The gradient goes to the embeddings in closed form (see tripletlab.mining.distance_matrix).
-    distances = EmbeddingDistances(distance_geometry(embeddings,
-                                                     "squared-L2" if squared else "L2"))
+    distances = EmbeddingDistances(distance_geometry(embeddings, SQUARED_L2 if squared else L2))
     return labels, distances, input_dtype
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from keras import ops
 
+from tripletlab.distance_names import L2, NORMALIZED_L2, SQUARED_L2
 from tripletlab.distances import is_eager_torch
 from tripletlab.mining import chunks
 from tripletlab.mining.chunks import attach_column_gradient, attach_gradient
@@ -109,7 +110,7 @@ class EmbeddingDistances:
         if isinstance(self._gradient_scale, float) and self._gradient_scale == 1.0:
             return slopes
         slopes = slopes * self._gradient_scale
-        if self.geometry.distance in ("L2", "normalized-L2"):
+        if self.geometry.distance in (L2, NORMALIZED_L2):
             slopes = slopes * self._gradient_scale
         return slopes
 
@@ -123,10 +124,10 @@ class EmbeddingDistances:
         with torch.no_grad():
             geometry = self.geometry
             factor = geometry.scale * self._gradient_scale
-            if geometry.distance == "squared-L2":
+            if geometry.distance == SQUARED_L2:
                 factor = 2.0 * factor
             slopes = coefficients.detach() * factor
-            if geometry.distance in ("L2", "normalized-L2"):
+            if geometry.distance in (L2, NORMALIZED_L2):
                 slopes.div_(distances)  # inf or NaN where d is 0: replaced below
                 if not isinstance(self._gradient_scale, float) or self._gradient_scale != 1.0:
                     slopes.mul_(self._gradient_scale)

@@ -8,8 +8,9 @@ TripletSemiHardLoss`` becomes ``from tripletlab.compat.tfa import TripletSemiHar
 positional order (``distance_metric=``, including a callable that maps ``[B, D]`` embeddings to
 a ``[B, B]`` distance matrix) and values, on every Keras 3 backend.
 
-Deviations on purpose: a batch without positive pairs gives 0 instead of NaN; ``soft=True`` uses a
-stable softplus (TF Addons' ``log1p(exp(x))`` overflows to inf in float32); memory is O(B^2)
+Deviations on purpose: ``TripletSemiHardLoss`` on a batch without positive pairs gives 0
+instead of NaN; ``soft=True`` uses a stable softplus (TF Addons' ``log1p(exp(x))`` overflows
+to inf in float32); memory is O(B^2)
 (TF Addons' semi-hard tiles a ``B^2 x B`` tensor); ``"angular"`` has an exactly zero diagonal
 (TF Addons leaves rounding noise of about 1e-7 there).
 
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import lazy_loader
 
-DISTANCE_METRICS = ("L2", "squared-L2", "angular")
+from tripletlab.distance_names import ANGULAR, L2, SQUARED_L2
+
+DISTANCE_METRICS = (L2, SQUARED_L2, ANGULAR)
 """The distance names TF Addons accepts (besides a callable)."""
 
 __getattr__, __dir__, _lazy_all = lazy_loader.attach(

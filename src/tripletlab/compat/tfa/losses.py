@@ -14,6 +14,7 @@ from keras import ops
 
 from tripletlab._checks import check_choice
 from tripletlab.compat.tfa import DISTANCE_METRICS
+from tripletlab.distance_names import L2
 from tripletlab.distances import distance_geometry, pairwise_distances
 from tripletlab.losses.classes import MiningLoss
 from tripletlab.losses.functional import (
@@ -94,7 +95,7 @@ def triplet_hard_loss(y_true, y_pred, margin=TFA_MARGIN, soft=False, distance_me
 class _TfaLoss(MiningLoss):
     def __init__(self, margin, soft, distance_metric, name, **kwargs):
         self.distance_metric = _check_metric(distance_metric)
-        super().__init__(margin, distance="L2", soft=soft, name=name,
+        super().__init__(margin, distance=L2, soft=soft, name=name,
                          reduction=kwargs.pop("reduction", "sum_over_batch_size"),
                          dtype=kwargs.pop("dtype", None))
         if kwargs:
@@ -102,7 +103,7 @@ class _TfaLoss(MiningLoss):
 
     def distances(self, embeddings, input_dtype=None):
         if callable(self.distance_metric):
-            return bounded_distances(_distances(embeddings, self.distance_metric), "L2")
+            return bounded_distances(_distances(embeddings, self.distance_metric), L2)
         return mining_distances(embeddings, self.distance_metric, input_dtype or embeddings.dtype)
 
     def get_config(self):
