@@ -3,10 +3,14 @@
 * :mod:`tripletlab.models.builders`: Keras functional models from images ``[H, W, C]`` to
   embeddings ``[D]`` (:data:`MODELS`, :func:`build_model` and one builder per architecture).
 * :mod:`tripletlab.models.backbones`: Keras' pretrained application backbones with an
-  embedding head (:data:`BACKBONES`, :func:`backbone_model`).
+  embedding head (:data:`BACKBONES`, :func:`backbone_model`); their names without Keras:
+  :mod:`tripletlab.models.backbone_names`.
 * :mod:`tripletlab.models.triplet_network`: :class:`TripletNetwork`, the three-branch,
   shared-weight network of the offline-triplet workflow, and :func:`extract_embedding_model`,
   the one way to get the single-input embedding model out of a model.
+
+The names are imported on first access, so the Keras-free module (``backbone_names``) can be
+read before the Keras backend is chosen.
 
 Example:
   >>> from tripletlab.models import TripletNetwork, build_model, extract_embedding_model
@@ -15,31 +19,17 @@ Example:
   True
 """
 
-from tripletlab.models.backbones import BACKBONES, backbone_model
-from tripletlab.models.builders import (
-    MODELS,
-    build_model,
-    omoindrot_cnn,
-    siamese_mlp,
-    small_cnn,
-    tfa_tutorial_cnn,
-)
-from tripletlab.models.triplet_network import (
-    TRIPLET_INPUT_NAMES,
-    TripletNetwork,
-    extract_embedding_model,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BACKBONES",
-    "MODELS",
-    "TRIPLET_INPUT_NAMES",
-    "TripletNetwork",
-    "backbone_model",
-    "build_model",
-    "extract_embedding_model",
-    "omoindrot_cnn",
-    "siamese_mlp",
-    "small_cnn",
-    "tfa_tutorial_cnn",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=("backbone_names", "backbone_rate", "backbones", "builders", "triplet_network"),
+    submod_attrs={
+        "backbones": ["BACKBONES", "backbone_model"],
+        "builders": ["MODELS", "build_model", "omoindrot_cnn", "siamese_mlp", "small_cnn",
+                     "tfa_tutorial_cnn"],
+        "triplet_network": ["TRIPLET_INPUT_NAMES", "TripletNetwork", "extract_embedding_model"],
+    },
+)

@@ -47,6 +47,7 @@ import numpy as np
 
 from tripletlab import _checks
 from tripletlab.errors import ConfigError, UserFileNotFoundError
+from tripletlab.models.backbone_names import BACKBONE_APPLICATIONS
 
 MIN_SIZE = 32
 """The smallest image side the backbones accept (Keras' own minimum for these applications)."""
@@ -61,16 +62,10 @@ variable whose path does not start with it belongs to the backbone."""
 DOWNLOAD_TIMEOUT_S = 20.0
 """Seconds the ImageNet weight download may wait on the network before it counts as offline."""
 
-# name -> (keras.applications attribute, how to preprocess [0, 1] images)
-_APPLICATIONS = {
-    "mobilenet-v3-small": ("MobileNetV3Small", "include_preprocessing"),
-    "mobilenet-v3-large": ("MobileNetV3Large", "include_preprocessing"),
-    "efficientnet-v2-b0": ("EfficientNetV2B0", "include_preprocessing"),
-    "resnet50": ("ResNet50", "caffe"),
-}
 BACKBONES: MappingProxyType[str, str] = MappingProxyType(
-    {name: application for name, (application, _) in _APPLICATIONS.items()})
-"""The backbone model names and the Keras application each wraps (read-only)."""
+    {name: application for name, (application, _) in BACKBONE_APPLICATIONS.items()})
+"""The backbone model names and the Keras application each wraps (read-only; the names and
+applications are :data:`tripletlab.models.backbone_names.BACKBONE_APPLICATIONS`')."""
 
 # ImageNet's mean in BGR order, on [0, 255] (Keras' "caffe" preprocessing)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -109,7 +104,7 @@ def backbone_model(name: str, input_shape: Sequence[int], embedding_dim: int = 1
     _checks.check_choice("name", name, BACKBONES)
     shape = _check_input_shape(input_shape)
     _checks.check_number("embedding_dim", embedding_dim, minimum=1, integer=True)
-    application, preprocessing = _APPLICATIONS[name]
+    application, preprocessing = BACKBONE_APPLICATIONS[name]
     weights = _check_weights(weights)
 
     inputs = keras.Input(shape=shape, name="images")
