@@ -41,12 +41,10 @@ from tripletlab.errors import (  # ConfigError: importable from here too, where 
     UserFileNotFoundError,
     UserIsADirectoryError,
 )
+from tripletlab.models.backbone_names import BACKBONE_MODELS
 from tripletlab.train import loss_registry as registry
 from tripletlab.train.batch_shape import DEFAULT_CLASSES_PER_BATCH, DEFAULT_SAMPLES_PER_CLASS
 
-# The pretrained Keras application backbones (tripletlab.models.backbones.BACKBONES, named here
-# without importing Keras; a test keeps both equal).
-BACKBONE_MODELS = ("mobilenet-v3-small", "mobilenet-v3-large", "efficientnet-v2-b0", "resnet50")
 MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn", *BACKBONE_MODELS)
 # The options of model 'omoindrot-cnn' that are config keys of their own (params.json's names),
 # with their defaults (the values of omoindrot's experiments/*/params.json).
