@@ -3,9 +3,15 @@
 An interrupted run (Ctrl-C, a killed process, a full disk) therefore never leaves a half-written
 checkpoint, metrics file or export behind: the file either has its old content or its new one.
 
-:func:`recording` lets a caller learn every file written through this module, before it is
-written (the experiment folder keeps such a record, so ``--overwrite`` removes only what a run
-wrote).
+Every writer takes ``record``: a function called with the final path before the file (or its
+temporary) is created, so a caller learns every file it writes before it is written (the
+experiment folder keeps such a record, :meth:`tripletlab.experiment.Experiment.record`, so
+``--overwrite`` removes only what a run wrote). A run killed in between leaves no file that its
+record does not name; an exception in ``record`` stops that write.
+
+Example:
+  >>> written = []
+  >>> write_text("out/a.txt", "a", record=written.append)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,25 +28,24 @@ from typing import IO, Any
 
 import numpy as np
 
-_RECORDERS: list[Callable[[Path], None]] = []
+Recorder = Callable[[Path], None]
+"""What the writers' ``record`` argument takes: a function of the final ``Path`` (as given)."""
+
+# Transitional: the recorders of ``recording`` blocks, for callers that do not pass ``record``
+# yet (tripletlab.train.run). To be removed with ``recording`` once they do.
+_RECORDERS: list[Recorder] = []
 _RECORDERS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def recording(recorder: Callable[[Path], None]) -> Iterator[None]:
+def recording(recorder: Recorder) -> Iterator[None]:
     """Calls ``recorder(path)`` for every file written through this module, inside the block.
 
-    The call comes before the file is written (and before its temporary file is created), so a
-    run killed in between leaves no file that its record does not name. Every thread's writes
-    are reported; an exception in ``recorder`` stops that write.
+    Transitional, to be removed: pass ``record=`` to the writers instead. Kept only until its
+    last caller (``Experiment.recording`` in :mod:`tripletlab.train.run`) passes ``record``.
 
     Args:
       recorder: a function of the final ``Path`` (as given to the writer).
-
-    Example:
-      >>> written = []
-      >>> with recording(written.append):  # doctest: +SKIP
-      ...     write_text("out/a.txt", "a")
     """
     with _RECORDERS_LOCK:
         _RECORDERS.append(recorder)
@@ -59,7 +64,7 @@ def temporary_pattern(path: str | os.PathLike) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, record: Recorder | None = None) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; on success renames it onto ``path``.
 
     Use it for writers that want a file name (``model.save``, ``np.save``, ``savefig``). The
@@ -68,11 +73,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     Args:
       path: the final file name.
+      record: called with ``Path(path)`` before anything is created (see the module's
+        docstring).
 
     Yields:
       The temporary ``Path`` to write to.
     """
     target = Path(path)
+    if record is not None:
+        record(target)
     with _RECORDERS_LOCK:
         recorders = list(_RECORDERS)
     for recorder in recorders:
@@ -101,12 +110,14 @@ def _current_umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike, mode: str = "w", *, record: Recorder | None = None,
+                **kwargs: Any) -> Iterator[IO]:
     """Opens a temporary file beside ``path`` for writing; renames it onto ``path`` on success.
 
     Args:
       path: the final file name.
       mode: ``"w"`` (text) or ``"wb"`` (binary).
+      record: see :func:`atomic_path`.
       **kwargs: passed to ``open`` (``encoding``, ``newline``...).
 
     Yields:
@@ -116,18 +127,20 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         raise ValueError(f"Expected `mode` to be one of {{'w', 'wb'}}. Received: mode={mode!r}.")
     if mode == "w":
         kwargs.setdefault("encoding", "utf-8")
-    with atomic_path(path) as temporary, open(temporary, mode, **kwargs) as stream:
+    with atomic_path(path, record=record) as temporary, open(temporary, mode, **kwargs) as stream:
         yield stream
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Writes ``text`` to ``path`` atomically (UTF-8) and returns the path."""
-    with atomic_open(path, "w") as stream:
+def write_text(path: str | os.PathLike, text: str, *, record: Recorder | None = None) -> Path:
+    """Writes ``text`` to ``path`` atomically (UTF-8) and returns the path (``record``: see
+    :func:`atomic_path`)."""
+    with atomic_open(path, "w", record=record) as stream:
         stream.write(text)
     return Path(path)
 
 
-def write_json(path: str | os.PathLike, data: Any, *, nan_as_null: bool = False) -> Path:
+def write_json(path: str | os.PathLike, data: Any, *, nan_as_null: bool = False,
+               record: Recorder | None = None) -> Path:
     """Writes ``data`` as indented JSON (sorted keys) to ``path`` atomically; returns the path.
 
     NumPy scalars and arrays are written as numbers and lists.
@@ -138,40 +151,45 @@ def write_json(path: str | os.PathLike, data: Any, *, nan_as_null: bool = False)
       nan_as_null: write NaN and infinite floats (Python's or NumPy's, at any depth of dicts,
         lists and tuples) as ``null``; strict JSON has no such numbers. Without it they are
         written as Python's ``json`` writes them (``NaN``, ``Infinity``).
+      record: see :func:`atomic_path`.
     """
     if nan_as_null:
         data = _nan_as_null(data)
     text = json.dumps(data, indent=2, sort_keys=True, default=_json_default)
-    return write_text(path, text + "\n")
+    return write_text(path, text + "\n", record=record)
 
 
-def save_array(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """``np.save`` through a temporary file and a rename (``allow_pickle=False``)."""
-    with atomic_path(path) as temporary:
+def save_array(path: str | os.PathLike, array: np.ndarray, *,
+               record: Recorder | None = None) -> Path:
+    """``np.save`` through a temporary file and a rename (``allow_pickle=False``; ``record``:
+    see :func:`atomic_path`)."""
+    with atomic_path(path, record=record) as temporary:
         np.save(temporary, array, allow_pickle=False)
     return Path(path)
 
 
-def save_model(model: Any, path: str | os.PathLike) -> Path:
+def save_model(model: Any, path: str | os.PathLike, *, record: Recorder | None = None) -> Path:
     """``model.save(path)`` (a Keras model: the full training state) through a temporary file
-    and a rename."""
-    with atomic_path(path) as temporary:
+    and a rename (``record``: see :func:`atomic_path`)."""
+    with atomic_path(path, record=record) as temporary:
         model.save(temporary)
     return Path(path)
 
 
-def save_inference_model(model: Any, path: str | os.PathLike) -> Path:
+def save_inference_model(model: Any, path: str | os.PathLike, *,
+                         record: Recorder | None = None) -> Path:
     """Saves a Keras ``model`` for inference: an uncompiled copy with the same weights, atomically.
 
     The file holds no loss, metrics or optimizer, so it loads with plain Keras
     (``keras.saving.load_model(path, safe_mode=True)``) without tripletlab installed, as
     long as the model's own layers are Keras' (every model of :mod:`tripletlab.models`).
+    ``record``: see :func:`atomic_path`.
     """
     # from_config builds the same layers without the compile configuration (clone_model
     # would compile the copy like the original)
     copy = type(model).from_config(model.get_config())
     copy.set_weights(model.get_weights())
-    return save_model(copy, path)
+    return save_model(copy, path, record=record)
 
 
 def _nan_as_null(value: Any) -> Any:

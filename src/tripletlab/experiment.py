@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from tripletlab.atomic import Recorder, save_array, temporary_pattern, write_json
 from tripletlab.atomic import recording as atomic_recording
-from tripletlab.atomic import save_array, temporary_pattern, write_json
 from tripletlab.errors import ConfigError, UserFileExistsError, UserFileNotFoundError
 from tripletlab.folder_lock import LOCK_FILE, FolderLock
 from tripletlab.stratified import stratified_sample
@@ -87,8 +87,9 @@ class Experiment:
     """The paths of one experiment folder, its manifest, and the checks made before writing.
 
     The manifest (``manifest.json``) names every file a run wrote into the folder and the
-    folders it created. It is rewritten atomically *before* each new file is written
-    (:func:`tripletlab.atomic.recording`), so it never misses a file, even after a kill.
+    folders it created. It is rewritten atomically *before* each new file is written (every
+    writer of :mod:`tripletlab.atomic` takes ``record=experiment.record``), so it never misses
+    a file, even after a kill.
     ``--overwrite`` removes exactly those files (and the folders they leave empty): anything
     else in the folder is the user's and stays.
 
@@ -191,14 +192,18 @@ class Experiment:
 
     def recording(self):
         """A context manager that records every file written through :mod:`tripletlab.atomic`
-        into this folder."""
+        into this folder.
+
+        Transitional, to be removed: pass ``record=experiment.record`` to the writers instead.
+        """
         return atomic_recording(self.record)
 
     @contextlib.contextmanager
     def writing(self, command: str, *, option: str = "--experiment"):
         """A context manager for a command that writes into an existing experiment folder
-        (``report``, ``visualize``): holds the folder's lock and, in a tripletlab experiment,
-        records every file written in its manifest.
+        (``report``, ``visualize``): holds the folder's lock and yields the recorder to pass
+        to the writers (``record=``): :meth:`record` in a tripletlab experiment (every file
+        written is named in its manifest first), ``None`` in another folder.
 
         Raises:
           FileNotFoundError: the folder does not exist (it is not created).
@@ -208,9 +213,7 @@ class Experiment:
             raise UserFileNotFoundError(f"Expected `{option}` to be an experiment folder. "
                                         f"Received: {str(self.folder)!r}, which does not exist.")
         with self.lock(command, option=option):
-            recording = self.recording() if self.has_manifest() else contextlib.nullcontext()
-            with recording:
-                yield self
+            yield self.record if self.has_manifest() else None
 
     def contains(self, path: str | os.PathLike) -> bool:
         """Whether ``path`` lies inside the folder (the folder itself included)."""
@@ -408,19 +411,24 @@ def thumbnails(images: np.ndarray, max_pixels: int = THUMBNAIL_PIXELS) -> np.nda
 
 
 def save_test_exports(experiment: Experiment, embeddings: np.ndarray, labels: np.ndarray,
-                      images: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+                      images: np.ndarray, count: int, seed: int = 0, *,
+                      record: Recorder | None = None) -> np.ndarray:
     """Writes ``embeddings/test_{embeddings,labels,images}.npy`` for a stratified sample.
+
+    ``record`` is called with each file's path before it is written (the experiment's
+    :meth:`Experiment.record`, to name them in its manifest).
 
     Returns:
       The indices of the test points written.
     """
     keep = stratified_sample(labels, count, seed)
-    save_array(experiment.path(TEST_EMBEDDINGS), np.asarray(embeddings[keep], np.float32))
-    save_array(experiment.path(TEST_LABELS), np.asarray(labels[keep], np.int64))
+    save_array(experiment.path(TEST_EMBEDDINGS), np.asarray(embeddings[keep], np.float32),
+               record=record)
+    save_array(experiment.path(TEST_LABELS), np.asarray(labels[keep], np.int64), record=record)
     # chunks: images on disk (ImageFiles) are decoded 256 at a time
     chunks = [thumbnails(images[keep[start:start + 256]]) for start in range(0, len(keep), 256)]
     save_array(experiment.path(TEST_IMAGES), np.concatenate(chunks) if chunks
-               else thumbnails(images[keep]))
+               else thumbnails(images[keep]), record=record)
     return keep
 
 

@@ -53,3 +53,40 @@ def test_write_json_nan_as_null(tmp_path):
     assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
     # without it, Python's json spelling stays (checkpoint states keep their values as they were)
     assert "NaN" in atomic.write_json(tmp_path / "n.json", {"a": float("nan")}).read_text()
+
+
+@pytest.mark.parametrize("writer", ["write_text", "write_json", "save_array", "atomic_open",
+                                    "atomic_path"])
+def test_record_is_called_before_anything_is_written(tmp_path, writer):
+    import numpy as np
+
+    target = tmp_path / "sub" / "out.npy"
+    seen = []
+
+    def record(path):
+        # neither the file, nor its folder, nor a temporary exists yet
+        seen.append((path, target.parent.exists()))
+
+    if writer == "write_text":
+        atomic.write_text(target, "x", record=record)
+    elif writer == "write_json":
+        atomic.write_json(target, {"a": 1}, record=record)
+    elif writer == "save_array":
+        atomic.save_array(target, np.zeros(2), record=record)
+    elif writer == "atomic_open":
+        with atomic.atomic_open(target, "w", record=record) as stream:
+            stream.write("x")
+    else:
+        with atomic.atomic_path(target, record=record) as temporary:
+            temporary.write_text("x")
+    assert seen == [(target, False)]
+    assert target.is_file()
+
+
+def test_a_failing_record_stops_the_write(tmp_path):
+    def refuse(path):
+        raise RuntimeError(f"not {path.name}")
+
+    with pytest.raises(RuntimeError, match="not out.txt"):
+        atomic.write_text(tmp_path / "out.txt", "x", record=refuse)
+    assert list(tmp_path.iterdir()) == []

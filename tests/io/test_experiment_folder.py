@@ -36,11 +36,14 @@ def test_manifest_records_before_writing_and_clear_removes_only_those(tmp_path):
     experiment = ex.Experiment(folder)
     experiment.start_manifest()
     seen = []
-    with experiment.recording(), atomic.recording(lambda path: seen.append(
-            (path, json.loads((folder / ex.MANIFEST_FILE).read_text())["files"]))):
-        atomic.write_text(folder / "plots/pca.png", "ours")
-        atomic.write_text(folder / "report.html", "ours")
-        atomic.write_text(tmp_path / "elsewhere.txt", "not in the folder")
+
+    def record(path):
+        experiment.record(path)
+        seen.append((path, json.loads((folder / ex.MANIFEST_FILE).read_text())["files"]))
+
+    atomic.write_text(folder / "plots/pca.png", "ours", record=record)
+    atomic.write_text(folder / "report.html", "ours", record=record)
+    atomic.write_text(tmp_path / "elsewhere.txt", "not in the folder", record=record)
     # the manifest named each file before it was written
     assert "plots/pca.png" in seen[1][1]
     assert experiment.recorded_files() == ["plots/pca.png", "report.html"]
@@ -58,9 +61,8 @@ def test_manifest_records_before_writing_and_clear_removes_only_those(tmp_path):
 def test_clear_removes_the_folders_it_emptied(tmp_path):
     folder = tmp_path / "run"
     experiment = ex.Experiment(folder)
-    with experiment.recording():
-        atomic.write_text(folder / "projector/vecs.tsv", "1\n")
-        atomic.write_text(folder / "plots/live_pca/frame_0000.png", "x")
+    atomic.write_text(folder / "projector/vecs.tsv", "1\n", record=experiment.record)
+    atomic.write_text(folder / "plots/live_pca/frame_0000.png", "x", record=experiment.record)
     experiment.clear()
     assert sorted(p.name for p in folder.iterdir()) == [ex.MANIFEST_FILE]
 

@@ -31,14 +31,15 @@ def run(args: argparse.Namespace) -> int:
     # Written into the experiment: under its lock, and recorded in its manifest.
     writing = (experiment.writing("report") if experiment.contains(output)
                else contextlib.nullcontext())
-    with writing:
+    with writing as record:
         from tripletlab.visualization import write_report  # seconds: after the lock
 
         parts = report_parts(experiment, args.tsne_max_points)
         print(f"Writing the report of {args.experiment}"
               + (f" ({', '.join(parts)})" if parts else ""), flush=True)
         path = write_report(args.experiment, args.output, max_points=args.max_points,
-                            tsne_max_points=args.tsne_max_points, seed=args.seed)
+                            tsne_max_points=args.tsne_max_points, seed=args.seed,
+                            record=record)
     print(f"Report written to {path}")
     return 0
 

@@ -57,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
         # Written into the experiment: under its lock, and recorded in its manifest.
         writing = (experiment.writing("visualize") if experiment.contains(output)
                    else contextlib.nullcontext())
-        with writing:
+        with writing as record:
             print(f"Reading {experiment.folder / ex.EMBEDDINGS_DIR}", flush=True)
             embeddings, labels, images = ex.load_experiment_embeddings(experiment)
             check_lengths(embeddings, labels, images, args)
             return draw(embeddings, labels, images, output / ex.PLOTS_DIR,
                         output / ex.PROJECTOR_DIR, experiment.path(ex.LOG_FILE), methods,
-                        args.seed)
+                        args.seed, record)
     if args.embeddings is None or args.labels is None or args.output is None:
         raise ConfigError("Expected --experiment, or --embeddings, --labels and --output. "
                           "Received: an incomplete set.")
@@ -78,17 +78,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def draw(embeddings, labels, images, plots: Path, projector: Path, log_csv, methods,
-         seed: int) -> int:
-    """Writes the pictures into ``plots`` and the projector files into ``projector``."""
+         seed: int, record=None) -> int:
+    """Writes the pictures into ``plots`` and the projector files into ``projector``
+    (``record``: called with each file's path before it is written, or ``None``)."""
     from tripletlab.visualization import export_projector, write_plots
 
     def announce(text: str) -> None:
         print(text, flush=True)
 
     written = write_plots(plots, embeddings, labels, images=images, log_csv=log_csv,
-                          methods=methods, seed=seed, announce=announce)
+                          methods=methods, seed=seed, announce=announce, record=record)
     announce(f"Writing TensorBoard projector files to {projector}")
-    export_projector(projector, embeddings, labels, images=images, seed=seed)
+    export_projector(projector, embeddings, labels, images=images, seed=seed, record=record)
     print(f"Wrote {len(written)} pictures to {plots} and the projector files to {projector} "
           f"(tensorboard --logdir {shlex.quote(str(projector))})")
     return 0

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from tripletlab._checks import check_bool, check_number
-from tripletlab.atomic import write_json
+from tripletlab.atomic import Recorder, write_json
 from tripletlab.distances import NORMALIZED_DISTANCES, check_distance
 from tripletlab.errors import ConfigError, ConfigTypeError, MissingExtraError
 from tripletlab.evaluation.knn import (
@@ -470,7 +470,8 @@ def format_scores_table(columns: Mapping[str, Mapping[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def save_metrics(path: str | os.PathLike, metrics: Mapping[str, object]) -> Path:
+def save_metrics(path: str | os.PathLike, metrics: Mapping[str, object], *,
+                 record: Recorder | None = None) -> Path:
     """Writes ``metrics`` as indented JSON, atomically (temporary file, then rename).
 
     NaN and infinite values, which JSON cannot hold, are written as ``null``.
@@ -478,6 +479,8 @@ def save_metrics(path: str | os.PathLike, metrics: Mapping[str, object]) -> Path
     Args:
       path: the output file (folders are created).
       metrics: metric name -> value.
+      record: called with ``path`` before it is written (an experiment's
+        :meth:`~tripletlab.experiment.Experiment.record`).
 
     Returns:
       The ``Path`` written.
@@ -495,7 +498,7 @@ def save_metrics(path: str | os.PathLike, metrics: Mapping[str, object]) -> Path
         raise ConfigTypeError(f"Expected `metrics` to be a mapping. "
                               f"Received: {type(metrics).__name__}.")
     return write_json(path, {str(name): value for name, value in metrics.items()},
-                      nan_as_null=True)
+                      nan_as_null=True, record=record)
 
 
 def _format_value(value) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import keras
 
-from tripletlab.atomic import save_inference_model, save_model, write_json, write_text
+from tripletlab.atomic import Recorder, save_inference_model, save_model, write_json, write_text
 from tripletlab.experiment import BEST_MODEL, LAST_CHECKPOINT, STATE_FILE, Experiment
 from tripletlab.train.resume import (
     global_random_state,
@@ -54,12 +54,16 @@ class AtomicCSVLogger(keras.callbacks.Callback):
     Args:
       path: the CSV file.
       initial_epoch: the first epoch this ``fit`` runs.
+      record: called with ``path`` before each write (an experiment's
+        :meth:`~tripletlab.experiment.Experiment.record`).
     """
 
-    def __init__(self, path: str | os.PathLike, initial_epoch: int = 0):
+    def __init__(self, path: str | os.PathLike, initial_epoch: int = 0, *,
+                 record: Recorder | None = None):
         super().__init__()
         self.path = Path(path)
         self.initial_epoch = int(initial_epoch)
+        self.record = record
         self.columns: list[str] | None = None
         self.rows: list[list[str]] = []
 
@@ -90,7 +94,7 @@ class AtomicCSVLogger(keras.callbacks.Callback):
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(self.columns)
         writer.writerows(self.rows)
-        write_text(self.path, buffer.getvalue())
+        write_text(self.path, buffer.getvalue(), record=self.record)
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -114,11 +118,14 @@ class CheckpointCallback(keras.callbacks.Callback):
         embedding model when fitting a triplet network), without its training state.
       train_seconds: the training time of earlier segments (from ``state.json`` on resume).
       guard: the :class:`InterruptGuard` of the run, if any.
+      record: called with each file's path before it is written (the experiment's
+        :meth:`~tripletlab.experiment.Experiment.record`, to name it in the manifest).
     """
 
     def __init__(self, experiment: Experiment, epochs: int, monitor: str, mode: str,
                  best: float | None = None, export_model: keras.Model | None = None,
-                 train_seconds: float = 0.0, guard: InterruptGuard | None = None):
+                 train_seconds: float = 0.0, guard: InterruptGuard | None = None, *,
+                 record: Recorder | None = None):
         super().__init__()
         self.experiment = experiment
         self.epochs = int(epochs)
@@ -128,6 +135,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.export_model = export_model
         self.train_seconds = float(train_seconds)
         self.guard = guard
+        self.record = record
         self._segment_start = time.perf_counter()
 
     def _improved(self, value: float) -> bool:
@@ -149,8 +157,8 @@ class CheckpointCallback(keras.callbacks.Callback):
             if value is not None and math.isfinite(value) and self._improved(value):
                 self.best = value
                 save_inference_model(self.export_model or self.model,
-                                     self.experiment.path(BEST_MODEL))
-            save_model(self.model, self.experiment.path(LAST_CHECKPOINT))
+                                     self.experiment.path(BEST_MODEL), record=self.record)
+            save_model(self.model, self.experiment.path(LAST_CHECKPOINT), record=self.record)
             self.experiment.record_tensorboard()
             write_json(self.experiment.path(STATE_FILE), {
                 "epoch": epoch + 1, "epochs": self.epochs, "monitor": self.monitor,
@@ -158,7 +166,7 @@ class CheckpointCallback(keras.callbacks.Callback):
                 "train_seconds": self.train_seconds,
                 "seed_generators": seed_generator_states(self.model),
                 "global_random_state": global_random_state(),
-            })
+            }, record=self.record)
 
 
 class RestoreGlobalRandomState(keras.callbacks.Callback):

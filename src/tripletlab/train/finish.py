@@ -47,8 +47,8 @@ def finish(experiment: ex.Experiment, config: TrainConfig, data, embedding_model
     announce(f"Writing {ex.EMBEDDINGS_DIR}/ (up to {config.export_samples:,} test points) and "
              f"{ex.METRICS_FILE}")
     keep = ex.save_test_exports(experiment, test, data.y_test, data.x_test,
-                                config.export_samples, config.seed)
-    save_metrics(experiment.path(ex.METRICS_FILE), metrics)
+                                config.export_samples, config.seed, record=experiment.record)
+    save_metrics(experiment.path(ex.METRICS_FILE), metrics, record=experiment.record)
     stale = experiment.remove_pictures()  # drawn from an earlier model: replaced or removed
     if stale and not config.plots:
         announce(f"Removed {len(stale)} picture file(s) of an earlier state of the folder "
@@ -74,9 +74,11 @@ def save_final_models(experiment: ex.Experiment, config: TrainConfig, embedding_
       The embedding model of ``best.keras`` and its 1-based epoch (``None`` if unknown).
     """
     announce(f"Saving {ex.LAST_MODEL}")
-    save_inference_model(embedding_model, experiment.path(ex.LAST_MODEL))
+    save_inference_model(embedding_model, experiment.path(ex.LAST_MODEL),
+                         record=experiment.record)
     if not experiment.path(ex.BEST_MODEL).is_file():
-        save_inference_model(embedding_model, experiment.path(ex.BEST_MODEL))
+        save_inference_model(embedding_model, experiment.path(ex.BEST_MODEL),
+                             record=experiment.record)
     best_epoch = best_epoch_of(experiment.path(ex.LOG_FILE), config)
     announce(f"Loading {ex.BEST_MODEL}" + (f" (epoch {best_epoch})" if best_epoch else "")
              + " to score it")
@@ -119,13 +121,13 @@ def draw_pictures(experiment: ex.Experiment, config: TrainConfig, data, embeddin
     images = np.load(experiment.path(ex.TEST_IMAGES), allow_pickle=False)
     announce(f"Writing TensorBoard projector files to {ex.PROJECTOR_DIR}/")
     export_projector(experiment.path(ex.PROJECTOR_DIR), embeddings, labels, images=images,
-                     class_names=data.class_names, seed=config.seed)
+                     class_names=data.class_names, seed=config.seed, record=experiment.record)
     # the projections and curves drawn here go into the report too: each is computed once
     projections: dict[str, np.ndarray] = {}
     written = write_plots(experiment.path(ex.PLOTS_DIR), embeddings, labels, images=images,
                           log_csv=experiment.path(ex.LOG_FILE), class_names=data.class_names,
                           methods=config.projections, seed=config.seed, announce=announce,
-                          projections=projections)
+                          projections=projections, record=experiment.record)
     augment = build_augment(config, data) if config.mode == "online" else None
     if augment is not None:
         from tripletlab.visualization.experiment_plots import write_augmentation_grid
@@ -136,13 +138,15 @@ def draw_pictures(experiment: ex.Experiment, config: TrainConfig, data, embeddin
                  if config.sampler == "pk" else config.batch_size)
         written.append(write_augmentation_grid(experiment.path(ex.PLOTS_DIR), image, augment,
                                                seed=config.seed,
-                                               batch_size=min(batch, len(data.y_train))))
+                                               batch_size=min(batch, len(data.y_train)),
+                                               record=experiment.record))
     curves = [path for path in written if path.name == TRAINING_CURVES]
     tsne = 2000 if "tsne" in config.projections else 0
     announce(f"Writing {ex.REPORT_FILE} (PCA" + (", t-SNE" if tsne else "")
              + " of up to 2,000 points)")
     write_report(experiment.folder, seed=config.seed, tsne_max_points=tsne,
-                 projections=projections, training_curves=curves[0] if curves else None)
+                 projections=projections, training_curves=curves[0] if curves else None,
+                 record=experiment.record)
 
 
 def scores_table(metrics: dict[str, Any]) -> str:

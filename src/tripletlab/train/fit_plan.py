@@ -73,7 +73,8 @@ def plan_fit(config: TrainConfig, data, model: keras.Model, batches, experiment:
             callbacks.append(batches.callback())
     embedding_model = extract_embedding_model(model, strict=False)
     callbacks += monitoring_callbacks(config, data, batches, experiment, embedding_model)
-    callbacks.append(AtomicCSVLogger(experiment.path(ex.LOG_FILE), initial_epoch))
+    callbacks.append(AtomicCSVLogger(experiment.path(ex.LOG_FILE), initial_epoch,
+                                     record=experiment.record))
     if config.tensorboard:
         board = tensorboard_callback(experiment.path(ex.TENSORBOARD_DIR))
         if board is not None:
@@ -82,7 +83,7 @@ def plan_fit(config: TrainConfig, data, model: keras.Model, batches, experiment:
     checkpoints = CheckpointCallback(
         experiment, config.epochs, monitor, mode, best=(state or {}).get("best"),
         export_model=embedding_model, train_seconds=(state or {}).get("train_seconds", 0.0),
-        guard=guard)
+        guard=guard, record=experiment.record)
     callbacks.append(checkpoints)
     if isinstance(batches, keras.utils.PyDataset):
         batches = throughput.wrap(batches)
@@ -110,7 +111,7 @@ def monitoring_callbacks(config: TrainConfig, data, batches, experiment: ex.Expe
         callbacks.append(LivePCA(take_rows(data.x_test, keep), data.y_test[keep],
                                  experiment.path(ex.LIVE_PCA_DIR),
                                  embedding_model=embedding_model,
-                                 class_names=data.class_names))
+                                 class_names=data.class_names, record=experiment.record))
     return callbacks
 
 

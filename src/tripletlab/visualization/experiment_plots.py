@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tripletlab.atomic import Recorder
 from tripletlab.visualization.plot import (
     augmentation_grid,
     neighbor_grid,
@@ -41,7 +42,8 @@ def write_plots(folder: str | os.PathLike, embeddings: np.ndarray, labels: np.nd
                 class_names: Sequence[str] | None = None, methods: Sequence[str] | None = None,
                 seed: int = 0, num_queries: int = 8, num_neighbors: int = 6,
                 announce: Callable[[str], None] | None = None,
-                projections: MutableMapping[str, np.ndarray] | None = None) -> list[Path]:
+                projections: MutableMapping[str, np.ndarray] | None = None,
+                record: Recorder | None = None) -> list[Path]:
     """Draws the pictures of an experiment into ``folder``.
 
     ``training_curves.png`` (from ``log_csv``), ``{method}.png`` for each projection
@@ -64,6 +66,8 @@ def write_plots(folder: str | os.PathLike, embeddings: np.ndarray, labels: np.nd
         methods it holds are drawn from it, not computed again; the ones computed here are
         added to it, so the caller can hand them on (``tripletlab train`` gives them to
         :func:`tripletlab.visualization.write_report`).
+      record: called with each file's path before it is written (an experiment's
+        :meth:`~tripletlab.experiment.Experiment.record`).
 
     Returns:
       The files written.
@@ -75,7 +79,7 @@ def write_plots(folder: str | os.PathLike, embeddings: np.ndarray, labels: np.nd
     names = list(class_names) if class_names is not None else None
     if log_csv is not None and Path(log_csv).is_file():
         announce(f"Drawing {folder / TRAINING_CURVES}")
-        written.append(training_curves(log_csv, folder / TRAINING_CURVES))
+        written.append(training_curves(log_csv, folder / TRAINING_CURVES, record=record))
     for method in available_projections() if methods is None else methods:
         if len(labels) < 5:
             break
@@ -89,7 +93,7 @@ def write_plots(folder: str | os.PathLike, embeddings: np.ndarray, labels: np.nd
                 projections[method] = points
         written.append(scatter_plot(points, labels, folder / f"{method}.png",
                                     title=f"{title} of {len(labels)} test embeddings",
-                                    class_names=names))
+                                    class_names=names, record=record))
     if images is not None and len(labels) > num_neighbors:
         queries = np.array([np.flatnonzero(labels == c)[0] for c in np.unique(labels)])
         queries = queries[:num_queries]
@@ -99,13 +103,15 @@ def write_plots(folder: str | os.PathLike, embeddings: np.ndarray, labels: np.nd
         squared[np.arange(len(queries)), queries] = np.inf
         nearest = np.argsort(squared, axis=1, kind="stable")[:, :num_neighbors]
         written.append(neighbor_grid(images[queries], labels[queries], images[nearest],
-                                     labels[nearest], folder / NEIGHBORS, class_names=names))
+                                     labels[nearest], folder / NEIGHBORS, class_names=names,
+                                     record=record))
     return written
 
 
 def write_augmentation_grid(folder: str | os.PathLike, image: np.ndarray, augment: Callable,
                             *, seed: int = 0, count: int = AUGMENTED_SAMPLES,
-                            batch_size: int | None = None, title: str | None = None) -> Path:
+                            batch_size: int | None = None, title: str | None = None,
+                            record: Recorder | None = None) -> Path:
     """Draws ``folder/augmentation.png``: one training image and ``count`` augmentations of it
     (what ``tripletlab train`` writes when the ``[augmentation]`` keys turn a transform on).
 
@@ -119,6 +125,7 @@ def write_augmentation_grid(folder: str | os.PathLike, image: np.ndarray, augmen
       batch_size: images per call of ``augment`` (default ``count``); the training batch size
         reuses the kernels the backend compiled for training (JAX compiles per shape, seconds).
       title: the figure's title (default: the transforms, if ``augment`` describes them).
+      record: called with the file's path before it is written.
 
     Returns:
       The file written.
@@ -132,4 +139,5 @@ def write_augmentation_grid(folder: str | os.PathLike, image: np.ndarray, augmen
     if title is None:
         lines = augment.describe() if hasattr(augment, "describe") else []
         title = "Augmented training image: " + (", ".join(lines) or "augmentation")
-    return augmentation_grid(image, augmented, Path(folder) / AUGMENTATION, title=title)
+    return augmentation_grid(image, augmented, Path(folder) / AUGMENTATION, title=title,
+                             record=record)

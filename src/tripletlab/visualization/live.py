@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from tripletlab import _checks
-from tripletlab.atomic import atomic_path
+from tripletlab.atomic import Recorder, atomic_path
 from tripletlab.errors import MissingExtraError
 from tripletlab.visualization.plot import as_labels, save_figure, scatter_figure
 from tripletlab.visualization.project import as_embedding_matrix
@@ -53,6 +53,8 @@ class LivePCA(keras.callbacks.Callback):
       frame_duration_ms: how long each GIF frame shows.
       margin: relative margin around the points' range, on each side.
       batch_size: batch size for embedding ``x``.
+      record: called with each file's path before it is written (an experiment's
+        :meth:`~tripletlab.experiment.Experiment.record`).
 
     Attributes:
       pca: the fitted ``sklearn.decomposition.PCA`` (after ``on_train_begin``).
@@ -71,7 +73,7 @@ class LivePCA(keras.callbacks.Callback):
                  embedding_model: keras.Model | None = None,
                  class_names: Sequence[str] | Mapping[int, str] | None = None,
                  frame_duration_ms: int = 600, margin: float = 0.1,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, record: Recorder | None = None) -> None:
         super().__init__()
         _checks.check_number("frame_duration_ms", frame_duration_ms, minimum=1, integer=True)
         _checks.check_number("margin", margin, minimum=0.0)
@@ -95,6 +97,7 @@ class LivePCA(keras.callbacks.Callback):
         self.frame_duration_ms = int(frame_duration_ms)
         self.margin = float(margin)
         self.batch_size = int(batch_size)
+        self.record = record
         self.gif_path = self.folder / "animation.gif"
         self.pca: Any = None
         self.limits: tuple[tuple[float, float], tuple[float, float]] | None = None
@@ -136,7 +139,7 @@ class LivePCA(keras.callbacks.Callback):
                                   dither=Image.Dither.NONE) for image in images]
         durations = [self.frame_duration_ms] * len(palette)
         durations[-1] *= 3
-        with atomic_path(self.gif_path) as temporary:
+        with atomic_path(self.gif_path, record=self.record) as temporary:
             palette[0].save(temporary, format="GIF", save_all=True, append_images=palette[1:],
                             duration=durations, loop=0, disposal=1)
 
@@ -182,7 +185,7 @@ class LivePCA(keras.callbacks.Callback):
             points, self.y, class_names=self.class_names, limits=self.limits,
             classes=self.classes, axis_labels=("PC 1", "PC 2"),
             title=f"PCA fitted before training ({variance:.0%} of variance), {caption}")
-        return save_figure(figure, self.folder / f"frame_{index:04d}.png")
+        return save_figure(figure, self.folder / f"frame_{index:04d}.png", record=self.record)
 
 
 def _num_rows(x: Any) -> int:

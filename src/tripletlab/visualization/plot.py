@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tripletlab.atomic import atomic_path
+from tripletlab.atomic import Recorder, atomic_path
 from tripletlab.errors import MissingExtraError
 
 DPI = 100
@@ -47,7 +47,8 @@ _MAX_LEGEND_CLASSES = 30
 
 
 def scatter_plot(points2d: Any, labels: Any, path: str | os.PathLike, *, title: str,
-                 class_names: Sequence[str] | Mapping[int, str] | None = None) -> Path:
+                 class_names: Sequence[str] | Mapping[int, str] | None = None,
+                 record: Recorder | None = None) -> Path:
     """Draws 2-D points coloured by class, with a legend, into an image file.
 
     Points are drawn in a fixed random order (not class by class), so no class hides another
@@ -75,12 +76,13 @@ def scatter_plot(points2d: Any, labels: Any, path: str | os.PathLike, *, title: 
       >>> scatter_plot(project(embeddings), labels, "pca.png", title="PCA")  # doctest: +SKIP
     """
     figure = scatter_figure(points2d, labels, title=title, class_names=class_names)
-    return save_figure(figure, path)
+    return save_figure(figure, path, record=record)
 
 
 def neighbor_grid(query_images: Any, query_labels: Any, neighbor_images: Any,
                   neighbor_labels: Any, path: str | os.PathLike, *,
-                  class_names: Sequence[str] | Mapping[int, str] | None = None) -> Path:
+                  class_names: Sequence[str] | Mapping[int, str] | None = None,
+                  record: Recorder | None = None) -> Path:
     """Draws each query image followed by its nearest neighbours, one row per query.
 
     The query has a blue frame; a neighbour of the query's class has a thin green frame and
@@ -142,11 +144,12 @@ def neighbor_grid(query_images: Any, query_labels: Any, neighbor_images: Any,
     wrong_total = int(np.sum(neighbor_y != query_y[:, None]))
     figure.suptitle(f"Nearest neighbours (red frame: other class, {wrong_total} of "
                     f"{neighbor_y.size})", fontsize=11)
-    return save_figure(figure, path)
+    return save_figure(figure, path, record=record)
 
 
 def augmentation_grid(original: Any, augmented: Any, path: str | os.PathLike, *,
-                      title: str = "Augmentation", columns: int = 4) -> Path:
+                      title: str = "Augmentation", columns: int = 4,
+                      record: Recorder | None = None) -> Path:
     """Draws one image and augmented versions of it in a grid (the original first, framed).
 
     Args:
@@ -185,10 +188,11 @@ def augmentation_grid(original: Any, augmented: Any, path: str | os.PathLike, *,
         _show_image(ax, images[position], "original" if first else None,
                     QUERY_COLOR if first else "#cccccc", 3.0 if first else 0.8)
     figure.suptitle(title, fontsize=9)
-    return save_figure(figure, path)
+    return save_figure(figure, path, record=record)
 
 
-def triplet_plot(anchors: Any, positives: Any, negatives: Any, path: str | os.PathLike) -> Path:
+def triplet_plot(anchors: Any, positives: Any, negatives: Any, path: str | os.PathLike, *,
+                 record: Recorder | None = None) -> Path:
     """Draws triplets as rows of (anchor, positive, negative) images.
 
     Args:
@@ -220,10 +224,11 @@ def triplet_plot(anchors: Any, positives: Any, negatives: Any, path: str | os.Pa
         for row in range(num_rows):
             _show_image(axes[row, column], columns[column][row], name if row == 0 else None,
                         "#444444", 1.0)
-    return save_figure(figure, path)
+    return save_figure(figure, path, record=record)
 
 
-def training_curves(csv_path: str | os.PathLike, path: str | os.PathLike) -> Path:
+def training_curves(csv_path: str | os.PathLike, path: str | os.PathLike, *,
+                    record: Recorder | None = None) -> Path:
     """Draws every numeric column of a Keras ``CSVLogger`` file against the epoch.
 
     One panel per quantity: ``loss`` and each metric, with its ``val_`` counterpart on the same
@@ -243,7 +248,7 @@ def training_curves(csv_path: str | os.PathLike, path: str | os.PathLike) -> Pat
       ImportError: matplotlib is not installed.
     """
     figure = training_curves_figure(csv_path)
-    return save_figure(figure, path)
+    return save_figure(figure, path, record=record)
 
 
 def read_csv_log(csv_path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -516,12 +521,14 @@ def _import_figure() -> Any:
     return Figure
 
 
-def save_figure(figure: Any, path: str | os.PathLike) -> Path:
+def save_figure(figure: Any, path: str | os.PathLike, *, record: Recorder | None = None) -> Path:
     """Saves a matplotlib ``Figure`` atomically at :data:`DPI`, in the format of ``path``'s
-    suffix (PNG without one); returns ``path`` as a ``Path``."""
+    suffix (PNG without one); returns ``path`` as a ``Path``. ``record`` (every drawing
+    function here takes it): called with the path before it is written
+    (:func:`tripletlab.atomic.atomic_path`)."""
     target = Path(path)
     file_format = target.suffix.lstrip(".").lower() or "png"
-    with atomic_path(target) as temporary:
+    with atomic_path(target, record=record) as temporary:
         figure.savefig(temporary, format=file_format, dpi=DPI)
     return target
 

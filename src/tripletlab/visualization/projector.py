@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tripletlab.atomic import atomic_open, atomic_path, write_text
+from tripletlab.atomic import Recorder, atomic_open, atomic_path, write_text
 from tripletlab.errors import MissingExtraError
 from tripletlab.visualization.plot import as_labels, as_uint8_images, class_name_lookup
 from tripletlab.visualization.project import as_embedding_matrix
@@ -60,7 +60,7 @@ class ProjectorExport:
 def export_projector(log_dir: str | os.PathLike, embeddings: Any, labels: Any, *,
                      images: Any = None,
                      class_names: Sequence[str] | Mapping[int, str] | None = None,
-                     seed: int = 0) -> ProjectorExport:
+                     seed: int = 0, record: Recorder | None = None) -> ProjectorExport:
     """Writes the TensorBoard Embedding Projector files for ``embeddings`` into ``log_dir``.
 
     Files (existing ones are replaced, each written atomically):
@@ -87,6 +87,8 @@ def export_projector(log_dir: str | os.PathLike, embeddings: Any, labels: Any, *
       class_names: optional names (a sequence indexed by label or a mapping label → name),
         written as a second metadata column.
       seed: seed of the subsample, used only when the sprite limit forces one.
+      record: called with each file's path before it is written (an experiment's
+        :meth:`~tripletlab.experiment.Experiment.record`).
 
     Returns:
       A :class:`ProjectorExport` with the paths written.
@@ -121,10 +123,10 @@ def export_projector(log_dir: str | os.PathLike, embeddings: Any, labels: Any, *
     folder = Path(log_dir)
     folder.mkdir(parents=True, exist_ok=True)
     tensor_path = folder / TENSOR_FILE
-    with atomic_open(tensor_path, "w") as stream:
+    with atomic_open(tensor_path, "w", record=record) as stream:
         np.savetxt(stream, vectors[indices], fmt="%.9g", delimiter="\t")
     metadata_path = folder / METADATA_FILE
-    with atomic_open(metadata_path, "w") as stream:
+    with atomic_open(metadata_path, "w", record=record) as stream:
         if names is None:
             stream.writelines(f"{label}\n" for label in y[indices])
         else:
@@ -134,7 +136,7 @@ def export_projector(log_dir: str | os.PathLike, embeddings: Any, labels: Any, *
     sprite_path = None
     if pictures is not None and thumbnail_size is not None:
         sprite_path = folder / SPRITE_FILE
-        _write_sprite(sprite_path, pictures[indices], thumbnail_size)
+        _write_sprite(sprite_path, pictures[indices], thumbnail_size, record)
 
     lines = ["embeddings {", '  tensor_name: "embeddings"',
              f'  tensor_path: "{TENSOR_FILE}"',
@@ -145,7 +147,7 @@ def export_projector(log_dir: str | os.PathLike, embeddings: Any, labels: Any, *
         lines += ["  sprite {", f'    image_path: "{SPRITE_FILE}"',
                   f"    single_image_dim: {width}", f"    single_image_dim: {height}", "  }"]
     lines.append("}")
-    config_path = write_text(folder / CONFIG_FILE, "\n".join(lines) + "\n")
+    config_path = write_text(folder / CONFIG_FILE, "\n".join(lines) + "\n", record=record)
     return ProjectorExport(config_path=config_path, tensor_path=tensor_path,
                            metadata_path=metadata_path, sprite_path=sprite_path,
                            thumbnail_size=thumbnail_size, indices=indices)
@@ -179,7 +181,8 @@ def _sprite_layout(image_size: tuple[int, int], num_points: int,
     return indices, thumbnail
 
 
-def _write_sprite(path: Path, images: np.ndarray, thumbnail_size: tuple[int, int]) -> None:
+def _write_sprite(path: Path, images: np.ndarray, thumbnail_size: tuple[int, int],
+                  record: Recorder | None) -> None:
     try:
         from PIL import Image
     except ImportError as error:
@@ -198,7 +201,7 @@ def _write_sprite(path: Path, images: np.ndarray, thumbnail_size: tuple[int, int
         row, column = divmod(index, side)
         sprite[row * height:(row + 1) * height, column * width:(column + 1) * width] = image
     picture = Image.fromarray(sprite[..., 0] if channels == 1 else sprite)
-    with atomic_path(path) as temporary:
+    with atomic_path(path, record=record) as temporary:
         picture.save(temporary, format="PNG")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from tripletlab import _checks
-from tripletlab.atomic import write_text
+from tripletlab.atomic import Recorder, write_text
 from tripletlab.data.augmentation import describe as describe_augmentation
 from tripletlab.errors import ConfigError, UserFileNotFoundError
 from tripletlab.experiment import (
@@ -58,7 +58,8 @@ _SVG_PAD = 12.0
 def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | None = None, *,
                  max_points: int = 2000, tsne_max_points: int = 1000, seed: int = 0,
                  projections: Mapping[str, Any] | None = None,
-                 training_curves: str | os.PathLike | None = None) -> Path:
+                 training_curves: str | os.PathLike | None = None,
+                 record: Recorder | None = None) -> Path:
     """Writes one self-contained offline HTML page describing an experiment folder.
 
     Reads whichever of these exist (paths relative to ``experiment_dir``):
@@ -107,6 +108,8 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
       training_curves: a PNG of ``log.csv``'s curves already drawn (``plots/training_curves.png``
         as :func:`tripletlab.visualization.write_plots` draws it), embedded as it is instead
         of being drawn again; ignored without ``log.csv``.
+      record: called with the page's path before it is written (an experiment's
+        :meth:`~tripletlab.experiment.Experiment.record`).
 
     Returns:
       The path of the HTML file.
@@ -165,7 +168,7 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
 
     target = Path(path) if path is not None else folder / REPORT_FILE
     page = _page(folder.resolve().name, str(folder), sections, point_data)
-    return write_text(target, page)
+    return write_text(target, page, record=record)
 
 
 # --- sections ----------------------------------------------------------------------------------
