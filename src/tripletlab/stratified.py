@@ -26,7 +26,8 @@ def stratified_sample(labels, count: int, seed: int = 0) -> np.ndarray:
       seed: seed of the random choice within each class.
 
     Returns:
-      Sorted ``int64`` indices; all of ``range(N)`` when ``N <= count``.
+      Sorted ``int64`` indices; all of ``range(N)`` when ``N <= count``, none when ``count``
+      is 0.
 
     Example:
       >>> labels = np.array([0] * 40 + [1] * 15 + [2] * 5)
@@ -56,4 +57,6 @@ def stratified_sample(labels, count: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     chosen = [rng.choice(np.flatnonzero(labels == label), size=int(size), replace=False)
               for label, size in zip(classes, quota, strict=True) if size > 0]
+    if not chosen:  # count 0
+        return np.zeros(0, dtype=np.int64)
     return np.sort(np.concatenate(chosen))

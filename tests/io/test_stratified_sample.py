@@ -114,3 +114,9 @@ def test_column_labels_and_small_sets():
     labels = np.array([[0], [1], [1], [0]])
     assert stratified_sample(labels, 10).tolist() == [0, 1, 2, 3]
     assert len(stratified_sample(labels, 2)) == 2
+
+
+def test_a_sample_of_none_is_empty():
+    # export_samples = 0 (docs/training.md): nothing exported, not an error
+    picked = stratified_sample(np.array([0, 1, 1, 0, 2]), 0)
+    assert picked.dtype == np.int64 and picked.tolist() == []
