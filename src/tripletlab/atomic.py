@@ -21,7 +21,6 @@ import json
 import math
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -30,30 +29,6 @@ import numpy as np
 
 Recorder = Callable[[Path], None]
 """What the writers' ``record`` argument takes: a function of the final ``Path`` (as given)."""
-
-# Transitional: the recorders of ``recording`` blocks, for callers that do not pass ``record``
-# yet (tripletlab.train.run). To be removed with ``recording`` once they do.
-_RECORDERS: list[Recorder] = []
-_RECORDERS_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def recording(recorder: Recorder) -> Iterator[None]:
-    """Calls ``recorder(path)`` for every file written through this module, inside the block.
-
-    Transitional, to be removed: pass ``record=`` to the writers instead. Kept only until its
-    last caller (``Experiment.recording`` in :mod:`tripletlab.train.run`) passes ``record``.
-
-    Args:
-      recorder: a function of the final ``Path`` (as given to the writer).
-    """
-    with _RECORDERS_LOCK:
-        _RECORDERS.append(recorder)
-    try:
-        yield
-    finally:
-        with _RECORDERS_LOCK:
-            _RECORDERS.remove(recorder)
 
 
 def temporary_pattern(path: str | os.PathLike) -> str:
@@ -82,10 +57,6 @@ def atomic_path(path: str | os.PathLike, *, record: Recorder | None = None) -> I
     target = Path(path)
     if record is not None:
         record(target)
-    with _RECORDERS_LOCK:
-        recorders = list(_RECORDERS)
-    for recorder in recorders:
-        recorder(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{target.stem}.", suffix=f".tmp{''.join(target.suffixes)}", dir=target.parent

@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 
 from tripletlab.atomic import Recorder, save_array, temporary_pattern, write_json
-from tripletlab.atomic import recording as atomic_recording
 from tripletlab.errors import ConfigError, UserFileExistsError, UserFileNotFoundError
 from tripletlab.folder_lock import LOCK_FILE, FolderLock
 from tripletlab.stratified import stratified_sample
@@ -189,14 +188,6 @@ class Experiment:
         if folder.is_dir():
             for events in sorted(folder.rglob(EVENT_FILES)):
                 self.record(events)
-
-    def recording(self):
-        """A context manager that records every file written through :mod:`tripletlab.atomic`
-        into this folder.
-
-        Transitional, to be removed: pass ``record=experiment.record`` to the writers instead.
-        """
-        return atomic_recording(self.record)
 
     @contextlib.contextmanager
     def writing(self, command: str, *, option: str = "--experiment"):

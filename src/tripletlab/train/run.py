@@ -104,8 +104,8 @@ def train_in_locked_folder(config: TrainConfig, experiment: ex.Experiment, *, re
 
     # From here on, files are written, each recorded in the manifest first.
     start_writing(experiment, target)
-    with experiment.recording(), plan.guard:
-        write_json(experiment.path(ex.CONFIG_FILE), config.to_dict())
+    with plan.guard:
+        write_json(experiment.path(ex.CONFIG_FILE), config.to_dict(), record=experiment.record)
         try:
             fit(model, config, plan, initial_epoch=int(state["epoch"]) if state else 0,
                 verbose=verbose)
