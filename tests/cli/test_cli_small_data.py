@@ -54,3 +54,26 @@ def test_a_chosen_classes_per_batch_the_data_cannot_fill_is_one_line(tmp_path, c
         f"the training data of {str(folder)!r}. Received: classes_per_batch=8; choose 2 to 4, "
         "or leave it unset (it then takes every class when there are fewer than 8)."]
     assert not run.exists()
+
+
+@pytest.mark.parametrize("flags", [
+    ["--export-samples", "0"],
+    ["--eval-samples", "2", "--live-pca"],
+    ["--sampler", "shuffled", "--batch-size", "2"],
+    ["--projections", "pca,tsne,umap"],
+], ids=["no-export", "live-pca-2-eval", "shuffled-pairs", "every-projection"])
+def test_options_a_small_folder_can_fill_train_without_a_traceback(tmp_path, flags):
+    folder = write_image_folder(tmp_path / "images", 3)
+    run = tmp_path / "run"
+    assert main(["train", "--image-folder", str(folder), "--model-dir", str(run), "--epochs",
+                 "1", "--verbose", "0", "--no-tensorboard", *flags]) == 0
+    assert (run / "metrics.json").is_file()
+
+
+def test_live_pca_needs_three_test_images(tmp_path, capsys):
+    folder = write_image_folder(tmp_path / "images", 2, per_class=4)  # 2 test images
+    code = main(["train", "--image-folder", str(folder), "--model-dir", str(tmp_path / "run"),
+                 "--live-pca"])
+    assert code == 2
+    assert "Expected at least 3 test images with live_pca=True" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -402,7 +402,8 @@ def check_data(config: TrainConfig, y_train: Any, y_test: Any) -> None:
       y_test: the test labels.
 
     Raises:
-      ConfigError: fewer than 2 classes in either split, or no class with 2 training samples.
+      ConfigError: fewer than 2 classes in either split, no class with 2 training samples, or
+        ``live_pca`` with fewer than 3 test images.
     """
     import numpy as np
 
@@ -414,6 +415,10 @@ def check_data(config: TrainConfig, y_train: Any, y_test: Any) -> None:
                 f"Expected {split} data with at least 2 classes: triplets need a negative and "
                 f"retrieval metrics mean nothing with one class. Received: {len(classes)} "
                 f"class{'' if len(classes) == 1 else 'es'} in the {split} split of {source!r}.")
+    if config.live_pca and len(np.asarray(y_test)) < 3:
+        raise ConfigError(f"Expected at least 3 test images with live_pca=True (a PCA of their "
+                          f"embeddings each epoch). Received: {len(np.asarray(y_test))} in the "
+                          f"test split of {source!r}.")
     classes, counts = np.unique(np.asarray(y_train), return_counts=True)
     if counts.max() < 2:
         raise ConfigError(f"Expected a class with at least 2 training samples (a positive "

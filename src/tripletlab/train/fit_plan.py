@@ -107,7 +107,7 @@ def monitoring_callbacks(config: TrainConfig, data, batches, experiment: ex.Expe
     if config.live_pca:
         from tripletlab.visualization import LivePCA
 
-        keep = stratified_sample(data.y_test, min(500, config.eval_samples), config.seed)
+        keep = stratified_sample(data.y_test, min(500, max(3, config.eval_samples)), config.seed)
         callbacks.append(LivePCA(take_rows(data.x_test, keep), data.y_test[keep],
                                  experiment.path(ex.LIVE_PCA_DIR),
                                  embedding_model=embedding_model,
