@@ -20,8 +20,8 @@ from tripletlab.compat.loss_options import TRIPLET_TOOLS_METRICS
 from tripletlab.distances import DISTANCES, PAIRED_DISTANCES
 from tripletlab.losses import registry as core
 from tripletlab.train import loss_registry as registry
+from tripletlab.train.compiled_model import build_loss
 from tripletlab.train.config import LOSSES, resolve_config
-from tripletlab.train.run import build_loss
 
 # What the command line offered before the registry existed: the move must not change it.
 LEGACY_MARGINS = {
