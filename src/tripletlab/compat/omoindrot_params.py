@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tripletlab._checks import check_bool, check_choice, closest_key_hint
+from tripletlab.distance_names import SQUARED_L2
 from tripletlab.errors import ConfigError
 
 __all__ = ["load_params_json"]
@@ -91,7 +92,7 @@ def load_params_json(path: str | os.PathLike) -> dict[str, Any]:
                               "batch_hard": "omoindrot-batch-hard"}[strategy]
         elif key == "squared":
             if _wrap(check_bool, "squared", value):
-                values["distance"] = "squared-L2"
+                values["distance"] = SQUARED_L2
         elif key == "batch_size":
             values["batch_size"] = value
             values["sampler"] = "shuffled"
