@@ -4,6 +4,7 @@ no tripletlab at all, a user's model compiled with tripletlab losses after a bar
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,29 +73,6 @@ def test_checkpoint_keeps_the_training_state(experiment):
     assert model.compiled and int(model.optimizer.iterations.numpy()) == 2
 
 
-@pytest.mark.parametrize("imports", ["import tripletlab, keras", "import keras, tripletlab"])
-def test_user_model_loads_after_bare_import(tmp_path, imports):
-    from tripletlab import metrics
-    from tripletlab.losses import TripletSemiHardLoss
-
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    model.compile("adam", loss=TripletSemiHardLoss(margin=0.5),
-                  metrics=metrics.mining_metrics(0.5, "L2"))
-    x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
-    model.fit(x, np.arange(16) % 4, epochs=1, verbose=0)
-    model.save(tmp_path / "m.keras")
-    script = f"""
-import sys
-import zipfile
-{imports}
-model = keras.saving.load_model("m.keras", safe_mode=True)
-print(type(model.loss).__name__, model.loss.margin)
-"""
-    result = _run(script, tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["TripletSemiHardLoss", "0.5"]
-
-
 def test_bare_import_does_not_import_keras(tmp_path):
     result = _run("import sys, tripletlab\nprint('keras' in sys.modules)", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -116,51 +94,6 @@ def _as_saved_before_the_move(path, moves):
             archive.writestr(name, data)
 
 
-def test_files_saved_before_the_models_package_load(tmp_path):
-    """A TripletNetwork saved when it lived in ``tripletlab.triplet_network`` and a model compiled
-    with the mining metrics of ``tripletlab.metrics`` load after a bare ``import tripletlab``:
-    Keras finds the classes by their registered names, which the moves kept."""
-    import tripletlab as tl
-    from tripletlab.losses import TripletSemiHardLoss
-    from tripletlab.losses.offline import TripletLoss
-
-    x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
-    np.save(tmp_path / "x.npy", x)
-    embedder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    network = tl.models.TripletNetwork(embedder)
-    network.compile("adam", loss=TripletLoss(margin=0.5))
-    network.predict((x, x, x), verbose=0)  # builds it
-    network.save(tmp_path / "network.keras")
-    np.save(tmp_path / "expected.npy", embedder.predict(x, verbose=0))
-    _as_saved_before_the_move(tmp_path / "network.keras", {
-        "tripletlab.models.triplet_network": "tripletlab.triplet_network"})
-    user = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    user.compile("adam", loss=TripletSemiHardLoss(margin=0.5),
-                 metrics=tl.metrics.mining_metrics(0.5, "L2"))
-    user.fit(x, np.arange(16) % 4, epochs=1, verbose=0)
-    user.save(tmp_path / "user.keras")
-    _as_saved_before_the_move(tmp_path / "user.keras", {
-        "tripletlab.mining_metrics": "tripletlab.metrics"})
-    script = """
-import numpy as np
-import tripletlab, keras
-x = np.load("x.npy")
-network = keras.saving.load_model("network.keras", safe_mode=True)
-print(type(network).__module__, type(network).__name__, network.loss.margin)
-embedder = tripletlab.models.extract_embedding_model(network)
-np.testing.assert_allclose(embedder.predict(x, verbose=0), np.load("expected.npy"), atol=1e-6)
-user = keras.saving.load_model("user.keras", safe_mode=True)
-logs = user.evaluate(x, np.arange(16) % 4, verbose=0, return_dict=True)
-print(" ".join(sorted(logs)))
-"""
-    result = _run(script, tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    network_line, metrics_line = result.stdout.strip().splitlines()
-    assert network_line.split() == ["tripletlab.models.triplet_network", "TripletNetwork", "0.5"]
-    assert metrics_line.split() == ["fraction_positive_triplets", "hardest_negative_distance",
-                                    "hardest_positive_distance", "loss"]
-
-
 def test_public_module_names():
     """``tl.metrics`` (the documented name) is the mining-metrics module; the classes keep their
     Keras registered names; the configuration and the command line import no Keras."""
@@ -177,31 +110,84 @@ def test_public_module_names():
     assert result.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("imports", ["import tripletlab, keras", "import keras, tripletlab"])
-def test_compat_loss_loads_under_its_old_registered_name(tmp_path, imports):
-    # CompatLoss moved from tripletlab.train.run to tripletlab.compat.compat_loss; checkpoints
-    # name it "tripletlab.train>CompatLoss" and must keep loading (--resume)
-    import json
-    import zipfile
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Models compiled with tripletlab's classes, saved into one folder on this backend."""
+    import shutil
 
+    import tripletlab as tl
     from tripletlab.compat.compat_loss import CompatLoss
+    from tripletlab.losses import TripletSemiHardLoss
+    from tripletlab.losses.offline import TripletLoss
 
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    model.compile("adam", loss=CompatLoss("triplet-tools-semihard", 0.3, "angular",
-                                          semi_margin=0.1))
+    folder = tmp_path_factory.mktemp("saved")
     x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
-    model.fit(x, np.arange(16) % 4, epochs=1, verbose=0)
-    model.save(tmp_path / "m.keras")
-    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
-        saved = json.loads(archive.read("config.json"))
-    assert saved["compile_config"]["loss"]["registered_name"] == "tripletlab.train>CompatLoss"
-    script = f"""
-{imports}
-model = keras.saving.load_model("m.keras", safe_mode=True)
-loss = model.loss
+    labels = np.arange(16) % 4
+    np.save(folder / "x.npy", x)
+
+    # A user's model compiled with a tripletlab loss and the mining metrics; a copy as saved
+    # when the metrics lived in tripletlab.metrics.
+    user = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    user.compile("adam", loss=TripletSemiHardLoss(margin=0.5),
+                 metrics=tl.metrics.mining_metrics(0.5, "L2"))
+    user.fit(x, labels, epochs=1, verbose=0)
+    user.save(folder / "user.keras")
+    shutil.copy(folder / "user.keras", folder / "user_before_the_move.keras")
+    _as_saved_before_the_move(folder / "user_before_the_move.keras", {
+        "tripletlab.mining_metrics": "tripletlab.metrics"})
+
+    # A TripletNetwork saved when it lived in tripletlab.triplet_network.
+    embedder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    network = tl.models.TripletNetwork(embedder)
+    network.compile("adam", loss=TripletLoss(margin=0.5))
+    network.predict((x, x, x), verbose=0)  # builds it
+    network.save(folder / "network.keras")
+    np.save(folder / "expected.npy", embedder.predict(x, verbose=0))
+    _as_saved_before_the_move(folder / "network.keras", {
+        "tripletlab.models.triplet_network": "tripletlab.triplet_network"})
+
+    # CompatLoss moved from tripletlab.train.run to tripletlab.compat.compat_loss; checkpoints
+    # name it "tripletlab.train>CompatLoss" and must keep loading (--resume).
+    compat = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    compat.compile("adam", loss=CompatLoss("triplet-tools-semihard", 0.3, "angular",
+                                           semi_margin=0.1))
+    compat.fit(x, labels, epochs=1, verbose=0)
+    compat.save(folder / "compat.keras")
+    with zipfile.ZipFile(folder / "compat.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    assert config["compile_config"]["loss"]["registered_name"] == "tripletlab.train>CompatLoss"
+    return folder
+
+
+LOAD_SAVED = """
+import numpy as np
+x = np.load("x.npy")
+user = keras.saving.load_model("user.keras", safe_mode=True)
+print(type(user.loss).__name__, user.loss.margin)
+old = keras.saving.load_model("user_before_the_move.keras", safe_mode=True)
+print(" ".join(sorted(old.evaluate(x, np.arange(16) % 4, verbose=0, return_dict=True))))
+network = keras.saving.load_model("network.keras", safe_mode=True)
+print(type(network).__module__, type(network).__name__, network.loss.margin)
+embedder = tripletlab.models.extract_embedding_model(network)
+np.testing.assert_allclose(embedder.predict(x, verbose=0), np.load("expected.npy"), atol=1e-6)
+loss = keras.saving.load_model("compat.keras", safe_mode=True).loss
 print(type(loss).__module__, loss.loss_name, loss.margin, loss.distance, loss.semi_margin)
 """
-    result = _run(script, tmp_path)
+
+
+@pytest.mark.parametrize("imports", ["import tripletlab, keras", "import keras, tripletlab"])
+def test_saved_models_load_after_bare_import(saved, imports):
+    """In a fresh process, after a bare ``import tripletlab`` before or after ``import keras``:
+    a user's model compiled with a tripletlab loss and the mining metrics; files saved with the
+    module paths before ``tripletlab.models`` / ``tripletlab.mining_metrics`` (Keras finds the
+    classes by their registered names, which the moves kept); and ``CompatLoss`` under the
+    registered name that checkpoints hold. One process per import order loads them all."""
+    result = _run(imports + "\n" + LOAD_SAVED, saved)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["tripletlab.compat.compat_loss", "triplet-tools-semihard",
-                                     "0.3", "angular", "0.1"]
+    user, metrics_line, network_line, compat = result.stdout.strip().splitlines()
+    assert user.split() == ["TripletSemiHardLoss", "0.5"]
+    assert metrics_line.split() == ["fraction_positive_triplets", "hardest_negative_distance",
+                                    "hardest_positive_distance", "loss"]
+    assert network_line.split() == ["tripletlab.models.triplet_network", "TripletNetwork", "0.5"]
+    assert compat.split() == ["tripletlab.compat.compat_loss", "triplet-tools-semihard", "0.3",
+                              "angular", "0.1"]
