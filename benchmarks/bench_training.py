@@ -22,7 +22,7 @@ Usage:
       --tfa-python /work/peers/tfa/bin/python --backends tensorflow jax torch --epochs 1
   # quick and repeated, alternating (the later epoch after compilation is the figure):
   python benchmarks/bench_training.py --data-file mnist.npz \\
-      --tfa-python /work/peers/tfa/bin/python --epochs 2 --steps 400 --rounds 3
+      --tfa-python /work/peers/tfa/bin/python --epochs 2 --steps 400 --repeats 3
 """
 
 from __future__ import annotations
@@ -159,8 +159,9 @@ def main():
     parser.add_argument("--steps", type=int, default=0,
                         help="batches per epoch on both sides (default 0: the whole training set, "
                              "1,875 batches); e.g. 400 with --epochs 2 for a quick comparison")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run everything this many times, alternating (noisy machines)")
+    parser.add_argument("--repeats", "--rounds", dest="rounds", type=int, default=1, metavar="N",
+                        help="run everything this many times, alternating (noisy machines; "
+                             "--rounds is the former name)")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--tripletlab-flags", default="",
                         help="extra flags for tripletlab train, one string")
