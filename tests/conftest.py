@@ -121,9 +121,9 @@ BACKEND_DEPENDENT_TESTS = (
     "tests/cli/test_cli_progress.py::test_first_line_names_the_backend_that_runs",
     "tests/cli/test_cli_progress.py::test_each_step_after_training_announces_itself",
     "tests/cli/test_cli_progress.py::test_no_tensorflow_startup_lines_on_other_backends",
-    "tests/io/test_saved_models.py::test_experiment_models_load_with_plain_keras",
-    "tests/io/test_saved_models.py::test_checkpoint_keeps_the_training_state",
-    "tests/io/test_saved_models.py::test_saved_models_load_after_bare_import",
+    "tests/models/test_saved_models.py::test_experiment_models_load_with_plain_keras",
+    "tests/models/test_saved_models.py::test_checkpoint_keeps_the_training_state",
+    "tests/models/test_saved_models.py::test_saved_models_load_after_bare_import",
     # docs/training.md's default of retain_freed_memory per backend (kept on JAX and TensorFlow).
     "tests/test_allocator.py::test_train_retains_freed_memory_as_configured",
 )

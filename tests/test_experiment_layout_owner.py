@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 SCRIPT = r"""
 import argparse, json, sys
