@@ -7,6 +7,9 @@ once per backend. Tests that do not depend on the backend run in every pass; the
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import keras
 import numpy as np
@@ -23,6 +26,27 @@ def pytest_report_header(config):
 def _fixed_seeds():
     keras.utils.set_random_seed(1234)
     yield
+
+
+def wait_for(process, ready, timeout=300):
+    """Polls ``ready()`` while ``process`` runs; whether it became true within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if ready():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def imports_keras(modules, cwd):
+    """Whether importing ``modules`` (a comma-separated list) in a fresh interpreter, with no
+    ``KERAS_BACKEND`` set, imports Keras."""
+    script = f"import sys, {modules}\nprint('keras' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {"True": True, "False": False}[result.stdout.strip()]
 
 
 def to_numpy(tensor):

@@ -5,11 +5,9 @@ spells one out again."""
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from conftest import imports_keras
 from tripletlab import distance_names, distances, numpy_distances
 from tripletlab.compat import loss_options, tfa
 
@@ -56,10 +54,5 @@ def test_the_check_catches_what_it_looks_for():
 
 
 def test_the_names_and_numpy_distances_import_no_keras(tmp_path):
-    script = ("import sys, tripletlab.distance_names, tripletlab.numpy_distances, "
-              "tripletlab.distances, tripletlab.compat.tfa\nprint('keras' in sys.modules)")
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "False"
+    assert not imports_keras("tripletlab.distance_names, tripletlab.numpy_distances, "
+                             "tripletlab.distances, tripletlab.compat.tfa", tmp_path)

@@ -9,10 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 
+from conftest import wait_for
 from tripletlab.folder_lock import LOCK_FILE
 
 FLAGS = ["--dataset", "digits", "--steps-per-epoch", "4", "--eval-samples", "60",
@@ -36,15 +36,6 @@ def _start(*arguments):
 def _run(*arguments):
     return subprocess.run(_command(*arguments), env=_env(), capture_output=True, text=True,
                           timeout=300)
-
-
-def _wait_for(process, ready, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if ready():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _checkpointed(model_dir):
@@ -89,7 +80,7 @@ def test_overwrite_resume_report_and_visualize_of_a_live_run_are_refused(tmp_pat
     model_dir = tmp_path / "run"
     live = _start("train", "--model-dir", str(model_dir), *FLAGS, "--epochs", "3")
     try:
-        assert _wait_for(live, lambda: _checkpointed(model_dir)), live.stderr.read()[-2000:]
+        assert wait_for(live, lambda: _checkpointed(model_dir)), live.stderr.read()[-2000:]
         live.send_signal(signal.SIGSTOP)  # alive, holding the lock, while the others try
         refusals = {
             "train": [_run("train", "--model-dir", str(model_dir), *FLAGS, "--epochs", "3",
@@ -119,7 +110,7 @@ def test_killed_run_report_is_recorded_and_resume_takes_the_folder_over(tmp_path
     model_dir = tmp_path / "run"
     live = _start("train", "--model-dir", str(model_dir), *FLAGS, "--epochs", "50")
     try:
-        assert _wait_for(live, lambda: _checkpointed(model_dir)), live.stderr.read()[-2000:]
+        assert wait_for(live, lambda: _checkpointed(model_dir)), live.stderr.read()[-2000:]
     finally:
         live.send_signal(signal.SIGKILL)
         live.wait(timeout=60)

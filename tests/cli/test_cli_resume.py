@@ -9,11 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 
+from conftest import wait_for
 from tripletlab.cli.main import main
 
 # The kill lands within about 50 ms of the first checkpoint and the epochs after it must last
@@ -45,15 +45,6 @@ def _start(model_dir, flags, **kwargs):
                             preexec_fn=_default_sigint, **kwargs)
 
 
-def _wait_for(process, ready, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if ready():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _state(model_dir):
     return json.loads((model_dir / "checkpoints" / "state.json").read_text())
 
@@ -77,7 +68,7 @@ def test_kill_then_resume_matches_an_uninterrupted_run(tmp_path):
     process = _start(model_dir, FLAGS, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = model_dir / "checkpoints" / "state.json"
     try:
-        _wait_for(process, lambda: state_file.is_file() and _state(model_dir)["epoch"] >= 1)
+        wait_for(process, lambda: state_file.is_file() and _state(model_dir)["epoch"] >= 1)
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=60)
@@ -141,7 +132,7 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(tmp_path):
              *FLAGS[FLAGS.index("--epochs") + 2:]]
     process = _start(model_dir, flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(process, (model_dir / "config.json").is_file)
+        wait_for(process, (model_dir / "config.json").is_file)
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=60)
@@ -181,7 +172,7 @@ def test_ctrl_c_stops_training_and_resume_completes(tmp_path):
                      text=True)
     state_file = model_dir / "checkpoints" / "state.json"
     try:
-        assert _wait_for(process, state_file.is_file), "no checkpoint was written"
+        assert wait_for(process, state_file.is_file), "no checkpoint was written"
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     finally:

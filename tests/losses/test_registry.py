@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
-import subprocess
-import sys
 
 import pytest
 
+from conftest import imports_keras
 from tripletlab.compat import loss_specs
 from tripletlab.compat.loss_options import TRIPLET_TOOLS_METRICS
 from tripletlab.distances import DISTANCES, PAIRED_DISTANCES
@@ -131,11 +129,6 @@ def test_the_table_joins_the_core_and_compat_tables():
 
 
 def test_registry_and_config_do_not_import_keras(tmp_path):
-    script = ("import sys, tripletlab.losses.registry, tripletlab.compat.loss_specs, "
-              "tripletlab.train.loss_registry, tripletlab.train.config, "
-              "tripletlab.cli.main\nprint('keras' in sys.modules)")
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "False"
+    assert not imports_keras("tripletlab.losses.registry, tripletlab.compat.loss_specs, "
+                             "tripletlab.train.loss_registry, tripletlab.train.config, "
+                             "tripletlab.cli.main", tmp_path)
