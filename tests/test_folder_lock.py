@@ -140,3 +140,30 @@ def test_unwritable_parent_is_refused_before_any_work(tmp_path):
         "for this user."]
     assert "Training on" not in result.stdout and "Data " not in result.stdout  # before Keras
     assert list(parent.iterdir()) == []
+
+
+LATE_HOLDER = textwrap.dedent("""
+    import fcntl, json, os, sys, time
+    folder = sys.argv[1]
+    os.makedirs(folder)
+    descriptor = os.open(os.path.join(folder, ".tripletlab.lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("locked", flush=True)
+    time.sleep(0.5)  # a holder slow to say who it is, as under load
+    os.pwrite(descriptor, json.dumps({"pid": os.getpid(), "command": "train"}).encode(), 0)
+    time.sleep(120)
+""")
+
+
+def test_refusal_waits_for_a_new_holder_to_say_who_it_is(tmp_path):
+    folder = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-c", LATE_HOLDER, str(folder)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "locked"
+        with pytest.raises(ExperimentInUseError, match=rf"`tripletlab train` \(process "
+                                                       rf"{process.pid}\)"):
+            FolderLock(folder, command="train").acquire()
+    finally:
+        process.kill()
+        process.wait(timeout=30)

@@ -30,6 +30,7 @@ import errno
 import json
 import os
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ class FolderLock:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = read_holder(descriptor)
+                holder = await_holder(descriptor)
                 os.close(descriptor)
                 raise ExperimentInUseError(in_use_message(self.folder, holder,
                                                           self.option)) from None
@@ -239,6 +240,17 @@ def read_holder(descriptor: int) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return holder if isinstance(holder, dict) else {}
+
+
+def await_holder(descriptor: int, seconds: float = 2.0) -> dict[str, Any]:
+    """:func:`read_holder`, waiting up to ``seconds`` for a holder that has just taken the lock
+    to write who it is (it writes right after taking it)."""
+    deadline = time.monotonic() + seconds
+    holder = read_holder(descriptor)
+    while not holder and time.monotonic() < deadline:
+        time.sleep(0.02)
+        holder = read_holder(descriptor)
+    return holder
 
 
 def in_use_message(folder: Path, holder: dict[str, Any], option: str) -> str:
