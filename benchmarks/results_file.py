@@ -62,14 +62,16 @@ def machine():
 
 def git_commit(root=ROOT):
     """``(short hash, changed paths)`` of the checkout at ``root``: the hash gets ``+dirty`` when
-    tracked files differ from the commit (untracked files do not count). ``("unknown", [])``
-    outside a git checkout."""
+    tracked files differ from the commit (untracked files, and the result files under
+    ``benchmarks/results/`` that one run rewrites before the next, do not count).
+    ``("unknown", [])`` outside a git checkout."""
     try:
         commit = _git(root, "rev-parse", "--short", "HEAD").strip()
         status = _git(root, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown", []
-    changed = sorted(line[3:] for line in status.splitlines() if line.strip())
+    changed = sorted(line[3:] for line in status.splitlines()
+                     if line.strip() and not line[3:].startswith("benchmarks/results/"))
     return (f"{commit}+dirty" if changed else commit), changed
 
 
