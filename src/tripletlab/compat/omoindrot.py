@@ -3,7 +3,8 @@
 Change ``from model.triplet_loss import batch_all_triplet_loss`` into
 ``from tripletlab.compat.omoindrot import batch_all_triplet_loss``: same signatures and values,
 on every Keras 3 backend, with O(B^2) memory (the original broadcasts ``B x B x B`` tensors).
-Labels may also be ``[B, 1]`` (the original silently broadcasts those wrongly, its issue #51).
+Labels may also be ``[B, 1]`` (the original silently broadcasts those against ``[B]`` into a
+``[B, B]`` mask, which gives wrong values).
 """
 
 from __future__ import annotations
