@@ -1,4 +1,4 @@
-"""One stratified sampler (issue 10) for the exported test points, the held-out subset scored
+"""One stratified sampler for the exported test points, the held-out subset scored
 during training, the live-PCA sample and the report. It keeps the report's rule that every
 class keeps a point, and the export's order among equal remainders, so each former caller
 picks what it picked outside those two cases."""
@@ -13,7 +13,7 @@ from tripletlab.stratified import stratified_sample
 
 
 def _former_export_sampler(labels, count, seed=0):
-    """``train/experiment.stratified_indices`` before issue 10, as it was."""
+    """``train/experiment.stratified_indices`` as it was before the one sampler."""
     labels = np.asarray(labels).reshape(-1)
     if count >= len(labels):
         return np.arange(len(labels))
@@ -30,7 +30,7 @@ def _former_export_sampler(labels, count, seed=0):
 
 
 def _former_report_sampler(labels, max_points, seed=0):
-    """``visualization/report.stratified_sample`` before issue 10, as it was."""
+    """``visualization/report.stratified_sample`` as it was before the one sampler."""
     total = labels.shape[0]
     if total <= max_points:
         return np.arange(total)

@@ -5,7 +5,7 @@ tests/compat/golden/ holds fixed inputs (inputs.npz) and what TF Addons 0.23 and
 made by benchmarks/golden_values.py; re-run it with tripletlab's Python after a change of the
 inputs or of the originals' versions:
 
-    python benchmarks/golden_values.py --tfa-python /work/peers/tfa/bin/python
+    python benchmarks/golden_values.py --tfa-python ../peers/tfa/bin/python
 
 (a virtual environment from ``bash ../shared/peers/make-venvs.sh DIR``, never a dependency of
 tripletlab). omoindrot's tensorflow-triplet-loss is not a package, so it has no golden values.

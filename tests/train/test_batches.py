@@ -1,4 +1,4 @@
-"""The batches ``tripletlab train`` builds can always hold a positive pair (issue 8, item 10)."""
+"""The batches ``tripletlab train`` builds can always hold a positive pair."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The scores an experiment reports are those of ``best.keras``, the model users keep, and
-``metrics.json`` says so, with the backend that ran (issue 8, item 13)."""
+``metrics.json`` says so, with the backend that ran."""
 
 from __future__ import annotations
 
