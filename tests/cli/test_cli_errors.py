@@ -1,5 +1,5 @@
 """The command line reports user errors (tripletlab.errors) on one line with exit status 2, and
-lets every other exception (a bug) through with its traceback (issue 10)."""
+lets every other exception (a bug) through with its traceback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""omoindrot's own experiment files train as they are, with omoindrot's network (issue 8, 2b).
+"""omoindrot's own experiment files train as they are, with omoindrot's network.
 
 omoindrot/tensorflow-triplet-loss's workflow: put a ``params.json`` like
 ``experiments/batch_hard/params.json`` in a folder and train with ``--model_dir`` on it. Here
@@ -41,7 +41,7 @@ import sys
 sys.modules["tripletlab"] = None  # plain Keras: tripletlab cannot be imported here
 import keras
 
-# compile=False: the training compile state is issue 8 item 6's business; the network must load.
+# compile=False: the training compile state is tested with --resume; the network must load.
 for path in sys.argv[1:]:
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
     layers = []

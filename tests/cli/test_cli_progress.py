@@ -1,4 +1,4 @@
-"""What a person sees when ``tripletlab train`` writes into a pipe (issue 8, item 12): one plain
+"""What a person sees when ``tripletlab train`` writes into a pipe: one plain
 line per epoch, one line per step after training, no terminal control codes, and no TensorFlow
 start-up lines when another backend runs."""
 
