@@ -152,8 +152,8 @@ def main():
                         help="keep freed memory in tripletlab's processes "
                              "(tripletlab.allocator), as `tripletlab train` does")
     parser.add_argument("--tensorflow-jit", choices=("true", "false"), default="true",
-                        help="TensorFlow cells in tf.function with XLA (true, how issue 9 "
-                             "measured) or without (false: how Keras' fit runs on a TensorFlow "
+                        help="TensorFlow cells in tf.function with XLA (true) "
+                             "or without (false: how Keras' fit runs on a TensorFlow "
                              "without a GPU, where jit_compile='auto' means no XLA)")
     parser.add_argument("--peers-retain-freed-memory", action="store_true",
                         help="give the peers' processes the same glibc settings")

@@ -1,5 +1,5 @@
 """``tripletlab train`` computes each projection once: the PCA and t-SNE its plots draw are
-handed to the report (issue 10), which is the page a fresh ``write_report`` draws."""
+handed to the report, which is the page a fresh ``write_report`` draws."""
 
 from __future__ import annotations
 
