@@ -24,12 +24,17 @@ backend. With ``--peers-retain-freed-memory`` the peers' processes get the same 
 from the environment (``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647``). Without them,
 glibc's defaults (how the peers run when installed).
 
-``semi-hard`` and ``batch-all`` are the sort path (``max_positives=None``, any labels);
-``semi-hard-slots`` and ``batch-all-slots`` pass ``max_positives=K - 1``, the sort-free path
-the CLI uses with its P x K sampler.
+``semi-hard`` and ``batch-all`` are the losses as a user gets them (no ``max_positives``: the
+slot path when no anchor has more than 3 positives, else the sort path); ``semi-hard-slots`` and
+``batch-all-slots`` pass ``max_positives=K - 1``, as the CLI does with its P x K sampler.
+
+``--batches`` picks the label structures: ``pk`` (P x K batches with K = 4) and ``N-classes``
+(labels drawn uniformly from N classes, about B / N positives per anchor: the sort path). The
+``-slots`` losses run on P x K batches only; the peers too.
 
 Usage:
-  python benchmarks/bench_losses.py --backends tensorflow jax torch --sizes 1024 4096
+  python benchmarks/bench_losses.py --backends tensorflow jax torch --sizes 1024 4096 \
+      --batches pk 10-classes
   python benchmarks/bench_losses.py --backends tensorflow torch --sizes 1024 4096 \
       --losses distance-matrix semi-hard-slots hard batch-all-slots \
       --peer-python pml=/work/peers/pml/bin/python tfa=/work/peers/tfa/bin/python --timeout 900
@@ -94,15 +99,37 @@ def loss_function(loss_name, labels, weights):
     return loss
 
 
-def measure(loss_name, batch, dim, repeats, warmup=1, tensorflow_jit=True):
+def batch_labels(batches, batch, rng):
+    """``[batch]`` int32 labels of the structure ``batches`` (``"pk"`` or ``"N-classes"``)."""
+    import numpy as np
+
+    if batches == "pk":
+        return rng.permutation(np.repeat(np.arange(batch // SAMPLES_PER_CLASS),
+                                         SAMPLES_PER_CLASS)).astype("int32")
+    return rng.integers(0, class_count(batches), size=batch).astype("int32")
+
+
+def class_count(batches):
+    """``N`` of ``"N-classes"``; ``None`` for ``"pk"``."""
+    return None if batches == "pk" else int(batches.split("-")[0])
+
+
+def check_batches(text):
+    """argparse type: ``pk`` or ``N-classes`` with ``N >= 2``."""
+    count = text.split("-")[0]
+    if text == "pk" or (text == f"{count}-classes" and count.isdigit() and int(count) >= 2):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"Expected 'pk' or 'N-classes' with N >= 2 (e.g. 10-classes). Received: {text!r}")
+
+
+def measure(loss_name, batch, dim, repeats, warmup=1, tensorflow_jit=True, batches="pk"):
     """Runs in the child process: returns seconds per call and extra peak memory (MB)."""
     import keras
     import numpy as np
 
-
     rng = np.random.default_rng(0)
-    labels_np = rng.permutation(np.repeat(np.arange(batch // SAMPLES_PER_CLASS),
-                                          SAMPLES_PER_CLASS)).astype("int32")
+    labels_np = batch_labels(batches, batch, rng)
     x_np = rng.normal(size=(batch, dim)).astype("float32")
     weights_np = rng.random((batch, batch), dtype=np.float32) if loss_name == "distance-matrix" \
         else None
@@ -140,7 +167,11 @@ def main():
                              "compiles; with --retain-freed-memory PyTorch's heap takes about "
                              "ten calls at B = 4096 to reach the size it then reuses)")
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
-    parser.add_argument("--child", nargs=2, metavar=("LOSS", "B"), help=argparse.SUPPRESS)
+    parser.add_argument("--batches", nargs="+", default=["pk"], type=check_batches,
+                        help="label structures: pk (P x K, K = 4) and/or N-classes "
+                             "(uniform labels of N classes)")
+    parser.add_argument("--child", nargs=3, metavar=("LOSS", "B", "BATCHES"),
+                        help=argparse.SUPPRESS)
     results_file.add_output_argument(parser, "--json")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds a cell may take (compilation included) before it is skipped")
@@ -171,7 +202,7 @@ def main():
 
             retain_freed_memory()
         result = measure(args.child[0], int(args.child[1]), args.dim, args.repeats, args.warmup,
-                         tensorflow_jit=args.tensorflow_jit == "true")
+                         tensorflow_jit=args.tensorflow_jit == "true", batches=args.child[2])
         print("RESULT " + json.dumps(result))
         return
 
@@ -184,12 +215,14 @@ def main():
           f"PyTorch threads: {args.torch_threads or 'default'}, freed memory: tripletlab "
           f"{'retained' if args.retain_freed_memory else 'glibc defaults'}, peers "
           f"{'retained' if args.peers_retain_freed_memory else 'glibc defaults'}\n")
-    print("| B | backend | loss | value + gradient | x distance matrix | peak extra memory |")
-    print("|---:|---|---|---:|---:|---:|")
+    print("| B | batches | backend | loss | value + gradient | x distance matrix "
+          "| peak extra memory |")
+    print("|---:|---|---|---|---:|---:|---:|")
     results, peer_versions = [], {}
     for backend in args.backends:
         for batch in args.sizes:
-            results.extend(_run_cells(backend, batch, args))
+            for batches in args.batches:
+                results.extend(_run_cells(backend, batch, batches, args))
     if peers:
         results.extend(_run_peers(peers, results, args, peer_versions))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
@@ -197,29 +230,35 @@ def main():
               cells=_cells(results, args.dim))
 
 
-def _run_cells(backend, batch, args):
-    """Runs every loss of one (backend, B) in its own subprocess; prints and returns the rows."""
+def _run_cells(backend, batch, batches, args):
+    """Runs every loss of one (backend, B, label structure), each in its own subprocess; prints
+    and returns the rows."""
     environment = {**os.environ, "KERAS_BACKEND": backend}
     if backend == "torch" and args.torch_threads:
         environment["OMP_NUM_THREADS"] = str(args.torch_threads)
     baseline, results = None, []
-    for loss_name in ["distance-matrix", *[n for n in args.losses if n != "distance-matrix"]]:
-        command = [sys.executable, __file__, "--child", loss_name, str(batch),
+    losses = [n for n in args.losses if n != "distance-matrix"
+              and (batches == "pk" or not n.endswith("-slots"))]
+    for loss_name in ["distance-matrix", *losses]:
+        command = [sys.executable, __file__, "--child", loss_name, str(batch), batches,
                    "--dim", str(args.dim), "--repeats", str(args.repeats),
                    "--warmup", str(args.warmup), "--tensorflow-jit", args.tensorflow_jit]
         if args.retain_freed_memory:
             command.append("--retain-freed-memory")
         result = _run_child(command, environment, args.timeout)
+        row = {"backend": backend, "batch": batch, "batches": batches, "loss": loss_name}
         if "error" in result:
-            print(f"| {batch} | {backend} | {loss_name} | {result['error']} | | |", flush=True)
-            results.append({"backend": backend, "batch": batch, "loss": loss_name, **result})
+            print(f"| {batch} | {batches} | {backend} | {loss_name} | {result['error']} | | |",
+                  flush=True)
+            results.append({**row, **result})
             continue
         if loss_name == "distance-matrix":
             baseline = result["seconds"]
         ratio = f"{result['seconds'] / baseline:.1f}x" if baseline else "n/a"
-        print(f"| {batch} | {backend} | {loss_name} | {result['seconds'] * 1000:.1f} ms | {ratio} "
-              f"| {result['extra_mb']:.0f} MB |", flush=True)
-        results.append({"backend": backend, "batch": batch, "loss": loss_name, **result})
+        print(f"| {batch} | {batches} | {backend} | {loss_name} "
+              f"| {result['seconds'] * 1000:.1f} ms | {ratio} | {result['extra_mb']:.0f} MB |",
+              flush=True)
+        results.append({**row, **result})
     return results
 
 
@@ -275,7 +314,8 @@ def _run_peers(peers, results, args, versions):
     print("\n| B | peer loss | value + gradient | peak extra memory | tripletlab (backend, loss) "
           "| tripletlab | peer / tripletlab | same value |")
     print("|---:|---|---:|---:|---|---:|---:|---|")
-    ours = {(r["backend"], r["batch"], r["loss"]): r for r in results if "seconds" in r}
+    ours = {(r["backend"], r["batch"], r["loss"]): r for r in results
+            if "seconds" in r and r["batches"] == "pk"}
     peer_results = []
     for batch in args.sizes:
         for name, python in peers.items():
@@ -288,7 +328,7 @@ def _run_peers(peers, results, args, versions):
                 result = _run_child(command, peer_environment, args.timeout, args.peer_memory_gb)
                 backend, loss_name = PEER_COUNTERPARTS[peer_loss]
                 peer_results.append({"backend": f"peer:{name}", "batch": batch,
-                                     "loss": peer_loss, **result})
+                                     "batches": "pk", "loss": peer_loss, **result})
                 counterpart = ours.get((backend, batch, loss_name))
                 ours_cell = (f"{counterpart['seconds'] * 1000:.1f} ms" if counterpart
                              else "not measured")
@@ -325,27 +365,28 @@ def _cells(results, dim):
     and every timed call in milliseconds, the peak extra memory, and the ratio to the floor (the
     distance matrix on the same backend, same B, same run); a peer's cell also has its ratio to
     the tripletlab loss it is compared with."""
-    floors = {(r["backend"], r["batch"]): r["seconds"] for r in results
+    floors = {(r["backend"], r["batch"], r["batches"]): r["seconds"] for r in results
               if r["loss"] == "distance-matrix" and "seconds" in r}
-    ours = {(r["backend"], r["batch"], r["loss"]): r for r in results if "seconds" in r}
+    ours = {(r["backend"], r["batch"], r["loss"]): r for r in results
+            if "seconds" in r and r["batches"] == "pk"}
     cells = []
     for result in results:
         peer = result["backend"].startswith("peer:")
         if peer:
             backend, counterpart = PEER_COUNTERPARTS[result["loss"]]
             cell = {"backend": backend, "library": PEER_LIBRARIES[result["backend"][5:]],
-                    "batch": result["batch"], "dim": dim, "loss": result["loss"],
-                    "counterpart": counterpart}
+                    "batch": result["batch"], "batches": "pk", "dim": dim,
+                    "loss": result["loss"], "counterpart": counterpart}
         else:
             backend = result["backend"]
             cell = {"backend": backend, "library": "tripletlab", "batch": result["batch"],
-                    "dim": dim, "loss": result["loss"],
+                    "batches": result["batches"], "dim": dim, "loss": result["loss"],
                     "max_positives": SAMPLES_PER_CLASS - 1 if result["loss"].endswith("-slots")
                     else None}
         if "error" in result:
             cells.append({**cell, "error": result["error"]})
             continue
-        floor = floors.get((backend, result["batch"]))
+        floor = floors.get((backend, result["batch"], result["batches"]))
         cell.update({"median_ms": results_file.milliseconds(result["seconds"]),
                      "repeats_ms": [results_file.milliseconds(t) for t in result["times"]],
                      "peak_extra_mb": round(result["extra_mb"], 1),

@@ -224,7 +224,7 @@ SLOT_LOSSES = {
     "batch-all": lambda labels, x, margin, distance, soft, k: tl.losses.batch_all_triplet_loss(
         labels, x, margin=margin, distance=distance, soft=soft, max_positives=k)[0],
 }
-SORT_ROWS = ("semi_hard_rows", "batch_all_rows", "soft_batch_all_rows")
+SORT_ROWS = ("semi_hard_window_rows", "batch_all_window_rows", "soft_batch_all_rows")
 
 
 def most_positives(labels):
@@ -402,5 +402,35 @@ def test_compiled_slot_path_with_labels_as_inputs_matches_oracle(loss, structure
     value, grad = compiled_value_and_gradient(
         lambda y, t: SLOT_LOSSES[loss](y, t, margin, "L2", False, max_positives),
         rounded.astype(np.float32), labels=labels.astype("int32"))
+    np.testing.assert_allclose(value, expected, rtol=2e-5)
+    np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "row-slices"])
+@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
+@pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
+def test_compiled_sort_path_over_several_windows_matches_oracle(loss, soft, chunked,
+                                                               monkeypatch):
+    """The sort path under jit with labels as inputs, on a batch whose largest class (25 of 40)
+    is wider than the compiled window (docs/losses.md, how the losses run): its positives are
+    sorted in several windows, one after another in a loop of the compiled code, so a window
+    skipped, repeated or cut wrong would change the value or the gradient."""
+    from tripletlab.mining import chunks
+    from tripletlab.mining.positive_windows import compiled_window_width
+
+    if chunked:
+        monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 7 * 40)
+    rng = np.random.default_rng(5)
+    labels = rng.permutation(np.concatenate([np.zeros(25), rng.integers(1, 4, 15)]))
+    assert compiled_window_width(40) * 3 < 25
+    x = rng.normal(size=(40, 5))
+    margin = MARGINS["L2"]
+    d = oracle.distance_matrix(x.astype(np.float32).astype(np.float64), "L2")
+    expected, expected_grad = LOSSES[loss][1](labels, d, margin, soft)
+    expected_grad = oracle.embedding_gradient(x.astype(np.float32).astype(np.float64), "L2",
+                                              expected_grad)
+    value, grad = compiled_value_and_gradient(
+        lambda y, t: SLOT_LOSSES[loss](y, t, margin, "L2", soft, None),
+        x.astype(np.float32), labels=labels.astype("int32"))
     np.testing.assert_allclose(value, expected, rtol=2e-5)
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())

@@ -146,7 +146,7 @@ def test_slot_path_is_taken_exactly_while_no_class_exceeds_max_positives_plus_on
         name, monkeypatch):
     """The choice between the slot path and the sort path comes from the labels: a class of
     ``max_positives + 1`` samples still takes the slot path, one more sample the sort path."""
-    sort_rows = "semi_hard_rows" if name == "semi-hard" else "batch_all_rows"
+    sort_rows = "semi_hard_window_rows" if name == "semi-hard" else "batch_all_window_rows"
 
     def refuse(*args, **kwargs):
         raise AssertionError("the sort path ran")

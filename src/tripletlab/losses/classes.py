@@ -82,7 +82,8 @@ class MiningLoss(keras.losses.Loss):
 
 
 class SlotMiningLoss(MiningLoss):
-    """A mining loss with the sort-free path for few positives per anchor (``max_positives``)."""
+    """A mining loss with the sort-free path for few positives per anchor (``max_positives``
+    slots, 3 by default) and the sort path for the other batches."""
 
     def _term_arguments(self):
         return {"max_positives": self.max_positives}
@@ -110,9 +111,10 @@ class TripletSemiHardLoss(SlotMiningLoss):
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
       soft: replace the hinge by :math:`\log(1 + e^{d(a,p) - d(a,n^*)})`.
-      max_positives: ``None`` (the sort path, any labels), or the most positives any anchor
-        has (``K - 1`` for P x K batches): the sort-free path, several times faster for small
-        values; a batch where some anchor has more still gets the exact loss (sort path).
+      max_positives: the number of positive slots of the sort-free path, which serves batches
+        where no anchor has more positives (``K - 1`` for P x K batches); ``None`` means 3.
+        Other batches get the exact loss through the sort path (chosen at run time under
+        ``jit``).
       name: the loss's name.
       reduction: a Keras reduction; the default gives the documented value.
       dtype: the dtype Keras casts inputs to before the loss (labels too).
@@ -193,9 +195,10 @@ class TripletBatchAllLoss(SlotMiningLoss):
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
       soft: each triplet contributes :math:`\log(1 + e^{d(a,p) - d(a,n)})` (no margin).
-      max_positives: ``None`` (the sort path, any labels), or the most positives any anchor
-        has (``K - 1`` for P x K batches): the sort-free path, several times faster for small
-        values; a batch where some anchor has more still gets the exact loss (sort path).
+      max_positives: the number of positive slots of the sort-free path, which serves batches
+        where no anchor has more positives (``K - 1`` for P x K batches); ``None`` means 3.
+        Other batches get the exact loss through the sort path (chosen at run time under
+        ``jit``).
       name: the loss's name.
       reduction: a Keras reduction; the default gives the documented value.
       dtype: the dtype Keras casts inputs to before the loss.

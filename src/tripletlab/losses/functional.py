@@ -12,12 +12,17 @@ Each loss is built from two layers:
   the input dtype. Every argument after ``margin`` is keyword-only, in the same order for every
   loss (as in the classes of :mod:`.classes`).
 
-No function builds a ``B x B x B`` tensor: semi-hard and batch-all sort each anchor's negatives
-once and search them (``O(B^2 log B)`` time, ``O(B^2)`` memory); hard mining is a masked
-arg-max/min. With ``max_positives=K`` (a P x K batch has ``K - 1`` positives per anchor),
-semi-hard and batch-all instead take one masked reduction over the row per positive slot
-(``O(B^2 K)``, no sort), which is several times faster for small ``K``; the mining itself lives in
-:mod:`tripletlab.mining`.
+No function builds a ``B x B x B`` tensor. Semi-hard and batch-all have two exact paths,
+chosen per batch from the labels (inside the compiled step under ``jit``):
+
+* the **slot path**, while no anchor has more than ``max_positives`` positives (by default
+  :data:`DEFAULT_SLOTS`, which P x K batches with ``K <= 4`` meet): one masked reduction over
+  the row per positive slot, ``O(B^2 K)`` and no sort;
+* the **sort path** otherwise: each anchor's positives sorted (a window at a time, see
+  :mod:`tripletlab.mining.positive_windows`) and every column placed among them by a rank
+  search, ``O(B^2 log P)`` for ``P`` positives per anchor.
+
+Hard mining is a masked arg-max/min. The mining itself lives in :mod:`tripletlab.mining`.
 """
 
 from __future__ import annotations
@@ -38,19 +43,26 @@ from tripletlab.losses.margins import BATCH_ALL_MARGIN, HARD_MARGIN, SEMI_HARD_M
 from tripletlab.mining import (
     EmbeddingDistances,
     as_distance_matrix,
-    batch_all_rows,
     batch_all_slot_rows,
+    batch_all_window_rows,
+    class_blocks,
     count_true,
     hardest_columns,
     hinge_counts_are_slope_counts,
     label_masks,
     map_row_chunks,
     positive_counts_of,
-    semi_hard_rows,
     semi_hard_slot_rows,
+    semi_hard_window_rows,
     soft_batch_all_rows,
     term_and_slope,
+    window_plan,
 )
+
+DEFAULT_SLOTS = 3
+"""The positive slots a loss uses when ``max_positives`` is not given: the slot path serves
+batches where no anchor has more than 3 positives (P x K batches with K <= 4, the CLI's
+default), the sort path all others."""
 
 # omoindrot's epsilon, added to the denominators so that a batch without (positive) triplets
 # gives 0, not NaN.
@@ -174,35 +186,59 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=Non
     without positive pairs gives 0. Anchors are processed in row slices without autodiff
     (see :mod:`tripletlab.mining.chunks`), so memory stays a few ``[B, B]`` matrices.
 
-    With ``max_positives=K`` the negatives are found by one masked minimum per positive slot
-    (:func:`tripletlab.mining.semi_hard_slot_rows`, no sort), valid while no anchor has more
-    than ``K`` positives; other batches take the sort path (decided at run time under jit).
+    While no anchor has more than ``max_positives`` positives (default :data:`DEFAULT_SLOTS`)
+    the negatives are found by one masked minimum per positive slot
+    (:func:`tripletlab.mining.semi_hard_slot_rows`, no sort); other batches take the sort path
+    (:func:`tripletlab.mining.semi_hard_window_rows`), decided per row slice at run time under
+    jit. Both return closed-form derivatives, so the condition is never differentiated.
     """
     positive, negative = label_masks(labels)
     matrix, margin, scale = _scaled_for_mining(distances, margin, soft)
     frozen = matrix.values
+    max_positives = DEFAULT_SLOTS if max_positives is None else max_positives
+    fits = _fits(labels, max_positives)
+    blocks = class_blocks(labels)
+    width, windows = window_plan(blocks, frozen.shape[0], is_concrete(blocks.largest))
 
-    def sort_path():
-        values, coefficients = map_row_chunks(
-            lambda d, p, n: semi_hard_rows(d, p, n, margin, soft), frozen, positive, negative)
-        return matrix.attach(values, coefficients)
-
-    def slot_path():
-        positive_columns, negative_columns, valid = map_row_chunks(
-            lambda d, p, n: semi_hard_slot_rows(d, p, n, max_positives), frozen, positive, negative)
-        gaps = _gathered(frozen, positive_columns) - _gathered(frozen, negative_columns)
+    def slot_rows(d, p, n):
+        positive_columns, negative_columns, valid = semi_hard_slot_rows(d, p, n, max_positives)
+        gaps = _gathered(d, positive_columns) - _gathered(d, negative_columns)
         terms, slopes = term_and_slope(gaps, margin, soft)
         zeros = ops.zeros_like(terms)
         terms, slopes = ops.where(valid, terms, zeros), ops.where(valid, slopes, zeros)
-        return matrix.attach_columns(
-            ops.sum(terms, axis=1), ops.concatenate([positive_columns, negative_columns], axis=1),
-            ops.concatenate([slopes, -slopes], axis=1))
+        return (ops.sum(terms, axis=1),
+                ops.concatenate([positive_columns, negative_columns], axis=1),
+                ops.concatenate([slopes, -slopes], axis=1))
 
-    if max_positives is None:
-        per_anchor = sort_path()
+    def sort_rows(d, p, n, start, end, anchor):
+        return semi_hard_window_rows(d, p, n, blocks._replace(start=start, end=end, anchor=anchor),
+                                     width=width, windows=windows, margin=margin, soft=soft)
+
+    if is_concrete(fits):
+        if bool(fits):
+            per_anchor = matrix.attach_columns(*map_row_chunks(slot_rows, frozen, positive,
+                                                               negative))
+        else:
+            per_anchor = matrix.attach(*map_row_chunks(sort_rows, frozen, positive, negative,
+                                                       blocks.start, blocks.end, blocks.anchor))
     else:
-        per_anchor = _fast_path_or_sort_path(_fits(labels, max_positives), slot_path,
-                                             sort_path)
+        slots = 2 * min(max_positives, frozen.shape[1] or max_positives)
+
+        def either_rows(d, p, n, start, end, anchor):
+            # Both branches return the same closed-form pieces (the other branch's are zeros),
+            # so the run-time condition is never differentiated.
+            def slot_branch():
+                return (*slot_rows(d, p, n), ops.zeros_like(d))
+
+            def sort_branch():
+                sums, coefficients = sort_rows(d, p, n, start, end, anchor)
+                empty = ops.zeros((ops.shape(d)[0], slots), dtype="int32")
+                return sums, empty, ops.cast(empty, d.dtype), coefficients
+
+            return ops.cond(fits, slot_branch, sort_branch)
+
+        per_anchor = matrix.attach_columns(*map_row_chunks(
+            either_rows, frozen, positive, negative, blocks.start, blocks.end, blocks.anchor))
     num_pairs = ops.cast(count_true(positive), frozen.dtype)
     return TripletTerms(per_anchor, ops.maximum(num_pairs, 1.0), scale=scale)
 
@@ -235,10 +271,11 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=Non
     With ``soft=True`` each triplet contributes ``softplus(d(a, p) - d(a, n))``; that sum has no
     prefix-sum form, so the sort path computes it anchor by anchor (``O(B^3)`` time, ``O(B^2)``
     memory) with an explicit gradient instead of storing ``B`` intermediate ``[B, B]`` blocks for
-    autodiff. With ``max_positives=K`` both the hinge and the soft sums come from one masked row
-    sum per positive slot (:func:`tripletlab.mining.batch_all_slot_rows`, ``O(B^2 K)``), valid
-    while no anchor has more than ``K`` positives; other batches take the sort path (decided at
-    run time under jit).
+    autodiff. While no anchor has more than ``max_positives`` positives (default
+    :data:`DEFAULT_SLOTS`) both the hinge and the soft sums come from one masked row sum per
+    positive slot (:func:`tripletlab.mining.batch_all_slot_rows`, ``O(B^2 K)``); other batches
+    take the sort path (:func:`tripletlab.mining.batch_all_window_rows` for the hinge), decided
+    per row slice at run time under jit.
     """
     positive, negative = label_masks(labels)
     matrix, margin, scale = _scaled_for_mining(distances, margin, soft)
@@ -249,40 +286,42 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=Non
     num_negatives = ops.cast(ops.shape(frozen)[0] - 1, dtype) - num_positives
     num_valid = ops.sum(num_positives * num_negatives)
 
-    def sort_rows(d, p, n):
-        return soft_batch_all_rows(d, p, n) if soft else batch_all_rows(d, p, n, margin)
+    max_positives = DEFAULT_SLOTS if max_positives is None else max_positives
+    fits = _fits(labels, max_positives)
+    slots = min(max_positives, frozen.shape[1] or max_positives)
+    blocks = class_blocks(labels)
+    width, windows = window_plan(blocks, frozen.shape[0], is_concrete(blocks.largest))
 
-    if max_positives is None:
-        values, counts, coefficients = map_row_chunks(sort_rows, frozen, positive, negative)
-        per_anchor = matrix.attach(values, coefficients)
-    else:
-        fits = _fits(labels, max_positives)
-        slots = min(max_positives, frozen.shape[1] or max_positives)
+    def sort_rows(d, p, n, start, end, anchor):
+        if soft:
+            sums, counts, coefficients = soft_batch_all_rows(d, p, n)
+        else:
+            sums, counts, coefficients = batch_all_window_rows(
+                d, p, n, blocks._replace(start=start, end=end, anchor=anchor), width=width,
+                windows=windows, margin=margin)
+        # The sort path's coefficients cover every column: its slots are empty.
+        empty = ops.zeros((ops.shape(d)[0], slots), dtype="int32")
+        return sums, counts, coefficients, empty, ops.cast(empty, d.dtype)
 
-        def sort_rows_with_slots(d, p, n):
-            # The sort path's coefficients cover every column: its slots are empty.
-            empty = ops.zeros((ops.shape(d)[0], slots), dtype="int32")
-            return (*sort_rows(d, p, n), empty, ops.cast(empty, d.dtype))
+    def slot_rows(d, p, n):
+        def with_tiny_gaps(count_tiny_gaps):
+            return lambda: batch_all_slot_rows(d, p, n, margin, soft, max_positives,
+                                               count_tiny_gaps=count_tiny_gaps)
 
-        def slot_rows(d, p, n):
-            def with_tiny_gaps(count_tiny_gaps):
-                return lambda: batch_all_slot_rows(d, p, n, margin, soft, max_positives,
-                                                   count_tiny_gaps=count_tiny_gaps)
+        if soft:
+            return with_tiny_gaps(False)()
+        return _fast_path_or_sort_path(hinge_counts_are_slope_counts(margin, d.dtype),
+                                       with_tiny_gaps(False), with_tiny_gaps(True))
 
-            if soft:
-                return with_tiny_gaps(False)()
-            return _fast_path_or_sort_path(hinge_counts_are_slope_counts(margin, d.dtype),
-                                           with_tiny_gaps(False), with_tiny_gaps(True))
+    def rows(d, p, n, start, end, anchor):
+        return _fast_path_or_sort_path(fits, lambda: slot_rows(d, p, n),
+                                       lambda: sort_rows(d, p, n, start, end, anchor))
 
-        def rows(d, p, n):
-            return _fast_path_or_sort_path(fits, lambda: slot_rows(d, p, n),
-                                           lambda: sort_rows_with_slots(d, p, n))
-
-        # Both paths give the derivative in closed form, so the choice between them (a run-time
-        # condition under jit) involves no autodiff.
-        values, counts, coefficients, columns, positive_coefficients = map_row_chunks(
-            rows, frozen, positive, negative)
-        per_anchor = matrix.attach_columns(values, columns, positive_coefficients, coefficients)
+    # Both paths give the derivative in closed form, so the choice between them (a run-time
+    # condition under jit) involves no autodiff.
+    values, counts, coefficients, columns, positive_coefficients = map_row_chunks(
+        rows, frozen, positive, negative, blocks.start, blocks.end, blocks.anchor)
+    per_anchor = matrix.attach_columns(values, columns, positive_coefficients, coefficients)
     num_positive_triplets = ops.sum(counts)
     normalizer = num_positive_triplets + _DENOMINATOR_EPSILON
     fraction = num_positive_triplets / (num_valid + _DENOMINATOR_EPSILON)
@@ -338,10 +377,10 @@ def semi_hard_triplet_loss(labels, embeddings, margin=SEMI_HARD_MARGIN, *, dista
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
       soft: use the soft margin.
-      max_positives: ``None`` (any labels: the sort path), or the most positives any anchor
-        has, e.g. ``K - 1`` for P x K batches: the sort-free path, several times faster for
-        small values. Batches where some anchor has more positives still get the exact loss,
-        through the sort path (decided at run time under ``jit``).
+      max_positives: the number of positive slots of the sort-free path, which serves batches
+        where no anchor has more positives (``K - 1`` for P x K batches); ``None`` means 3.
+        Other batches get the exact loss through the sort path (chosen at run time under
+        ``jit``). Worth setting only for P x K batches with ``K`` from 5 to about 8.
 
     Returns:
       The scalar loss, in the dtype of ``embeddings``.
@@ -416,10 +455,10 @@ def batch_all_triplet_loss(labels, embeddings, margin=BATCH_ALL_MARGIN, *, dista
       margin: the margin :math:`m` (``>= 0``).
       distance: ``"L2"``, ``"squared-L2"``, ``"angular"`` or ``"normalized-L2"``.
       soft: use the soft margin.
-      max_positives: ``None`` (any labels: the sort path), or the most positives any anchor
-        has, e.g. ``K - 1`` for P x K batches: the sort-free path, several times faster for
-        small values. Batches where some anchor has more positives still get the exact loss,
-        through the sort path (decided at run time under ``jit``).
+      max_positives: the number of positive slots of the sort-free path, which serves batches
+        where no anchor has more positives (``K - 1`` for P x K batches); ``None`` means 3.
+        Other batches get the exact loss through the sort path (chosen at run time under
+        ``jit``). Worth setting only for P x K batches with ``K`` from 5 to about 8.
 
     Returns:
       ``(loss, fraction_positive)``: the scalar loss and the fraction of valid triplets whose

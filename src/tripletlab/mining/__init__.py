@@ -8,12 +8,13 @@ derivative, or the columns of the chosen pairs for the loss to gather.
 """
 
 from tripletlab.mining.batch_all import (
-    batch_all_rows,
     batch_all_slot_rows,
+    batch_all_window_rows,
     hinge_counts_are_slope_counts,
     soft_batch_all_rows,
 )
 from tripletlab.mining.chunks import attach_column_gradient, attach_gradient, map_row_chunks
+from tripletlab.mining.class_blocks import ClassBlocks, class_blocks
 from tripletlab.mining.distance_matrix import (
     EmbeddingDistances,
     TensorDistances,
@@ -23,17 +24,17 @@ from tripletlab.mining.extremes import row_extreme
 from tripletlab.mining.hard import hardest_columns
 from tripletlab.mining.hinge import hinge_or_soft, term_and_slope
 from tripletlab.mining.masks import count_true, label_masks, positive_counts_of
+from tripletlab.mining.positive_windows import window_plan
 from tripletlab.mining.rank import count_at_or_below, count_below
 from tripletlab.mining.select import (
     hardest_negative,
     hardest_positive,
-    negative_hinge_sums,
     positive_counts,
     positive_slots,
     semi_hard_negative,
     sorted_negatives,
 )
-from tripletlab.mining.semi_hard import semi_hard_rows, semi_hard_slot_rows
+from tripletlab.mining.semi_hard import semi_hard_slot_rows, semi_hard_window_rows
 
 __all__ = [
     "EmbeddingDistances",
@@ -41,8 +42,10 @@ __all__ = [
     "as_distance_matrix",
     "attach_column_gradient",
     "attach_gradient",
-    "batch_all_rows",
     "batch_all_slot_rows",
+    "batch_all_window_rows",
+    "ClassBlocks",
+    "class_blocks",
     "count_true",
     "count_at_or_below",
     "count_below",
@@ -53,15 +56,15 @@ __all__ = [
     "hinge_or_soft",
     "label_masks",
     "map_row_chunks",
-    "negative_hinge_sums",
     "positive_counts",
     "positive_counts_of",
     "positive_slots",
     "row_extreme",
     "semi_hard_negative",
-    "semi_hard_rows",
     "semi_hard_slot_rows",
+    "semi_hard_window_rows",
     "soft_batch_all_rows",
     "sorted_negatives",
     "term_and_slope",
+    "window_plan",
 ]

@@ -4,8 +4,9 @@ Per anchor: the sum over its valid triplets ``(p, n)`` of the term ``max(d(a,p) 
 (or ``log(1 + exp(d(a,p) - d(a,n)))``), the number of terms above ``1e-16`` and the derivative
 of the sum w.r.t. the distances. Three ways, with the same values:
 
-* :func:`batch_all_rows` (hinge, any labels): sorted negatives and prefix sums,
-  ``O(B log B)`` per anchor.
+* :func:`batch_all_window_rows` (hinge, any labels, the sort path): each anchor's positives
+  sorted (a window at a time), prefix sums over them and a rank search per negative,
+  ``O(B log P)`` per anchor for ``P`` positives.
 * :func:`soft_batch_all_rows` (soft margin, any labels): every (positive, negative) pair of
   one anchor at a time, ``O(B^2)`` per anchor.
 * :func:`batch_all_slot_rows` (few positives per anchor, e.g. P x K batches; hinge or soft):
@@ -18,8 +19,14 @@ from keras import ops
 from keras.backend import standardize_dtype
 
 from tripletlab.distances import is_eager_torch
+from tripletlab.mining.positive_windows import (
+    for_each_window,
+    in_window,
+    sorted_positive_window,
+)
 from tripletlab.mining.rank import count_at_or_below
-from tripletlab.mining.select import negative_hinge_sums, positive_slots
+from tripletlab.mining.row_scatter import row_segment_sum
+from tripletlab.mining.select import positive_slots
 
 POSITIVE_LOSS_THRESHOLD = 1e-16
 """omoindrot's threshold: a triplet whose loss exceeds it counts as a positive triplet."""
@@ -27,44 +34,10 @@ POSITIVE_LOSS_THRESHOLD = 1e-16
 _SIGNIFICAND_BITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
 
 
-def batch_all_rows(d, positive, negative, margin):
-    """Hinge sums, positive-triplet counts and ``d sums / d d`` for a slice of anchors.
-
-    With the anchor's negatives sorted, ``sum_n max(t - d(a,n), 0)`` for ``t = d(a,p) + margin``
-    is ``count * t - (sum of the negatives below t)`` from prefix sums; the slope is ``+count``
-    at ``(a, p)`` and ``-#{p : d(a,p) + margin > d(a,n)}`` at ``(a, n)``, a rank search over the
-    sorted thresholds. No ``B x B x B`` tensor.
-
-    Args:
-      d: ``[R, B]`` distances of ``R`` anchors (not differentiated).
-      positive: ``[R, B]`` boolean positive mask.
-      negative: ``[R, B]`` boolean negative mask.
-      margin: the hinge's margin.
-
-    Returns:
-      ``(sums, counts, coefficients)``: ``[R]`` loss sums, ``[R]`` positive-triplet counts and the
-      ``[R, B]`` derivative of the sums w.r.t. ``d``.
-    """
-    dtype = d.dtype
-    zeros = ops.zeros_like(d)
-    infinity = ops.full_like(d, float("inf"))
-    thresholds = d + margin
-    sorted_negative = ops.sort(ops.where(negative, d, infinity), axis=1)
-    negative_count = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
-    sums, counts = negative_hinge_sums(sorted_negative, negative_count, thresholds)
-    counts = ops.where(positive, ops.cast(counts, dtype), zeros)
-    positive_count = ops.sum(ops.cast(positive, dtype), axis=1, keepdims=True)
-    sorted_thresholds = ops.sort(ops.where(positive, thresholds, infinity), axis=1)
-    not_violating = ops.cast(count_at_or_below(sorted_thresholds, d), dtype)
-    negative_slopes = ops.where(negative, positive_count - not_violating, zeros)
-    values = ops.sum(ops.where(positive, sums, zeros), axis=1)
-    return values, ops.sum(counts, axis=1), counts - negative_slopes
-
-
 def soft_batch_all_rows(d, positive, negative):
     """Soft-margin sums, positive-triplet counts and ``d sums / d d``, one anchor at a time.
 
-    Same arguments and results as :func:`batch_all_rows` (without ``margin``); no ``B^3``
+    Same results as :func:`batch_all_window_rows` (without ``margin``); no ``B^3``
     tensor, ``O(B^2)`` memory.
     """
 
@@ -86,7 +59,7 @@ def batch_all_slot_rows(d, positive, negative, margin, soft, max_positives, *,
                         count_tiny_gaps=True):
     """Batch-all sums for a slice of anchors, one masked row sum per positive slot (no sort).
 
-    Same values as :func:`batch_all_rows` (hinge) and :func:`soft_batch_all_rows` (soft); the
+    Same values as :func:`batch_all_window_rows` (hinge) and :func:`soft_batch_all_rows` (soft); the
     derivative comes in two parts, so that nothing is scattered here: the ``[R, B]``
     coefficients of the negatives, and per positive slot its column and coefficient (the loss
     gathers those distances).
@@ -206,3 +179,64 @@ def _tiny_gap_counts(gaps, slots, dtype):
         band = ops.cast(ops.logical_and(gap > 0, gap <= POSITIVE_LOSS_THRESHOLD), dtype)
         tiny = band if tiny is None else tiny + band
     return ops.sum(tiny, axis=1)
+
+
+def batch_all_window_rows(d, positive, negative, blocks, *, width, windows, margin):
+    """Hinge sums, positive-triplet counts and ``d sums / d d`` for a slice of anchors, from
+    their positives sorted a window at a time (the sort path; see
+    :mod:`tripletlab.mining.positive_windows`).
+
+    With a window's thresholds ``t_k = d(a, p_k) + margin`` sorted, the sum over them of
+    ``max(t_k - d(a, n), 0)`` for one negative is ``count * (c - d(a, n))`` plus the centred
+    thresholds above ``d(a, n)``, from prefix sums (``c``: the window's mean threshold, which
+    keeps float32 cancellation small), with ``count = #{k : t_k > d(a, n)}`` from a rank search.
+    The slope is ``-count`` at the negative and, at ``p_k``, the number of negatives below
+    ``t_k``: a histogram of the negatives' ranks, summed, read at the positive's own rank. No
+    ``B x B x B`` tensor, no sort of whole rows.
+
+    Args:
+      d: ``[R, B]`` distances of ``R`` anchors (not differentiated).
+      positive: ``[R, B]`` boolean positive mask.
+      negative: ``[R, B]`` boolean negative mask.
+      blocks, width, windows: as in :func:`tripletlab.mining.semi_hard_window_rows`.
+      margin: the hinge's margin.
+
+    Returns:
+      ``(sums, counts, coefficients)``: ``[R]`` loss sums, ``[R]`` counts of triplets with a
+      positive gap and the ``[R, B]`` derivative of the sums w.r.t. ``d``.
+    """
+    dtype = d.dtype
+    zeros = ops.zeros_like(d)
+    negative_weight = ops.cast(negative, dtype)
+
+    def window(index, carry):
+        sums, counts, coefficients = carry
+        thresholds = sorted_positive_window(d, blocks, index, width) + margin
+        valid = thresholds < float("inf")
+        in_window_count = ops.sum(ops.cast(valid, dtype), axis=1, keepdims=True)
+        center = ops.sum(ops.where(valid, thresholds, 0.0), axis=1,
+                         keepdims=True) / ops.maximum(in_window_count, 1.0)
+        centered = ops.where(valid, thresholds - center, 0.0)
+        prefix = ops.concatenate([ops.zeros_like(centered[:, :1]),
+                                  ops.cumsum(centered, axis=1)], axis=1)
+        # A negative is searched at its distance, a positive of this window at its own
+        # threshold (so that its rank, less one, is its sorted position).
+        here = in_window(positive, blocks.position, blocks.start, index, width, windows)
+        at_or_below = count_at_or_below(thresholds, ops.where(here, d + margin, d))
+        above = ops.where(negative, in_window_count - ops.cast(at_or_below, dtype), zeros)
+        histogram = row_segment_sum(negative_weight, at_or_below, width + 1)
+        below = ops.cumsum(histogram, axis=1)[:, :width]
+        # One gather for both sides: a negative reads the prefix sum at its rank, a positive
+        # the count of negatives below its threshold.
+        table = ops.concatenate([prefix, below], axis=1)
+        gathered = ops.take_along_axis(table, at_or_below + ops.where(here, width, 0), axis=1)
+        hinge = prefix[:, -1:] - gathered + above * (center - d)
+        # Rounding can leave a tiny negative remainder where the true sum is 0.
+        hinge = ops.where(negative, ops.maximum(hinge, 0.0), zeros)
+        sums = sums + ops.sum(hinge, axis=1)
+        counts = counts + ops.sum(above, axis=1)
+        coefficients = coefficients - above + ops.where(here, gathered, zeros)
+        return sums, counts, coefficients
+
+    start_carry = (ops.zeros_like(d[:, 0]), ops.zeros_like(d[:, 0]), zeros)
+    return for_each_window(window, start_carry, windows)

@@ -4,8 +4,9 @@ For every ordered positive pair ``(a, p)`` the chosen negative ``n*`` is the nea
 strictly farther than ``p``; if none, the farthest negative; if ``a`` has no negatives, the
 column of the row minimum. Two ways to find it, with the same values:
 
-* :func:`semi_hard_rows` (any labels): sorts each anchor's negatives once and finds every
-  positive's negative by a rank search, ``O(B log B)`` per anchor, with a closed-form gradient.
+* :func:`semi_hard_window_rows` (any labels, the sort path): sorts each anchor's positives
+  (a window at a time) and places every column among them by a rank search, ``O(B log P)`` per
+  anchor for ``P`` positives, with a closed-form gradient.
 * :func:`semi_hard_slot_rows` (few positives per anchor, e.g. P x K batches): one masked
   minimum over the row per positive slot, ``O(B K)`` per anchor and no sort; it returns the
   chosen columns, and the loss gathers the two distances of each pair so that autodiff sends
@@ -20,7 +21,15 @@ from keras import ops
 from tripletlab.distances import is_eager_torch
 from tripletlab.mining.extremes import row_extreme
 from tripletlab.mining.hinge import term_and_slope
-from tripletlab.mining.rank import count_at_or_below, count_below
+from tripletlab.mining.positive_windows import (
+    for_each_window,
+    in_window,
+    running_maximum,
+    running_minimum_from_right,
+    sorted_positive_window,
+)
+from tripletlab.mining.rank import count_below
+from tripletlab.mining.row_scatter import row_segment_min, row_segment_sum
 from tripletlab.mining.select import positive_slots
 
 
@@ -35,81 +44,6 @@ def _split_evenly(weights, targets):
     targets = ops.cast(targets, weights.dtype)
     share = weights / ops.maximum(ops.sum(targets, axis=1), 1.0)
     return targets * ops.expand_dims(share, 1)
-
-
-def semi_hard_rows(d, positive, negative, margin, soft):
-    """Semi-hard loss sums and ``d sums / d d`` for a slice of anchors (the sort path).
-
-    The chosen negative of a positive at distance ``t`` is a function of ``t`` alone (the
-    nearest negative strictly beyond ``t``), found by a rank search over the sorted negatives.
-    The gradient sends each pair's slope to its positive (+) and to its chosen negative (-).
-    Negative ``n`` is chosen by the positives with ``prev(n) <= d(a,p) < d(a,n)``, ``prev(n)``
-    being the next smaller negative distance; prefix sums of the slopes over the sorted positive
-    distances give that total, so no index is gathered or scattered.
-
-    Args:
-      d: ``[R, B]`` distances of ``R`` anchors (no gradient flows through this function).
-      positive: ``[R, B]`` boolean positive mask.
-      negative: ``[R, B]`` boolean negative mask.
-      margin: the hinge's margin.
-      soft: use the soft margin.
-
-    Returns:
-      ``(sums, coefficients)``: ``[R]`` loss sums per anchor and their ``[R, B]`` derivative
-      w.r.t. ``d``.
-    """
-    dtype = d.dtype
-    infinity = ops.full_like(d, float("inf"))
-    zeros = ops.zeros_like(d)
-    negative_count = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
-    positive_count = ops.sum(ops.cast(positive, "int32"), axis=1, keepdims=True)
-    has_negative = negative_count > 0
-    sorted_negative = ops.sort(ops.where(negative, d, infinity), axis=1)
-    row_minimum = ops.min(d, axis=1, keepdims=True)
-
-    def chosen_negative(thresholds, rank=None):
-        if rank is None:
-            rank = count_at_or_below(sorted_negative, thresholds)
-        found = rank < negative_count
-        # found: the first negative beyond the threshold; else the farthest negative.
-        value = _take(sorted_negative, ops.minimum(rank, negative_count - 1))
-        return ops.where(has_negative, value, row_minimum), found
-
-    # Loss and positive-side slopes, per (anchor, column).
-    at_or_below = count_at_or_below(sorted_negative, d)
-    negative_distance, found = chosen_negative(d, at_or_below)
-    values, slopes = term_and_slope(d - negative_distance, margin, soft)
-    values, slopes = ops.where(positive, values, zeros), ops.where(positive, slopes, zeros)
-
-    # Slopes of the positives that found a negative beyond them, in sorted-distance order.
-    sorted_positive = ops.sort(ops.where(positive, d, infinity), axis=1)
-    column_index = ops.expand_dims(ops.arange(ops.shape(d)[1], dtype="int32"), 0)
-    is_positive_slot = column_index < positive_count
-    sorted_negative_distance, sorted_found = chosen_negative(sorted_positive)
-    _, sorted_slopes = term_and_slope(sorted_positive - sorted_negative_distance, margin, soft)
-    sorted_slopes = ops.where(ops.logical_and(is_positive_slot, sorted_found), sorted_slopes, zeros)
-    prefix = ops.concatenate([zeros[:, :1], ops.cumsum(sorted_slopes, axis=1)], axis=1)
-    # slope_below[a, k]: the slopes of the positives closer than the k-th sorted negative.
-    slope_below = _take(prefix, count_below(sorted_positive, sorted_negative))
-
-    # A negative at sorted position k (the first of its ties) is chosen by the positives with
-    # sorted_negative[k - 1] <= d(a, p) < sorted_negative[k].
-    below = count_below(sorted_negative, d)
-    chosen_by = _take(slope_below, below) - ops.where(
-        below > 0, _take(slope_below, below - 1), zeros)
-    ties = ops.cast(at_or_below - below, dtype)
-    chosen_by = chosen_by / ops.maximum(ties, 1.0)  # tied negatives share
-    negative_slopes = ops.where(negative, chosen_by, zeros)
-
-    # Positives without a negative beyond them fall back to the farthest negative; anchors
-    # without negatives to the row minimum.
-    fallback = ops.sum(ops.where(found, zeros, slopes), axis=1)
-    farthest = ops.logical_and(negative, d == _take(sorted_negative, negative_count - 1))
-    nearest = d == row_minimum
-    fallback_targets = ops.where(has_negative, farthest, nearest)
-    negative_slopes = negative_slopes + _split_evenly(fallback, fallback_targets)
-
-    return ops.sum(values, axis=1), slopes - negative_slopes
 
 
 def _beyond_keys(distances, threshold):
@@ -171,3 +105,86 @@ def semi_hard_slot_rows(d, positive, negative, max_positives):
     every_pair_found = ops.all(ops.logical_or(found, ops.logical_not(valid)))
     negative_columns = ops.cond(every_pair_found, lambda: columns, with_fallbacks)
     return positive_columns, negative_columns, valid
+
+
+def semi_hard_window_rows(d, positive, negative, blocks, *, width, windows, margin, soft):
+    """Semi-hard loss sums and ``d sums / d d`` for a slice of anchors, from their positives
+    sorted a window at a time (the sort path; see :mod:`tripletlab.mining.positive_windows`).
+
+    Within a window of sorted positive distances ``s_0 <= s_1 <= ...``, each column's rank
+    ``r = #{k : s_k < d(a, n)}`` puts a negative in bucket ``r``; the positive ``s_k`` chooses
+    the smallest negative of the first non-empty bucket after ``k`` (bucket minima, then a
+    running minimum from the right). The gradient sends each pair's slope to its positive (+),
+    found by the positive's own rank, and to its chosen negative (-): a bucket's minimum is
+    chosen by the positives between the previous non-empty bucket and its own, a difference of
+    prefix sums of the slopes (tied minima share). Positives without a negative beyond them fall
+    back to the farthest negative, anchors without negatives to the row minimum, as in TF
+    Addons.
+
+    Args:
+      d: ``[R, B]`` distances of ``R`` anchors (no gradient flows through this function).
+      positive: ``[R, B]`` boolean positive mask.
+      negative: ``[R, B]`` boolean negative mask.
+      blocks: the rows' :class:`tripletlab.mining.ClassBlocks` (``start``, ``end`` and
+        ``anchor`` sliced to the same rows).
+      width: window width (a Python int).
+      windows: number of windows (int or scalar tensor).
+      margin: the hinge's margin.
+      soft: use the soft margin.
+
+    Returns:
+      ``(sums, coefficients)``: ``[R]`` loss sums per anchor and their ``[R, B]`` derivative
+      w.r.t. ``d``.
+    """
+    dtype = d.dtype
+    zeros = ops.zeros_like(d)
+    negative_distance = ops.where(negative, d, float("inf"))
+    has_negative = ops.any(negative, axis=1, keepdims=True)
+    farthest = ops.max(ops.where(negative, d, -float("inf")), axis=1, keepdims=True)
+    row_minimum = ops.min(d, axis=1, keepdims=True)
+    fallback_distance = ops.where(has_negative, farthest, row_minimum)
+    buckets = width + 1
+    bucket_numbers = ops.expand_dims(ops.arange(buckets, dtype="int32"), 0)
+
+    def window(index, carry):
+        sums, fallback_slopes, coefficients = carry
+        positive_distance = sorted_positive_window(d, blocks, index, width)
+        valid = positive_distance < float("inf")
+        rank = count_below(positive_distance, d)
+        bucket_minimum = row_segment_min(negative_distance, rank, buckets)
+        beyond = running_minimum_from_right(bucket_minimum)[:, 1:]
+        found = beyond < float("inf")
+        chosen = ops.where(found, beyond, fallback_distance)
+        values, slopes = term_and_slope(positive_distance - chosen, margin, soft)
+        no_term = ops.zeros_like(values)
+        values, slopes = ops.where(valid, values, no_term), ops.where(valid, slopes, no_term)
+        sums = sums + ops.sum(values, axis=1)
+        fallback_slopes = fallback_slopes + ops.sum(ops.where(found, no_term, slopes), axis=1)
+
+        # Bucket b's minimum is chosen by the positives k with previous(b) <= k < b.
+        found_slopes = ops.where(found, slopes, no_term)
+        prefix = ops.concatenate([no_term[:, :1], ops.cumsum(found_slopes, axis=1)], axis=1)
+        nonempty = bucket_minimum < float("inf")
+        previous = running_maximum(ops.where(nonempty, bucket_numbers, 0))
+        previous = ops.concatenate([ops.zeros_like(previous[:, :1]), previous[:, :-1]], axis=1)
+        chosen_by = prefix - ops.take_along_axis(prefix, previous, axis=1)
+        is_minimum = ops.logical_and(
+            negative, d == ops.take_along_axis(bucket_minimum, rank, axis=1))
+        ties = row_segment_sum(ops.cast(is_minimum, dtype), rank, buckets)
+        # One gather for both sides: a negative reads its bucket's share, a positive of this
+        # window its own slope (its rank is its sorted position), from one table.
+        here = in_window(positive, blocks.position, blocks.start, index, width, windows)
+        table = ops.concatenate([chosen_by / ops.maximum(ties, 1.0), slopes, no_term[:, :1]],
+                                axis=1)
+        gathered = ops.take_along_axis(table, rank + ops.where(here, buckets, 0), axis=1)
+        coefficients = coefficients + ops.where(here, gathered,
+                                                ops.where(is_minimum, -gathered, zeros))
+        return sums, fallback_slopes, coefficients
+
+    start_carry = (ops.zeros_like(d[:, 0]), ops.zeros_like(d[:, 0]), zeros)
+    sums, fallback_slopes, coefficients = for_each_window(window, start_carry, windows)
+
+    farthest_columns = ops.logical_and(negative, d == farthest)
+    fallback_targets = ops.where(has_negative, farthest_columns, d == row_minimum)
+    coefficients = coefficients - _split_evenly(fallback_slopes, fallback_targets)
+    return sums, coefficients
