@@ -44,8 +44,8 @@ BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "defau
 PACKAGES = {"keras": "Keras", "tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch",
             "numpy": "NumPy"}
 LOSSES = {"distance-matrix": "distance matrix (floor)", "semi-hard": "semi-hard",
-          "semi-hard-slots": "semi-hard, P×K (`max_positives=3`)", "hard": "hard",
-          "batch-all": "batch-all", "batch-all-slots": "batch-all, P×K (`max_positives=3`)",
+          "semi-hard-slots": "semi-hard, `max_positives=3`", "hard": "hard",
+          "batch-all": "batch-all", "batch-all-slots": "batch-all, `max_positives=3`",
           "pml-semihard": "semi-hard miner + `TripletMarginLoss`",
           "pml-all": "`TripletMarginLoss`, every triplet",
           "tfa-hard": "`TripletHardLoss`", "tfa-semihard": "`TripletSemiHardLoss`"}
@@ -53,7 +53,8 @@ LOSS_ORDER = list(LOSSES)
 # the README's loss table: its columns
 README_LOSSES = ("semi-hard", "hard", "batch-all", "semi-hard-slots", "batch-all-slots")
 README_LOSS_TITLES = {"semi-hard": "semi-hard", "hard": "hard", "batch-all": "batch-all",
-                      "semi-hard-slots": "semi-hard P×K", "batch-all-slots": "batch-all P×K"}
+                      "semi-hard-slots": "semi-hard, `max_positives=3`",
+                      "batch-all-slots": "batch-all, `max_positives=3`"}
 SECTIONS = ("losses", "training", "quickstart")
 PEERS = {"pml": "pytorch-metric-learning", "tfa": "TF Addons"}
 # at most this many uncommitted files are named under a table (all of them are in the JSON)
@@ -183,11 +184,25 @@ def short_source(document):
 # ----------------------------------------------------------------------------------- losses
 
 
+def batches_label(cell):
+    """The label structure of a loss cell, as the page names it (cells written before the
+    structure was recorded are P x K)."""
+    batches = cell.get("batches", "pk")
+    if batches == "pk":
+        return "P×K"
+    return f"{batches.split('-')[0]} classes"
+
+
+def _batches_order(cell):
+    batches = cell.get("batches", "pk")
+    return (0, 0) if batches == "pk" else (1, int(batches.split("-")[0]))
+
+
 def _loss_cells(document):
     cells = document["cells"]
     order = {name: index for index, name in enumerate(BACKENDS)}
     return sorted(cells, key=lambda c: (order.get(c["backend"], 99), c["batch"],
-                                        c["library"] != "tripletlab",
+                                        _batches_order(c), c["library"] != "tripletlab",
                                         LOSS_ORDER.index(c["loss"])))
 
 
@@ -199,16 +214,19 @@ def losses_section(document):
     text = [
         "## Loss speed against the distance matrix",
         "",
-        f"Loss value + gradient with respect to the embeddings, P×K batches of B embeddings "
-        f"(K = {settings['samples_per_class']}, D = {document['cells'][0]['dim']}, float32), "
-        f"each cell in a fresh process: {tensorflow}, `jax.jit` on JAX, eager PyTorch; "
+        f"Loss value + gradient with respect to the embeddings, batches of B embeddings "
+        f"(D = {document['cells'][0]['dim']}, float32), each cell in a fresh process: "
+        f"{tensorflow}, `jax.jit` on JAX, eager PyTorch; "
         f"{settings['warmup']} untimed call, then the median of {settings['repeats']} timed "
-        "calls. The floor is the pairwise L2 distance matrix forward + backward on the same "
-        "backend in the same run, which every loss needs; × distance matrix is what mining "
-        "costs on top of it. `semi-hard`, `hard` and `batch-all` are the losses as a user gets "
-        "them with no extra arguments; the P×K rows pass `max_positives=3`, as `tripletlab "
-        "train` does with its P×K sampler. Peak extra memory is the growth of the process's "
-        "peak RSS over its inputs."]
+        "calls. P×K batches have K = "
+        f"{settings['samples_per_class']} samples per class (3 positives per anchor: the slot "
+        "path); N-class batches draw their labels uniformly from N classes (about B/N positives "
+        "per anchor: the sort path). The floor is the pairwise L2 distance matrix forward + "
+        "backward on the same backend and batch in the same run, which every loss needs; "
+        "× distance matrix is what mining costs on top of it. `semi-hard`, `hard` and "
+        "`batch-all` are the losses as a user gets them with no extra arguments; the "
+        "`max_positives=3` rows pass it, as `tripletlab train` does with its P×K sampler. Peak "
+        "extra memory is the growth of the process's peak RSS over its inputs."]
     if peers:
         text += ["", "Peers, in their own environments and the same inputs: " + "; ".join(
             f"{PEERS.get(name, name)} ({versions})" for name, versions in sorted(peers.items()))
@@ -219,8 +237,8 @@ def losses_section(document):
     rows = []
     for cell in _loss_cells(document):
         library = "tripletlab" if cell["library"] == "tripletlab" else cell["library"]
-        head = [BACKENDS.get(cell["backend"], cell["backend"]), f"{cell['batch']:,}", library,
-                LOSSES.get(cell["loss"], cell["loss"])]
+        head = [BACKENDS.get(cell["backend"], cell["backend"]), f"{cell['batch']:,}",
+                batches_label(cell), library, LOSSES.get(cell["loss"], cell["loss"])]
         if "error" in cell:
             rows.append(head + [error(cell["error"]), "", "", "", ""])
             continue
@@ -235,34 +253,36 @@ def losses_section(document):
         rows.append(head + [milliseconds(cell["median_ms"]), ratio(cell["ratio_to_floor"]),
                             versus, megabytes(cell["peak_extra_mb"]),
                             f"{number(min(repeats))}–{number(max(repeats))}"])
-    header = ["Backend", "B", "Library", "Loss", "Median", "× distance matrix"]
+    header = ["Backend", "B", "Batches", "Library", "Loss", "Median", "× distance matrix"]
     header += ["× tripletlab"] if peers else []
     header += ["Peak extra memory", "Timed calls (ms)"]
-    align = "lrll" + "rr" + ("l" if peers else "") + "rr"
+    align = "lrlll" + "rr" + ("l" if peers else "") + "rr"
     if not peers:
-        rows = [row[:6] + row[7:] for row in rows]
+        rows = [row[:7] + row[8:] for row in rows]
     return "\n".join(text + ["", table(header, rows, align), "", provenance(document)])
 
 
 def losses_readme(document):
-    cells = {(c["backend"], c["batch"], c["loss"]): c for c in document["cells"]
-             if c["library"] == "tripletlab"}
-    keys = sorted({(b, n) for b, n, _ in cells},
+    cells = {(c["backend"], c["batch"], batches_label(c), c["loss"]): c
+             for c in document["cells"] if c["library"] == "tripletlab"}
+    first = {batches_label(c): _batches_order(c) for c in document["cells"]}
+    keys = sorted({(b, n, s) for b, n, s, _ in cells},
                   key=lambda key: (list(BACKENDS).index(key[0]) if key[0] in BACKENDS else 99,
-                                   key[1]))
+                                   key[1], first[key[2]]))
     columns = [loss for loss in README_LOSSES
-               if any((b, n, loss) in cells for b, n in keys)]
+               if any((b, n, s, loss) in cells for b, n, s in keys)]
     rows = []
-    for backend, batch in keys:
-        floor = cells.get((backend, batch, "distance-matrix"))
-        row = [BACKENDS.get(backend, backend), f"{batch:,}",
+    for backend, batch, batches in keys:
+        floor = cells.get((backend, batch, batches, "distance-matrix"))
+        row = [BACKENDS.get(backend, backend), f"{batch:,}", batches,
                milliseconds(floor["median_ms"]) if floor and "median_ms" in floor else ""]
         for loss in columns:
-            cell = cells.get((backend, batch, loss))
+            cell = cells.get((backend, batch, batches, loss))
             row.append("" if cell is None else error(cell["error"]) if "error" in cell
                        else ratio(cell["ratio_to_floor"]))
         rows.append(row)
-    header = ["Backend", "B", "distance matrix"] + [README_LOSS_TITLES[c] for c in columns]
+    header = (["Backend", "B", "Batches", "distance matrix"]
+              + [README_LOSS_TITLES[c] for c in columns])
     return "\n".join([
         f"Loss value + gradient as a multiple of the pairwise distance matrix on the same "
         f"backend (D = {document['cells'][0]['dim']}, median of "
@@ -270,7 +290,7 @@ def losses_readme(document):
         + ("" if document["settings"]["tensorflow_jit"] else ", TensorFlow without XLA as "
            "`fit` runs it on a CPU")
         + f"; {short_source(document)}):",
-        "", table(header, rows, "lrr" + "r" * len(columns))])
+        "", table(header, rows, "lrlr" + "r" * len(columns))])
 
 
 # --------------------------------------------------------------------------------- training

@@ -271,7 +271,7 @@ def test_slot_path_value_and_gradient_match_oracle(loss, distance, soft, structu
     np.testing.assert_allclose(grad, expected_grad, rtol=0, atol=grad_tolerance * scale)
 
 
-def compiled_value_and_gradient(function, x, labels=None):
+def compiled_value_and_gradient(function, x, labels=None, xla=True):
     """Value and gradient the way ``fit`` runs a loss: ``jax.jit``, ``tf.function(jit_compile=
     True)``, eager PyTorch. With ``labels``, ``function(labels, x)`` gets them as an input of the
     compiled function, as in ``fit`` (not a constant: conditions on them are decided at run
@@ -288,7 +288,7 @@ def compiled_value_and_gradient(function, x, labels=None):
     elif BACKEND == "tensorflow":
         import tensorflow as tf
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=xla)
         def step(*arguments):
             *given, tensor = arguments
             with tf.GradientTape() as tape:
@@ -383,11 +383,12 @@ def test_compiled_row_chunks_with_a_remainder_match_oracle(loss, slots, soft, mo
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
 
 
+@pytest.mark.parametrize("xla", [True, False], ids=["xla", "graph"])
 @pytest.mark.parametrize("structure, max_positives", [("pk", 2), ("few-classes", 2)],
                          ids=["slot-branch", "sort-branch"])
 @pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
 def test_compiled_slot_path_with_labels_as_inputs_matches_oracle(loss, structure,
-                                                                 max_positives, monkeypatch):
+                                                                 max_positives, xla, monkeypatch):
     """Labels given to the compiled step, as ``fit`` gives them: the choice between the slot
     path and the sort path is compiled (a ``tf.cond`` / ``lax.cond`` of both), with row slices
     (5 of 12 rows). Both branches must compile (a TensorFlow loop inside a differentiated
@@ -395,21 +396,24 @@ def test_compiled_slot_path_with_labels_as_inputs_matches_oracle(loss, structure
     labels choose must give the oracle's value and gradient."""
     from tripletlab.mining import chunks
 
+    if not xla and BACKEND != "tensorflow":
+        pytest.skip("compiled without XLA: TensorFlow graphs only")
     monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 5 * 12)
     labels, rounded, margin, expected, expected_grad = reference(
         loss, structure, "L2", "float32", False)
     assert (most_positives(labels) <= max_positives) == (structure == "pk")
     value, grad = compiled_value_and_gradient(
         lambda y, t: SLOT_LOSSES[loss](y, t, margin, "L2", False, max_positives),
-        rounded.astype(np.float32), labels=labels.astype("int32"))
+        rounded.astype(np.float32), labels=labels.astype("int32"), xla=xla)
     np.testing.assert_allclose(value, expected, rtol=2e-5)
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
 
 
+@pytest.mark.parametrize("xla", [True, False], ids=["xla", "graph"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "row-slices"])
 @pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
 @pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
-def test_compiled_sort_path_over_several_windows_matches_oracle(loss, soft, chunked,
+def test_compiled_sort_path_over_several_windows_matches_oracle(loss, soft, chunked, xla,
                                                                monkeypatch):
     """The sort path under jit with labels as inputs, on a batch whose largest class (25 of 40)
     is wider than the compiled window (docs/losses.md, how the losses run): its positives are
@@ -418,6 +422,8 @@ def test_compiled_sort_path_over_several_windows_matches_oracle(loss, soft, chun
     from tripletlab.mining import chunks
     from tripletlab.mining.positive_windows import compiled_window_width
 
+    if not xla and BACKEND != "tensorflow":
+        pytest.skip("compiled without XLA: TensorFlow graphs only")
     if chunked:
         monkeypatch.setattr(chunks, "DEFAULT_MAX_ELEMENTS", 7 * 40)
     rng = np.random.default_rng(5)
@@ -431,6 +437,48 @@ def test_compiled_sort_path_over_several_windows_matches_oracle(loss, soft, chun
                                               expected_grad)
     value, grad = compiled_value_and_gradient(
         lambda y, t: SLOT_LOSSES[loss](y, t, margin, "L2", soft, None),
-        x.astype(np.float32), labels=labels.astype("int32"))
+        x.astype(np.float32), labels=labels.astype("int32"), xla=xla)
     np.testing.assert_allclose(value, expected, rtol=2e-5)
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
+
+
+def _compat_tfa_semi_hard():
+    from tripletlab.compat import tfa
+
+    return tfa.TripletSemiHardLoss(0.7)
+
+
+def _compat_omoindrot_batch_all():
+    from tripletlab.compat import omoindrot
+
+    return lambda labels, x: omoindrot.batch_all_triplet_loss(labels, x, 0.7)[0]
+
+
+DEFAULT_LOSSES = {
+    "TripletSemiHardLoss": ("semi-hard", lambda: tl.losses.TripletSemiHardLoss(margin=0.7)),
+    "TripletBatchAllLoss": ("batch-all", lambda: tl.losses.TripletBatchAllLoss(margin=0.7)),
+    "compat.tfa": ("semi-hard", _compat_tfa_semi_hard),
+    "compat.omoindrot": ("batch-all", _compat_omoindrot_batch_all),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULT_LOSSES))
+def test_default_losses_take_the_slot_path_on_pk_batches(name, monkeypatch):
+    """With no ``max_positives``, as the README and the migration guides write the losses, a
+    P x K batch with K = 4 takes the slot path (docs/losses.md, how semi-hard and batch-all run)
+    and matches the oracle; a batch with a class of 9 takes the sort path."""
+    kind, make_loss = DEFAULT_LOSSES[name]
+    forbid_sort_path(monkeypatch)
+    rng = np.random.default_rng(8)
+    labels = rng.permutation(np.repeat(np.arange(5), 4))
+    x = rng.normal(size=(20, 5)).astype(np.float32)
+    loss = make_loss()
+    value = to_numpy(loss(labels, x))
+    d = oracle.distance_matrix(x.astype(np.float64), "L2")
+    expected = (oracle.semi_hard if kind == "semi-hard" else oracle.batch_all)(
+        labels, d, 0.7, False)[0]
+    np.testing.assert_allclose(value, expected, rtol=2e-5)
+    labels[labels == 1] = 0
+    labels[np.flatnonzero(labels == 2)[0]] = 0  # a class of 9
+    with pytest.raises(AssertionError, match="the sort path ran"):
+        to_numpy(loss(labels, x))

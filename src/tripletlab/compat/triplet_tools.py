@@ -26,7 +26,7 @@ from tripletlab._checks import check_choice, check_number
 from tripletlab.distances import l2_normalize
 from tripletlab.losses.inputs import prepare_inputs
 from tripletlab.losses.margins import TRIPLET_TOOLS_MARGIN
-from tripletlab.mining import label_masks, semi_hard_negative, sorted_negatives
+from tripletlab.mining import label_masks
 
 __all__ = ["triplet_batch_hard_loss", "triplet_batch_priming_loss", "triplet_batch_semihard_loss"]
 
@@ -92,10 +92,13 @@ def triplet_batch_semihard_loss(margin=TRIPLET_TOOLS_MARGIN, semi_margin=0.0,
     def triplet_batch_semihard_loss(y_true, y_pred):
         distances, negative, hardest_positive, dtype = _anchor_statistics(y_true, y_pred, metric)
         threshold = ops.expand_dims(hardest_positive + semi_margin, 1)
-        hardest_negative, found = semi_hard_negative(
-            distances, threshold, sorted_negatives(distances, negative))
-        losses = ops.relu(hardest_positive - hardest_negative[:, 0] + margin)
-        losses = ops.where(found[:, 0], losses, ops.zeros_like(losses))
+        # One threshold per anchor: the semi-hard negative is a masked row minimum (no sort).
+        beyond = ops.logical_and(negative, distances > ops.stop_gradient(threshold))
+        hardest_negative = ops.min(ops.where(beyond, distances, float("inf")), axis=1)
+        found = hardest_negative < float("inf")
+        hardest_negative = ops.where(found, hardest_negative, ops.zeros_like(hardest_negative))
+        losses = ops.relu(hardest_positive - hardest_negative + margin)
+        losses = ops.where(found, losses, ops.zeros_like(losses))
         return ops.cast(ops.mean(losses), dtype)
 
     return triplet_batch_semihard_loss

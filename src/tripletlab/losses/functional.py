@@ -49,6 +49,7 @@ from tripletlab.mining import (
     count_true,
     hardest_columns,
     hinge_counts_are_slope_counts,
+    in_tensorflow_xla,
     label_masks,
     map_row_chunks,
     positive_counts_of,
@@ -177,6 +178,32 @@ def _gathered(distances, columns):
     return ops.take_along_axis(distances, columns, axis=1)
 
 
+def _either_path_per_row_slice(fits, matrix, slot_rows, sort_rows, positive, negative, blocks,
+                               columns):
+    """Semi-hard's choice between its paths made inside each row slice, where XLA compiles
+    TensorFlow (a loop, such as the sort path's windows, inside a differentiated ``tf.cond``
+    does not compile there). Both branches return the same closed-form pieces, the other
+    branch's being zeros, so the condition is never differentiated; elsewhere the condition
+    sits outside the slices, so that the slot path does not carry the sort path's dense
+    coefficients (a third more time at B = 4096 on TensorFlow)."""
+    frozen = matrix.values
+    columns = min(columns, 2 * (frozen.shape[1] or columns))
+
+    def rows(d, p, n, start, end, anchor):
+        def slot_branch():
+            return (*slot_rows(d, p, n), ops.zeros_like(d))
+
+        def sort_branch():
+            sums, coefficients = sort_rows(d, p, n, start, end, anchor)
+            empty = ops.zeros((ops.shape(d)[0], columns), dtype="int32")
+            return sums, empty, ops.cast(empty, d.dtype), coefficients
+
+        return ops.cond(fits, slot_branch, sort_branch)
+
+    return matrix.attach_columns(*map_row_chunks(rows, frozen, positive, negative, blocks.start,
+                                                 blocks.end, blocks.anchor))
+
+
 def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=None):
     """TF Addons' semi-hard mining on a ``[B, B]`` distance matrix.
 
@@ -189,8 +216,7 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=Non
     While no anchor has more than ``max_positives`` positives (default :data:`DEFAULT_SLOTS`)
     the negatives are found by one masked minimum per positive slot
     (:func:`tripletlab.mining.semi_hard_slot_rows`, no sort); other batches take the sort path
-    (:func:`tripletlab.mining.semi_hard_window_rows`), decided per row slice at run time under
-    jit. Both return closed-form derivatives, so the condition is never differentiated.
+    (:func:`tripletlab.mining.semi_hard_window_rows`), decided at run time under jit.
     """
     positive, negative = label_masks(labels)
     matrix, margin, scale = _scaled_for_mining(distances, margin, soft)
@@ -214,31 +240,18 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=Non
         return semi_hard_window_rows(d, p, n, blocks._replace(start=start, end=end, anchor=anchor),
                                      width=width, windows=windows, margin=margin, soft=soft)
 
-    if is_concrete(fits):
-        if bool(fits):
-            per_anchor = matrix.attach_columns(*map_row_chunks(slot_rows, frozen, positive,
-                                                               negative))
-        else:
-            per_anchor = matrix.attach(*map_row_chunks(sort_rows, frozen, positive, negative,
-                                                       blocks.start, blocks.end, blocks.anchor))
+    def slot_path():
+        return matrix.attach_columns(*map_row_chunks(slot_rows, frozen, positive, negative))
+
+    def sort_path():
+        return matrix.attach(*map_row_chunks(sort_rows, frozen, positive, negative, blocks.start,
+                                             blocks.end, blocks.anchor))
+
+    if is_concrete(fits) or not in_tensorflow_xla():
+        per_anchor = _fast_path_or_sort_path(fits, slot_path, sort_path)
     else:
-        slots = 2 * min(max_positives, frozen.shape[1] or max_positives)
-
-        def either_rows(d, p, n, start, end, anchor):
-            # Both branches return the same closed-form pieces (the other branch's are zeros),
-            # so the run-time condition is never differentiated.
-            def slot_branch():
-                return (*slot_rows(d, p, n), ops.zeros_like(d))
-
-            def sort_branch():
-                sums, coefficients = sort_rows(d, p, n, start, end, anchor)
-                empty = ops.zeros((ops.shape(d)[0], slots), dtype="int32")
-                return sums, empty, ops.cast(empty, d.dtype), coefficients
-
-            return ops.cond(fits, slot_branch, sort_branch)
-
-        per_anchor = matrix.attach_columns(*map_row_chunks(
-            either_rows, frozen, positive, negative, blocks.start, blocks.end, blocks.anchor))
+        per_anchor = _either_path_per_row_slice(fits, matrix, slot_rows, sort_rows, positive,
+                                                negative, blocks, 2 * max_positives)
     num_pairs = ops.cast(count_true(positive), frozen.dtype)
     return TripletTerms(per_anchor, ops.maximum(num_pairs, 1.0), scale=scale)
 

@@ -31,10 +31,9 @@ from tripletlab.mining.select import (
     hardest_positive,
     positive_counts,
     positive_slots,
-    semi_hard_negative,
-    sorted_negatives,
 )
 from tripletlab.mining.semi_hard import semi_hard_slot_rows, semi_hard_window_rows
+from tripletlab.mining.tracing import in_tensorflow_xla
 
 __all__ = [
     "EmbeddingDistances",
@@ -54,17 +53,16 @@ __all__ = [
     "hardest_positive",
     "hinge_counts_are_slope_counts",
     "hinge_or_soft",
+    "in_tensorflow_xla",
     "label_masks",
     "map_row_chunks",
     "positive_counts",
     "positive_counts_of",
     "positive_slots",
     "row_extreme",
-    "semi_hard_negative",
     "semi_hard_slot_rows",
     "semi_hard_window_rows",
     "soft_batch_all_rows",
-    "sorted_negatives",
     "term_and_slope",
     "window_plan",
 ]

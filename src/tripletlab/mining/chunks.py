@@ -25,6 +25,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tripletlab.mining.row_scatter import add_at_columns
 from tripletlab.mining.tracing import (
     in_tensorflow_condition_branch,
     in_tensorflow_graph,
@@ -128,8 +129,7 @@ def attach_column_gradient(distances, values, columns, column_coefficients, coef
     column_coefficients = ops.stop_gradient(column_coefficients)
     backend = keras.backend.backend()
     if backend == "tensorflow" and coefficients is not None:
-        dense = _tensorflow_add_at_columns(ops.stop_gradient(coefficients), columns,
-                                           column_coefficients)
+        dense = add_at_columns(coefficients, columns, column_coefficients)
         linear = ops.sum(dense * distances, axis=1)
     elif backend == "jax":
         numbers = ops.expand_dims(ops.arange(ops.shape(distances)[1], dtype=columns.dtype), 0)
@@ -146,17 +146,6 @@ def attach_column_gradient(distances, values, columns, column_coefficients, coef
         if coefficients is not None:
             linear = linear + ops.sum(ops.stop_gradient(coefficients) * distances, axis=1)
     return linear + ops.stop_gradient(values - linear)
-
-
-def _tensorflow_add_at_columns(matrix, columns, values):
-    """``matrix`` plus ``values[a, k]`` at ``(a, columns[a, k])`` (repeated columns add up), in
-    one new ``[R, B]`` buffer."""
-    import tensorflow as tf
-
-    rows = tf.broadcast_to(tf.range(tf.shape(columns)[0], dtype=columns.dtype)[:, None],
-                           tf.shape(columns))
-    indices = tf.reshape(tf.stack([rows, columns], axis=-1), (-1, 2))
-    return tf.tensor_scatter_nd_add(matrix, indices, tf.reshape(values, (-1,)))
 
 
 def _tensorflow_mapped_row_chunks(function, tensors, chunk):

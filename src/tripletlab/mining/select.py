@@ -1,9 +1,6 @@
-"""Selectors on a ``[B, B]`` distance matrix: hardest positive/negative, semi-hard negative and
-the sums over all negatives that batch-all needs.
-
-Every selector returns the selected distances *with* their gradient (they are gathered from the
-distance matrix) and a validity flag instead of a silent fallback: what happens to an anchor
-without positives or negatives is the loss's documented decision, not the selector's.
+"""Selectors on a ``[B, B]`` distance matrix: hardest positive and negative (with a validity
+flag instead of a silent fallback: what happens to an anchor without positives or negatives is
+the loss's documented decision, not the selector's), and each anchor's positive slots.
 """
 
 from __future__ import annotations
@@ -12,7 +9,6 @@ from keras import ops
 
 from tripletlab.mining.extremes import column_indices, first_column_where, selects_by_reductions
 from tripletlab.mining.masks import count_true
-from tripletlab.mining.rank import count_at_or_below
 
 
 def hardest_positive(distances, positive_mask):
@@ -43,50 +39,6 @@ def hardest_negative(distances, negative_mask):
     masked = ops.where(negative_mask, distances, ops.full_like(distances, float("inf")))
     values = ops.min(masked, axis=1)
     return ops.where(has_negative, values, ops.zeros_like(values)), has_negative
-
-
-def sorted_negatives(distances, negative_mask):
-    """Sorts each anchor's negative distances once; shared by semi-hard and batch-all.
-
-    Returns:
-      ``(order, keys, count)``: ``order[a]`` lists column indices with the anchor's negatives
-      first in ascending distance; ``keys[a]`` are the sorted negative distances followed by
-      ``+inf`` (no gradient); ``count[a]`` is the number of negatives (int32).
-    """
-    keys = ops.where(negative_mask, distances, ops.full_like(distances, float("inf")))
-    keys = ops.stop_gradient(keys)
-    order = ops.argsort(keys, axis=1)
-    sorted_keys = ops.take_along_axis(keys, order, axis=1)
-    count = ops.sum(ops.cast(negative_mask, "int32"), axis=1)
-    return order, sorted_keys, count
-
-
-def semi_hard_negative(distances, thresholds, sorted_negative):
-    """Per query, the nearest negative strictly farther than the query's threshold.
-
-    ``O(B log B)`` per row through a rank search over the sorted negatives; no ``B x B x B``
-    tensor.
-
-    Args:
-      distances: ``[B, B]`` pairwise distances (the selected values are gathered from here, so
-        gradients flow to them).
-      thresholds: ``[B, Q]``; row ``a`` holds the thresholds of anchor ``a`` (for TF Addons'
-        semi-hard rule, ``d(a, p)`` for every column ``p``).
-      sorted_negative: the result of :func:`sorted_negatives` for ``distances``.
-
-    Returns:
-      ``(values, found)``: ``[B, Q]``. Where ``found``, ``values`` is the smallest ``d(a, n)``
-      with ``d(a, n) > threshold``; elsewhere it is the anchor's largest negative distance (the
-      TF Addons fallback) when the anchor has negatives, and meaningless when it has none (check
-      ``count > 0`` from :func:`sorted_negatives`).
-    """
-    order, sorted_keys, count = sorted_negative
-    rank = count_at_or_below(sorted_keys, thresholds)
-    count = ops.expand_dims(count, 1)
-    found = rank < count
-    position = ops.where(found, rank, ops.maximum(count - 1, 0))
-    columns = ops.take_along_axis(order, position, axis=1)
-    return ops.take_along_axis(distances, columns, axis=1), found
 
 
 def positive_slots(positive_mask, max_positives: int):
