@@ -32,6 +32,9 @@ slot path when no anchor has more than 3 positives, else the sort path); ``semi-
 (labels drawn uniformly from N classes, about B / N positives per anchor: the sort path). The
 ``-slots`` losses run on P x K batches only; the peers too.
 
+With ``--benchmark large-batch-memory`` the same cells feed the page's memory table instead
+(e.g. ``--sizes 8192 --repeats 1``: peak memory above the start for every loss and path).
+
 Usage:
   python benchmarks/bench_losses.py --backends tensorflow jax torch --sizes 1024 4096 \
       --batches pk 10-classes
@@ -173,6 +176,10 @@ def main():
     parser.add_argument("--child", nargs=3, metavar=("LOSS", "B", "BATCHES"),
                         help=argparse.SUPPRESS)
     results_file.add_output_argument(parser, "--json")
+    parser.add_argument("--benchmark", choices=("losses", "large-batch-memory"),
+                        default="losses",
+                        help="the table the results file feeds in docs/benchmarks.md: loss speed "
+                             "(default) or peak memory at a large batch")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds a cell may take (compilation included) before it is skipped")
     parser.add_argument("--torch-threads", type=int, default=None,
@@ -206,7 +213,7 @@ def main():
         print("RESULT " + json.dumps(result))
         return
 
-    record = results_file.Run("losses")
+    record = results_file.Run(args.benchmark)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at start, D = {args.dim}, P x K batches with "
           f"K = {SAMPLES_PER_CLASS}, median of {args.repeats} timed calls after {args.warmup} "

@@ -55,7 +55,9 @@ README_LOSSES = ("semi-hard", "hard", "batch-all", "semi-hard-slots", "batch-all
 README_LOSS_TITLES = {"semi-hard": "semi-hard", "hard": "hard", "batch-all": "batch-all",
                       "semi-hard-slots": "semi-hard, `max_positives=3`",
                       "batch-all-slots": "batch-all, `max_positives=3`"}
-SECTIONS = ("losses", "training", "quickstart")
+SECTIONS = ("losses", "large-batch-memory", "training", "quickstart")
+# the bound the large-batch memory table is read against
+LARGE_BATCH_MEMORY_BOUND_MB = 3 * 1024
 PEERS = {"pml": "pytorch-metric-learning", "tfa": "TF Addons"}
 # at most this many uncommitted files are named under a table (all of them are in the JSON)
 CHANGED_FILES_SHOWN = 5
@@ -293,6 +295,39 @@ def losses_readme(document):
         "", table(header, rows, "lrlr" + "r" * len(columns))])
 
 
+# ----------------------------------------------------------------------- large-batch memory
+
+
+def large_batch_memory_section(document):
+    settings = document["settings"]
+    tensorflow = ("with XLA" if settings["tensorflow_jit"] else "in `tf.function` without XLA")
+    sizes = sorted({cell["batch"] for cell in document["cells"]})
+    rows = []
+    for cell in _loss_cells(document):
+        head = [BACKENDS.get(cell["backend"], cell["backend"]), f"{cell['batch']:,}",
+                batches_label(cell), LOSSES.get(cell["loss"], cell["loss"])]
+        if "error" in cell:
+            rows.append(head + [error(cell["error"]), ""])
+            continue
+        within = "yes" if cell["peak_extra_mb"] < LARGE_BATCH_MEMORY_BOUND_MB else "**no**"
+        rows.append(head + [megabytes(cell["peak_extra_mb"]), within])
+    text = [
+        "## Peak memory at a large batch",
+        "",
+        f"The growth of the process's peak RSS over its inputs while the loss value + gradient "
+        f"runs at B = {', '.join(f'{size:,}' for size in sizes)} (D = "
+        f"{document['cells'][0]['dim']}, float32), every loss on P×K batches (the slot path) "
+        "and on N-class batches (the sort path), each cell in a fresh process: TensorFlow "
+        f"{tensorflow}, `jax.jit` on JAX, eager PyTorch. The bound is 3 GB above the start. "
+        "(Timings: the loss speed table; this run measures memory only.)",
+        "",
+        table(["Backend", "B", "Batches", "Loss", "Peak extra memory", "Under 3 GB"], rows,
+              "lrllrl"),
+        "",
+        provenance(document)]
+    return "\n".join(text)
+
+
 # --------------------------------------------------------------------------------- training
 
 
@@ -414,8 +449,8 @@ def quickstart_readme(document):
 
 
 def render_page(documents):
-    sections = {"losses": losses_section, "training": training_section,
-                "quickstart": quickstart_section}
+    sections = {"losses": losses_section, "large-batch-memory": large_batch_memory_section,
+                "training": training_section, "quickstart": quickstart_section}
     parts = ["# Benchmarks", "", NOTICE, "",
              "Each table is the latest run of one script in `benchmarks/`, on the machine it "
              "names; the figures and every timed repeat are in the JSON file it cites. To "
@@ -432,7 +467,7 @@ def render_readme_block(documents):
               "quickstart": quickstart_readme}
     parts = [NOTICE]
     for name in SECTIONS:
-        if name in documents:
+        if name in documents and name in blocks:
             parts += ["", blocks[name](documents[name])]
     return "\n".join(parts)
 

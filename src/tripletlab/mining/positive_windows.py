@@ -16,7 +16,10 @@ number of windows is decided at run time by a loop.
 
 from __future__ import annotations
 
+import keras
 from keras import ops
+
+from tripletlab.mining.tracing import in_tensorflow_xla
 
 # Under jit, the window covers a class of up to an eighth of the batch in one pass: a batch of
 # ten classes or more needs one window (two for a class above B / 8), P x K batches one.
@@ -48,13 +51,16 @@ def window_plan(blocks, batch, concrete: bool):
 
 
 def for_each_window(step, carry, windows):
-    """``carry = step(index, carry)`` for ``index`` in ``range(windows)``: a Python loop when
-    ``windows`` is an int, else a loop in the compiled code (``keras.ops.fori_loop``)."""
+    """``carry = step(index, carry)`` for ``index`` in ``range(windows)`` (``windows >= 1``):
+    the first window in straight-line code, the others in a Python loop when ``windows`` is an
+    int, else in a loop of the compiled code (``keras.ops.fori_loop``) that most batches run
+    zero times (the first window's work then fuses with what follows it)."""
+    carry = step(0, carry)
     if isinstance(windows, int):
-        for index in range(windows):
+        for index in range(1, windows):
             carry = step(index, carry)
         return carry
-    return ops.fori_loop(0, windows, step, carry)
+    return ops.fori_loop(1, windows, step, carry)
 
 
 def sorted_positive_window(d, blocks, index, width):
@@ -74,8 +80,49 @@ def sorted_positive_window(d, blocks, index, width):
                  + ops.expand_dims(ops.arange(width, dtype="int32"), 0))
     columns = ops.take(blocks.order, ops.minimum(positions, last))
     valid = ops.logical_and(positions < blocks.end, columns != blocks.anchor)
-    return ops.sort(ops.where(valid, ops.take_along_axis(d, columns, axis=1), float("inf")),
-                    axis=1)
+    return sort_rows(ops.where(valid, ops.take_along_axis(d, columns, axis=1), float("inf")))
+
+
+def sort_rows(values):
+    """``values`` ``[R, N]`` with each row sorted ascending (finite values and ``+inf``).
+
+    Under XLA (JAX, TensorFlow with ``jit_compile=True``) by a bitonic sorting network: XLA's
+    CPU sort calls a comparator per comparison, 12 ms for ``1024 x 128`` and 245 ms for
+    ``4096 x 512`` on JAX, where the network's ``log2(N) (log2(N) + 1) / 2`` fused passes of
+    minima and maxima took 1.5 and 22 ms. Elsewhere the backend's own sort (the network would be
+    that many separate kernels there).
+    """
+    if keras.backend.backend() != "jax" and not in_tensorflow_xla():
+        return ops.sort(values, axis=1)
+    length = values.shape[1]
+    size = 1
+    while size < length:
+        size *= 2
+    if size != length:
+        values = ops.concatenate(
+            [values, ops.full((ops.shape(values)[0], size - length), float("inf"),
+                              dtype=values.dtype)], axis=1)
+    merged = 2
+    while merged <= size:
+        distance = merged // 2
+        while distance >= 1:
+            values = _compare_and_swap(values, size, merged, distance)
+            distance //= 2
+        merged *= 2
+    return values[:, :length]
+
+
+def _compare_and_swap(values, size, merged, distance):
+    """One stage of the bitonic network: entries ``i`` and ``i + distance`` (``i``'s bit of
+    ``distance`` clear) in order, ascending where ``i``'s bit of ``merged`` is clear."""
+    blocks = size // (2 * distance)
+    pairs = ops.reshape(values, (-1, blocks, 2, distance))
+    first, second = pairs[:, :, 0, :], pairs[:, :, 1, :]
+    ascending = ops.reshape((ops.arange(blocks) * 2 * distance) % (2 * merged) < merged,
+                            (1, blocks, 1))
+    low, high = ops.minimum(first, second), ops.maximum(first, second)
+    return ops.reshape(ops.stack([ops.where(ascending, low, high),
+                                  ops.where(ascending, high, low)], axis=2), (-1, size))
 
 
 def in_window(positive, position, start, index, width, windows):
