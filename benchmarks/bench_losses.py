@@ -61,10 +61,11 @@ from peer_losses import PEER_LOSSES
 
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_losses.py")
 # peer loss -> (backend, tripletlab loss) it is compared with.
-PEER_COUNTERPARTS = {"pml-semihard": ("torch", "semi-hard-slots"),
-                     "pml-all": ("torch", "batch-all-slots"),
+# (The losses as a user writes them, with no max_positives.)
+PEER_COUNTERPARTS = {"pml-semihard": ("torch", "semi-hard"),
+                     "pml-all": ("torch", "batch-all"),
                      "tfa-hard": ("tensorflow", "hard"),
-                     "tfa-semihard": ("tensorflow", "semi-hard-slots")}
+                     "tfa-semihard": ("tensorflow", "semi-hard")}
 PEER_LIBRARIES = {"pml": "pytorch-metric-learning", "tfa": "TF Addons"}
 # PML's semi-hard miner keeps every semi-hard triplet (not one negative per positive): another loss.
 DIFFERENT_LOSS = {"pml-semihard"}

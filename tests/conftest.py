@@ -85,6 +85,20 @@ def value_and_gradient(function, x):
     return to_numpy(value), to_numpy(gradient)
 
 
+def compiled(function):
+    """``function`` compiled as ``fit`` compiles it: ``jax.jit``, ``tf.function`` with XLA
+    (PyTorch: eager, as Keras runs it)."""
+    if BACKEND == "jax":
+        import jax
+
+        return jax.jit(function)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=True)
+    return function
+
+
 def record_slice_rows(monkeypatch, max_elements=None):
     """Records the rows of every slice the losses mine (``map_row_chunks`` as the losses call
     it), optionally with slices of at most ``max_elements`` elements; returns the list."""

@@ -14,22 +14,9 @@ import pytest
 
 import oracle
 import tripletlab as tl
-from conftest import BACKEND, to_numpy, value_and_gradient
+from conftest import BACKEND, compiled, to_numpy, value_and_gradient
 
 DISTANCES = ("L2", "squared-L2", "angular", "normalized-L2")
-
-
-def compiled(function):
-    """``function`` compiled as ``fit`` compiles it (PyTorch: eager, as Keras runs it)."""
-    if BACKEND == "jax":
-        import jax
-
-        return jax.jit(function)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(function, jit_compile=True)
-    return function
 
 
 def with_duplicates(rng, batch, dim, norm_range=(0.0, 100.0), offset=0.0):

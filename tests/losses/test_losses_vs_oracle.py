@@ -125,6 +125,14 @@ def test_value_and_gradient_match_oracle(loss, distance, soft, structure, dtype)
     value, grad = value_and_gradient(
         lambda t: function(labels, t, margin, distance, soft), x)
 
+    assert_matches_reference(value, grad, expected, expected_grad, structure, distance, dtype)
+
+
+def assert_matches_reference(value, grad, expected, expected_grad, structure, distance, dtype,
+                             kinks=("duplicates", "large-norms")):
+    """The loss's value and gradient against the oracle's, with the dtype's tolerances; the
+    gradient is not compared on the ``kinks`` structures, whose ties sit on the hinge's kinks
+    (subgradients legitimately differ there)."""
     assert np.isfinite(value) and np.all(np.isfinite(grad))
     if structure == "duplicates" and distance not in ("L2", "squared-L2"):
         # Cosine-based distances of duplicate points are 0 only up to rounding, so exact ties
@@ -132,8 +140,8 @@ def test_value_and_gradient_match_oracle(loss, distance, soft, structure, dtype)
         return
     value_tolerance, grad_tolerance = TOLERANCES[dtype]
     np.testing.assert_allclose(value, expected, rtol=value_tolerance, atol=value_tolerance)
-    if structure in ("duplicates", "large-norms"):
-        return  # ties sit on the hinge's kinks: subgradients legitimately differ
+    if structure in kinks:
+        return
     scale = max(np.abs(expected_grad).max(), 1e-3)
     np.testing.assert_allclose(grad, expected_grad, rtol=0, atol=grad_tolerance * scale)
 
@@ -260,15 +268,35 @@ def test_slot_path_value_and_gradient_match_oracle(loss, distance, soft, structu
     value, grad = value_and_gradient(
         lambda t: SLOT_LOSSES[loss](labels, t, margin, distance, soft, k), x)
 
-    assert np.isfinite(value) and np.all(np.isfinite(grad))
-    if structure == "duplicates" and distance not in ("L2", "squared-L2"):
-        return  # as in test_value_and_gradient_match_oracle
-    value_tolerance, grad_tolerance = TOLERANCES[dtype]
-    np.testing.assert_allclose(value, expected, rtol=value_tolerance, atol=value_tolerance)
-    if structure == "duplicates":
-        return  # ties sit on the hinge's kinks: subgradients legitimately differ
-    scale = max(np.abs(expected_grad).max(), 1e-3)
-    np.testing.assert_allclose(grad, expected_grad, rtol=0, atol=grad_tolerance * scale)
+    assert_matches_reference(value, grad, expected, expected_grad, structure, distance, dtype,
+                             kinks=("duplicates",))
+
+
+def force_sort_path(monkeypatch):
+    """Makes every batch take the sort path, whatever its labels."""
+    from tripletlab.losses import functional
+
+    monkeypatch.setattr(functional, "_fits", lambda labels, max_positives: False)
+
+
+@pytest.mark.parametrize("dtype, structure", DTYPE_STRUCTURES,
+                         ids=[f"{s}-{d}" for d, s in DTYPE_STRUCTURES])
+@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
+def test_sort_path_value_and_gradient_match_oracle(loss, distance, soft, structure, dtype,
+                                                   monkeypatch):
+    """The sort path on every label structure (by default P x K structures take the slot
+    path), ties of the ``duplicates`` structure included."""
+    labels, rounded, margin, expected, expected_grad = reference(
+        loss, structure, distance, dtype, soft)
+    force_sort_path(monkeypatch)
+    x = keras.ops.convert_to_tensor(rounded.astype(np.float32), dtype=dtype)
+
+    value, grad = value_and_gradient(
+        lambda t: SLOT_LOSSES[loss](labels, t, margin, distance, soft, None), x)
+
+    assert_matches_reference(value, grad, expected, expected_grad, structure, distance, dtype)
 
 
 def compiled_value_and_gradient(function, x, labels=None, xla=True):

@@ -7,25 +7,13 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import BACKEND, to_numpy
+from conftest import compiled, to_numpy
 from tripletlab.mining.positive_windows import (
     compiled_window_width,
     running_maximum,
     running_minimum_from_right,
     sort_rows,
 )
-
-
-def compiled(function):
-    if BACKEND == "jax":
-        import jax
-
-        return jax.jit(function)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(function, jit_compile=True)
-    return function
 
 
 @pytest.mark.parametrize("compile_it", [False, True], ids=["eager", "compiled"])

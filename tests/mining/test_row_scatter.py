@@ -7,20 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import BACKEND, to_numpy
+from conftest import compiled, to_numpy
 from tripletlab.mining.row_scatter import add_at_columns, row_segment_min, row_segment_sum
-
-
-def compiled(function):
-    if BACKEND == "jax":
-        import jax
-
-        return jax.jit(function)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(function, jit_compile=True)
-    return function
 
 
 @pytest.fixture(params=["eager", "compiled"])

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from tripletlab.distances import NORMALIZED_DISTANCES
+from tripletlab.mining.tracing import is_concrete
 
 HALF_DTYPES = frozenset({"float16", "bfloat16"})
 """The half-precision dtypes, which every loss computes in float32."""
@@ -15,28 +16,6 @@ HALF_DTYPES = frozenset({"float16", "bfloat16"})
 def compute_dtype(dtype: str) -> str:
     """The dtype a loss computes in: float32 for half-precision inputs, else the input's."""
     return "float32" if dtype in HALF_DTYPES else dtype
-
-
-def is_concrete(tensor) -> bool:
-    """Whether ``tensor`` holds values now (eager), as opposed to a tracer inside a compiled graph.
-
-    Value checks (non-finite embeddings) run only on concrete tensors; inside ``jit`` the values
-    do not exist yet.
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.executing_eagerly()
-    if backend == "jax":
-        import jax
-
-        return not isinstance(tensor, jax.core.Tracer)
-    if backend == "torch":
-        import torch
-
-        return not torch.compiler.is_compiling()
-    return True
 
 
 def prepare_inputs(labels, embeddings):

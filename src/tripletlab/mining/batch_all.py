@@ -25,7 +25,7 @@ from tripletlab.mining.positive_windows import (
     sorted_positive_window,
 )
 from tripletlab.mining.rank import count_at_or_below
-from tripletlab.mining.row_scatter import row_segment_sum
+from tripletlab.mining.row_scatter import row_index, row_segment_sum, take_columns
 from tripletlab.mining.select import positive_slots
 
 POSITIVE_LOSS_THRESHOLD = 1e-16
@@ -222,14 +222,14 @@ def batch_all_window_rows(d, positive, negative, blocks, *, width, windows, marg
         # A negative is searched at its distance, a positive of this window at its own
         # threshold (so that its rank, less one, is its sorted position).
         here = in_window(positive, blocks.position, blocks.start, index, width, windows)
-        at_or_below = count_at_or_below(thresholds, ops.where(here, d + margin, d))
+        at_or_below = row_index(count_at_or_below(thresholds, ops.where(here, d + margin, d)))
         above = ops.where(negative, in_window_count - ops.cast(at_or_below, dtype), zeros)
         histogram = row_segment_sum(negative_weight, at_or_below, width + 1)
         below = ops.cumsum(histogram, axis=1)[:, :width]
         # One gather for both sides: a negative reads the prefix sum at its rank, a positive
         # the count of negatives below its threshold.
         table = ops.concatenate([prefix, below], axis=1)
-        gathered = ops.take_along_axis(table, at_or_below + ops.where(here, width, 0), axis=1)
+        gathered = take_columns(table, at_or_below + ops.cast(here, at_or_below.dtype) * width)
         hinge = prefix[:, -1:] - gathered + above * (center - d)
         # Rounding can leave a tiny negative remainder where the true sum is 0.
         hinge = ops.where(negative, ops.maximum(hinge, 0.0), zeros)

@@ -59,6 +59,27 @@ def _row_segments(values, ids, segments, reduction):
         1, index, values)
 
 
+def row_index(ids):
+    """``ids`` in the integer dtype the backend's scatters and gathers take (int64 on PyTorch,
+    converted once instead of in every call; unchanged elsewhere)."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return ops.stop_gradient(ids).to(torch.int64)
+    return ids
+
+
+def take_columns(table, index):
+    """``table[r, index[r, j]]`` for ``[R, N]`` ``table`` and ``[R, Q]`` ``index`` in range
+    (``take_along_axis`` without its negative-index handling, which on PyTorch cost two more
+    passes over ``index``)."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.gather(table, 1, row_index(index))
+    return ops.take_along_axis(table, index, axis=1)
+
+
 def add_at_columns(matrix, columns, values):
     """``matrix`` ``[R, B]`` plus ``values[r, k]`` at ``(r, columns[r, k])`` (repeated columns
     add up), as a new tensor; ``columns`` and ``values`` are ``[R, K]``."""

@@ -29,8 +29,14 @@ from tripletlab.mining.positive_windows import (
     sorted_positive_window,
 )
 from tripletlab.mining.rank import count_below
-from tripletlab.mining.row_scatter import row_segment_min, row_segment_sum
+from tripletlab.mining.row_scatter import (
+    row_index,
+    row_segment_min,
+    row_segment_sum,
+    take_columns,
+)
 from tripletlab.mining.select import positive_slots
+from tripletlab.mining.tracing import is_concrete
 
 
 def _take(rows, positions):
@@ -150,7 +156,7 @@ def semi_hard_window_rows(d, positive, negative, blocks, *, width, windows, marg
         sums, fallback_slopes, coefficients = carry
         positive_distance = sorted_positive_window(d, blocks, index, width)
         valid = positive_distance < float("inf")
-        rank = count_below(positive_distance, d)
+        rank = row_index(count_below(positive_distance, d))
         bucket_minimum = row_segment_min(negative_distance, rank, buckets)
         beyond = running_minimum_from_right(bucket_minimum)[:, 1:]
         found = beyond < float("inf")
@@ -168,15 +174,14 @@ def semi_hard_window_rows(d, positive, negative, blocks, *, width, windows, marg
         previous = running_maximum(ops.where(nonempty, bucket_numbers, 0))
         previous = ops.concatenate([ops.zeros_like(previous[:, :1]), previous[:, :-1]], axis=1)
         chosen_by = prefix - ops.take_along_axis(prefix, previous, axis=1)
-        is_minimum = ops.logical_and(
-            negative, d == ops.take_along_axis(bucket_minimum, rank, axis=1))
+        is_minimum = ops.logical_and(negative, d == take_columns(bucket_minimum, rank))
         ties = row_segment_sum(ops.cast(is_minimum, dtype), rank, buckets)
         # One gather for both sides: a negative reads its bucket's share, a positive of this
         # window its own slope (its rank is its sorted position), from one table.
         here = in_window(positive, blocks.position, blocks.start, index, width, windows)
         table = ops.concatenate([chosen_by / ops.maximum(ties, 1.0), slopes, no_term[:, :1]],
                                 axis=1)
-        gathered = ops.take_along_axis(table, rank + ops.where(here, buckets, 0), axis=1)
+        gathered = take_columns(table, rank + ops.cast(here, rank.dtype) * buckets)
         coefficients = coefficients + ops.where(here, gathered,
                                                 ops.where(is_minimum, -gathered, zeros))
         return sums, fallback_slopes, coefficients
@@ -184,6 +189,8 @@ def semi_hard_window_rows(d, positive, negative, blocks, *, width, windows, marg
     start_carry = (ops.zeros_like(d[:, 0]), ops.zeros_like(d[:, 0]), zeros)
     sums, fallback_slopes, coefficients = for_each_window(window, start_carry, windows)
 
+    if is_concrete(fallback_slopes) and not bool(ops.any(fallback_slopes != 0)):
+        return sums, coefficients  # no pair fell back (the usual case): skip five passes
     farthest_columns = ops.logical_and(negative, d == farthest)
     fallback_targets = ops.where(has_negative, farthest_columns, d == row_minimum)
     coefficients = coefficients - _split_evenly(fallback_slopes, fallback_targets)

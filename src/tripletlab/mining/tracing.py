@@ -1,4 +1,5 @@
-"""What kind of TensorFlow code is being built when a mining function runs.
+"""What kind of code is being built when a mining function runs: values now (eager) or a
+compiled graph, and for TensorFlow which kind of graph.
 
 Mining picks its TensorFlow kernels and its row loop by context: XLA lowers some operations
 badly (``tf.searchsorted``, see :mod:`tripletlab.mining.rank`), and XLA cannot compile a loop in
@@ -10,6 +11,28 @@ the other backends and in eager TensorFlow.
 from __future__ import annotations
 
 import keras
+
+
+def is_concrete(tensor) -> bool:
+    """Whether ``tensor`` holds values now (eager), as opposed to a tracer inside a compiled graph.
+
+    Value checks (non-finite embeddings) run only on concrete tensors; inside ``jit`` the values
+    do not exist yet.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return not isinstance(tensor, jax.core.Tracer)
+    if backend == "torch":
+        import torch
+
+        return not torch.compiler.is_compiling()
+    return True
 
 
 def _tensorflow_graph():
