@@ -287,7 +287,10 @@ def losses_readme(document):
               + [README_LOSS_TITLES[c] for c in columns])
     return "\n".join([
         f"Loss value + gradient as a multiple of the pairwise distance matrix on the same "
-        f"backend (D = {document['cells'][0]['dim']}, median of "
+        f"backend, on P×K batches (K = {document['settings']['samples_per_class']}) and on "
+        "batches of N classes (about B/N positives per anchor); the losses as a user writes "
+        "them, and with `max_positives=3` as `tripletlab train` passes it "
+        f"(D = {document['cells'][0]['dim']}, median of "
         f"{document['settings']['repeats']} calls"
         + ("" if document["settings"]["tensorflow_jit"] else ", TensorFlow without XLA as "
            "`fit` runs it on a CPU")
