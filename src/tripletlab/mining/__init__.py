@@ -23,7 +23,7 @@ from tripletlab.mining.distance_matrix import (
 from tripletlab.mining.extremes import row_extreme
 from tripletlab.mining.hard import hardest_columns
 from tripletlab.mining.hinge import hinge_or_soft, term_and_slope
-from tripletlab.mining.masks import count_true, label_masks, positive_counts_of
+from tripletlab.mining.masks import count_true, label_masks
 from tripletlab.mining.positive_windows import window_plan
 from tripletlab.mining.rank import count_at_or_below, count_below
 from tripletlab.mining.select import (
@@ -57,7 +57,6 @@ __all__ = [
     "label_masks",
     "map_row_chunks",
     "positive_counts",
-    "positive_counts_of",
     "positive_slots",
     "row_extreme",
     "semi_hard_slot_rows",

@@ -18,7 +18,7 @@ class ClassBlocks(NamedTuple):
     """The batch ordered by label.
 
     Attributes:
-      order: ``[B]`` int32 columns of the batch in label order (stable).
+      order: ``[B]`` int32 columns of the batch in label order.
       position: ``[1, B]`` int32: where each column is in ``order`` (its inverse).
       start: ``[B, 1]`` int32: where anchor ``a``'s class starts in ``order``.
       end: ``[B, 1]`` int32: where it ends (exclusive).

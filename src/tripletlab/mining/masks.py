@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from keras import ops
 
-from tripletlab.distances import is_eager_torch
-
 
 def label_masks(labels):
     """Returns the ``[B, B]`` boolean masks ``(positive, negative)`` for a ``[B]`` label vector.
@@ -16,22 +14,6 @@ def label_masks(labels):
     same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0))
     not_self = ops.logical_not(ops.eye(ops.shape(labels)[0], dtype="bool"))
     return ops.logical_and(same, not_self), ops.logical_not(same)
-
-
-def positive_counts_of(labels, positive):
-    """``[B]`` int32: the number of positives of each anchor (samples sharing its label, itself
-    excluded), from the ``[B, B]`` ``positive`` mask, or on eager PyTorch from the sorted
-    ``labels`` (two binary searches: counting the rows of a boolean mask took 38 ms at
-    B = 4096 there, against well under a millisecond)."""
-    if not is_eager_torch():
-        return count_true(positive, axis=1)
-    import torch
-
-    labels = ops.convert_to_tensor(labels)
-    ordered = torch.sort(labels).values
-    same = (torch.searchsorted(ordered, labels, right=True)
-            - torch.searchsorted(ordered, labels, right=False))
-    return (same - 1).to(torch.int32)
 
 
 def count_true(mask, axis=None):

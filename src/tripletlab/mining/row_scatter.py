@@ -14,7 +14,7 @@ from keras import ops
 
 def row_segment_min(values, ids, segments: int):
     """``[R, segments]``: per row, the minimum of ``values`` ``[R, B]`` with each id in
-    ``ids`` ``[R, B]`` (int32 in ``[0, segments)``); ``+inf`` for an empty segment."""
+    ``ids`` ``[R, B]`` (integers in ``[0, segments)``); ``+inf`` for an empty segment."""
     return _row_segments(values, ids, segments, "min")
 
 

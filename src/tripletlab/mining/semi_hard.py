@@ -173,7 +173,7 @@ def semi_hard_window_rows(d, positive, negative, blocks, *, width, windows, marg
         nonempty = bucket_minimum < float("inf")
         previous = running_maximum(ops.where(nonempty, bucket_numbers, 0))
         previous = ops.concatenate([ops.zeros_like(previous[:, :1]), previous[:, :-1]], axis=1)
-        chosen_by = prefix - ops.take_along_axis(prefix, previous, axis=1)
+        chosen_by = prefix - take_columns(prefix, previous)
         is_minimum = ops.logical_and(negative, d == take_columns(bucket_minimum, rank))
         ties = row_segment_sum(ops.cast(is_minimum, dtype), rank, buckets)
         # One gather for both sides: a negative reads its bucket's share, a positive of this
