@@ -131,3 +131,38 @@ def pairwise_distances(embeddings, distance: str = "L2") -> np.ndarray:
             result = distances_from_scores(squared, distance)
     np.fill_diagonal(result, 0.0)
     return result
+
+
+def paired_distances(first, second, distance: str = "L2") -> np.ndarray:
+    """The float64 distances between the rows of ``first`` and ``second``, pair by pair.
+
+    Args:
+      first: ``[P, D]`` array; computed in float64.
+      second: ``[P, D]`` array.
+      distance: one of :data:`DISTANCES`.
+
+    Returns:
+      A float64 ``[P]`` array, non-negative.
+
+    Raises:
+      ValueError: ``distance`` is unknown, or the arrays are not 2-D of one shape.
+
+    Example:
+      >>> import numpy as np
+      >>> paired_distances(np.array([[0.0, 0.0]]), np.array([[3.0, 4.0]]), "L2").tolist()
+      [5.0]
+    """
+    check_choice("distance", distance, DISTANCES)
+    u = np.asarray(first, dtype=np.float64)
+    v = np.asarray(second, dtype=np.float64)
+    if u.ndim != 2 or u.shape != v.shape:
+        raise ValueError("Expected `first` and `second` of one shape [P, D]. "
+                         f"Received: shapes {u.shape} and {v.shape}.")
+    if distance in COSINE_DISTANCES:
+        cosines = np.einsum("ij,ij->i", normalize_rows(u), normalize_rows(v))
+        return distances_from_scores(cosines, distance)
+    difference = u - v
+    squared = np.einsum("ij,ij->i", difference, difference)
+    if distance == names.MEAN_SQUARED:
+        return squared / u.shape[1]
+    return distances_from_scores(squared, distance)

@@ -222,7 +222,7 @@ def _search_chunks(faiss, queries, references, k, distance, exclude_self, chunk_
         bar = keras.utils.Progbar(num_queries, unit_name="query")
     for start in range(0, num_queries, chunk_size):
         stop = min(start + chunk_size, num_queries)
-        chunk = _prepare_rows(queries[start:stop], distance)
+        chunk = search_rows(queries[start:stop], distance)
         scores, indices = index.search(chunk, searched)
         if exclude_self:
             scores, indices = _drop_self(scores, indices, np.arange(start, stop), k)
@@ -278,7 +278,9 @@ def _same_rows(first: np.ndarray, second: np.ndarray) -> bool:
     return first.shape == second.shape and np.array_equal(first, second)
 
 
-def _prepare_rows(rows: np.ndarray, distance: str) -> np.ndarray:
+def search_rows(rows: np.ndarray, distance: str) -> np.ndarray:
+    """``rows`` as faiss searches them for ``distance``: contiguous float32, L2-normalised for
+    ``"angular"`` and ``"normalized-L2"`` (an inner-product index then gives the cosine)."""
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     if distance in NORMALIZED_DISTANCES:
         rows = normalize_rows(rows)
@@ -290,7 +292,7 @@ def _build_index(faiss, references: np.ndarray, distance: str):
     index = faiss.IndexFlatIP(dim) if distance in NORMALIZED_DISTANCES else faiss.IndexFlatL2(dim)
     # Convert (and normalise) a block at a time: no second full-size copy of the references.
     for start in range(0, references.shape[0], _ADD_CHUNK_ROWS):
-        index.add(_prepare_rows(references[start:start + _ADD_CHUNK_ROWS], distance))
+        index.add(search_rows(references[start:start + _ADD_CHUNK_ROWS], distance))
     return index
 
 
