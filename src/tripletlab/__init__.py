@@ -31,7 +31,8 @@ __version__ = "0.1.0"
 # Sub-packages and modules, imported on first attribute access (lazy_loader). ``metrics`` is
 # the public name of :mod:`tripletlab.mining_metrics` (retrieval metrics are ``evaluation``).
 _MODULES = ("allocator", "cli", "compat", "data", "distances", "errors", "evaluation", "losses",
-            "mining", "mining_metrics", "models", "train", "visualization")
+            "mining", "mining_metrics", "models", "retrieval", "serving", "train",
+            "visualization")
 _ALIASES = {"metrics": "mining_metrics"}
 
 # The modules that define classes registered with ``keras.saving.register_keras_serializable``.

@@ -5,6 +5,10 @@ Usage::
     tripletlab train --config configs/quickstart.toml --model-dir runs/quick
     tripletlab embed --model runs/quick/best.keras --dataset mnist-sample --output runs/emb
     tripletlab evaluate --embeddings runs/emb/embeddings.npy --labels runs/emb/labels.npy
+    tripletlab export --model runs/quick/best.keras --format onnx --output runs/model.onnx
+    tripletlab index --model runs/quick/best.keras --dataset mnist-sample --output runs/gallery
+    tripletlab calibrate --index runs/gallery --dataset mnist-sample --target-precision 0.99
+    tripletlab query --index runs/gallery --dataset mnist-sample -k 5 --picture runs/q.png
     tripletlab visualize --experiment runs/quick
     tripletlab report --experiment runs/quick
 
@@ -24,10 +28,20 @@ import warnings
 
 from tripletlab import __version__
 from tripletlab._checks import closest_key_hint
-from tripletlab.cli import embed, evaluate, report, train, visualize
+from tripletlab.cli import (
+    calibrate,
+    embed,
+    evaluate,
+    export,
+    index,
+    query,
+    report,
+    train,
+    visualize,
+)
 from tripletlab.errors import TripletlabError
 
-SUBCOMMANDS = (train, embed, evaluate, visualize, report)
+SUBCOMMANDS = (train, embed, evaluate, index, query, calibrate, export, visualize, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -212,17 +212,33 @@ def _current_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def _check_replaceable(index, folder: Path, previous, overwrite: bool) -> None:
+    loaded_from_here = previous is not None and getattr(index, "origin", None) == (
+        str(folder.resolve()), previous["generation"])
+    if not loaded_from_here:
+        check_output(folder, overwrite=overwrite)
+
+
+def check_output(directory: str | os.PathLike, *, overwrite: bool) -> None:
+    """Raises unless a new index may be written into ``directory``: a new or empty folder,
+    or (with ``overwrite``) one holding a tripletlab index. Called before any work, so a
+    refused command costs nothing.
+
+    Raises:
+      UserFileExistsError: the folder holds files but no tripletlab index, or an index and
+        ``overwrite`` is not set.
+      UserNotADirectoryError: ``directory`` is a file.
+    """
+    folder = Path(directory)
+    previous = _current_manifest(folder)
     if previous is None:
-        others = [p.name for p in folder.iterdir() if p.name != LOCK_FILE]
+        others = ([p.name for p in folder.iterdir() if p.name != LOCK_FILE]
+                  if folder.is_dir() else [])
         if others:
             raise UserFileExistsError(
                 f"Expected `--output` to be a new or empty folder, or an index folder. Received: "
                 f"{str(folder)!r}, which holds files tripletlab did not write "
                 f"({', '.join(sorted(others)[:3])}{'...' if len(others) > 3 else ''}).")
-        return
-    loaded_from_here = getattr(index, "origin", None) == (str(folder.resolve()),
-                                                           previous["generation"])
-    if not (loaded_from_here or overwrite):
+    elif not overwrite:
         raise UserFileExistsError(
             f"Expected `--output` to be a new folder. Received: {str(folder)!r}, which holds "
             f"an index of {previous['count']:,} items. Add to it with `--append`, or replace "

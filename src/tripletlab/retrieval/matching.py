@@ -16,9 +16,7 @@ import dataclasses
 import numpy as np
 
 from tripletlab._checks import check_choice
-
-MATCH_RULES = ("nearest", "majority-vote")
-"""The match rules, by their canonical names (``--match``)."""
+from tripletlab.retrieval_names import MATCH_RULES
 
 NO_MATCH = ""
 """The label of a query that got no match (its :attr:`Matches.matched` is ``False``)."""

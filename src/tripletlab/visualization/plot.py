@@ -125,7 +125,7 @@ def neighbor_grid(query_images: Any, query_labels: Any, neighbor_images: Any,
                          f"{neighbors.shape}.")
     names = class_name_lookup(np.concatenate([query_y, neighbor_y.ravel()]), class_names)
 
-    figure_class = _import_figure()
+    figure_class = import_figure()
     columns = num_neighbors + 1
     figure = figure_class(figsize=(columns * CELL_INCHES, num_queries * CELL_INCHES
                                    + HEADER_INCHES), dpi=DPI)
@@ -134,11 +134,11 @@ def neighbor_grid(query_images: Any, query_labels: Any, neighbor_images: Any,
                            top=1 - HEADER_INCHES / height, wspace=0.12, hspace=0.35)
     axes = np.asarray(figure.subplots(num_queries, columns, squeeze=False))
     for row in range(num_queries):
-        _show_image(axes[row, 0], queries[row], f"query: {names[query_y[row]]}", QUERY_COLOR, 3.0)
+        show_image(axes[row, 0], queries[row], f"query: {names[query_y[row]]}", QUERY_COLOR, 3.0)
         for column in range(num_neighbors):
             label = neighbor_y[row, column]
             wrong = label != query_y[row]
-            _show_image(axes[row, column + 1], neighbors[row, column], names[label],
+            show_image(axes[row, column + 1], neighbors[row, column], names[label],
                         WRONG_COLOR if wrong else RIGHT_COLOR, 4.0 if wrong else 1.5,
                         title_color=WRONG_COLOR if wrong else "black")
     wrong_total = int(np.sum(neighbor_y != query_y[:, None]))
@@ -174,7 +174,7 @@ def augmentation_grid(original: Any, augmented: Any, path: str | os.PathLike, *,
     rows = math.ceil(len(images) / columns)
     title = textwrap.fill(title, width=int(columns * CELL_INCHES * 11))
     header = HEADER_INCHES + 0.16 * title.count("\n")
-    figure_class = _import_figure()
+    figure_class = import_figure()
     height = rows * CELL_INCHES + header
     figure = figure_class(figsize=(columns * CELL_INCHES, height), dpi=DPI)
     figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - header / height,
@@ -185,7 +185,7 @@ def augmentation_grid(original: Any, augmented: Any, path: str | os.PathLike, *,
             ax.set_axis_off()
             continue
         first = position == 0
-        _show_image(ax, images[position], "original" if first else None,
+        show_image(ax, images[position], "original" if first else None,
                     QUERY_COLOR if first else "#cccccc", 3.0 if first else 0.8)
     figure.suptitle(title, fontsize=9)
     return save_figure(figure, path, record=record)
@@ -214,7 +214,7 @@ def triplet_plot(anchors: Any, positives: Any, negatives: Any, path: str | os.Pa
         raise ValueError("Expected `anchors`, `positives` and `negatives` of one shape. "
                          f"Received: shapes {[c.shape for c in columns]}.")
     num_rows = columns[0].shape[0]
-    figure_class = _import_figure()
+    figure_class = import_figure()
     height = num_rows * CELL_INCHES + HEADER_INCHES
     figure = figure_class(figsize=(3 * CELL_INCHES, height), dpi=DPI)
     figure.subplots_adjust(left=0.03, right=0.97, bottom=0.06 * CELL_INCHES / height,
@@ -222,7 +222,7 @@ def triplet_plot(anchors: Any, positives: Any, negatives: Any, path: str | os.Pa
     axes = np.asarray(figure.subplots(num_rows, 3, squeeze=False))
     for column, name in enumerate(("anchor", "positive", "negative")):
         for row in range(num_rows):
-            _show_image(axes[row, column], columns[column][row], name if row == 0 else None,
+            show_image(axes[row, column], columns[column][row], name if row == 0 else None,
                         "#444444", 1.0)
     return save_figure(figure, path, record=record)
 
@@ -327,7 +327,7 @@ def scatter_figure(points2d: Any, labels: Any, *, title: str,
     colors = class_colors(len(classes))
     color_of = {int(label): colors[index] for index, label in enumerate(classes)}
 
-    figure_class = _import_figure()
+    figure_class = import_figure()
     figure = figure_class(figsize=SCATTER_SIZE_INCHES, dpi=DPI, layout="constrained")
     axes = figure.subplots()
     order = np.random.default_rng(0).permutation(points.shape[0])
@@ -372,7 +372,7 @@ def training_curves_figure(csv_path: str | os.PathLike) -> Any:
     # loss first, the learning rate last, the rest in file order
     rank = {base: (base != "loss") + 2 * (base in ("lr", "learning_rate")) for base in groups}
     groups = dict(sorted(groups.items(), key=lambda item: rank[item[0]]))
-    figure_class = _import_figure()
+    figure_class = import_figure()
     num_columns = min(len(groups), 3)
     num_rows = math.ceil(len(groups) / num_columns)
     figure = figure_class(figsize=(CURVE_PANEL_INCHES[0] * num_columns,
@@ -487,8 +487,10 @@ def class_name_lookup(labels: np.ndarray,
     return lookup
 
 
-def _show_image(axes: Any, image: np.ndarray, title: str | None, frame_color: str,
-                frame_width: float, title_color: str = "black") -> None:
+def show_image(axes: Any, image: np.ndarray, title: str | None, frame_color: str,
+               frame_width: float, title_color: str = "black") -> None:
+    """Draws a ``uint8 [H, W, C]`` image on ``axes`` without ticks, in a frame of
+    ``frame_color`` and ``frame_width`` points, with ``title`` above it."""
     if image.shape[-1] == 1:
         axes.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     else:
@@ -512,7 +514,8 @@ def _parse_float(text: str | None) -> float | str | None:
         return None
 
 
-def _import_figure() -> Any:
+def import_figure() -> Any:
+    """matplotlib's ``Figure`` class (no pyplot state); ``MissingExtraError`` without it."""
     try:
         from matplotlib.figure import Figure
     except ImportError as error:

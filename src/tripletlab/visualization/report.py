@@ -86,6 +86,9 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
       ``plots/pca.png`` / ``plots/tsne.png`` are left out when the interactive scatter plots
       are drawn.
 
+    - index folders inside the experiment (``tripletlab index --output DIR/...``): a section
+      "Search index" with each index's size, distance, kind, recall@k against exact search,
+      and its calibration (threshold, scores, curve) when ``tripletlab calibrate`` ran.
     - ``plots/augmentation.png`` and the ``[augmentation]`` keys of ``config.json``: a section
       "Augmentation" with the transforms and the grid of one augmented training image, or
       saying that augmentation was off (absent without ``config.json`` and the picture).
@@ -164,6 +167,9 @@ def write_report(experiment_dir: str | os.PathLike, path: str | os.PathLike | No
                          _augmentation_section(parts[CONFIG_FILE], augmentation_picture)))
         pictures = [p for p in pictures if p != augmentation_picture]
     sections.append(("plots", "Plots", _plots_section(folder, pictures)))
+    indexes = _index_folders(folder)
+    if indexes:
+        sections.append(("search", "Search index", _index_section(folder, indexes)))
     sections.append(("config", "Configuration", _config_section(parts[CONFIG_FILE])))
 
     target = Path(path) if path is not None else folder / REPORT_FILE
@@ -376,6 +382,50 @@ def _plots_section(folder: Path, pictures: list[Path]) -> str:
         figures.append(f'<figure class="picture"><img alt="{_e(name)}" src="{uri}">'
                        f"<figcaption>{_e(name)}</figcaption></figure>")
     return f'<div class="pictures">{"".join(figures)}</div>'
+
+
+def _index_folders(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The index folders directly inside the experiment, with their manifests."""
+    from tripletlab.retrieval.index_folder import MANIFEST, read_manifest
+
+    found = []
+    for candidate in sorted(p for p in folder.iterdir() if (p / MANIFEST).is_file()):
+        try:
+            found.append((candidate, read_manifest(candidate)))
+        except ConfigError:
+            continue  # another kind of manifest (not an index)
+    return found
+
+
+def _index_section(folder: Path, indexes: list[tuple[Path, dict[str, Any]]]) -> str:
+    blocks = []
+    for path, manifest in indexes:
+        recall = manifest.get("recall")
+        facts = {"items": f"{manifest['count']:,}", "dimension": manifest["dimension"],
+                 "distance": manifest["distance"], "index": manifest["settings"]["kind"],
+                 "recall against exact search": (
+                     "exact search" if recall is None
+                     else f"recall@{recall['k']} = {recall['recall']:.4f} "
+                          f"({recall['sample']:,} items sampled)")}
+        calibration = manifest.get("calibration")
+        if calibration:
+            target = calibration.get("target")
+            facts["threshold"] = (f"{calibration['threshold']:.6g} ({calibration['rule']}"
+                                  + ("" if target is None else f", target {target:g}") + ")")
+            facts.update({name: f"{value:.4f}" for name, value in
+                          calibration.get("scores", {}).items()})
+        rows = "".join(f"<tr><th>{_e(key)}</th><td>{_e(str(value))}</td></tr>"
+                       for key, value in facts.items())
+        picture = path / manifest.get("extra_files", {}).get("calibration_picture", "")
+        figure = ""
+        if picture.is_file() and picture != path:
+            uri = _data_uri(picture.read_bytes(), "image/png")
+            figure = (f'<figure class="picture"><img alt="calibration curve" src="{uri}">'
+                      f"<figcaption>{_e(picture.relative_to(folder).as_posix())}</figcaption>"
+                      "</figure>")
+        blocks.append(f"<h3>{_e(path.relative_to(folder).as_posix())}/</h3>"
+                      f"<table>{rows}</table>{figure}")
+    return "".join(blocks)
 
 
 # --- pieces ------------------------------------------------------------------------------------
