@@ -108,6 +108,27 @@ def test_query_table_and_picture(digits_index, tmp_path, capsys):
         assert image.size == (4 * 125, 8 * 125 + 50)  # 8 queries, each beside 3 neighbours
 
 
+def test_query_loose_image_files(digits_index, tmp_path, capsys):
+    """``--images``: unlabelled image files (or a folder of them), resized as the gallery's."""
+    from PIL import Image
+
+    folder, _ = digits_index
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    data = load_dataset("digits")
+    for row in range(3):
+        pixels = (data.x_test[row, ..., 0] * 255).round().astype("uint8")
+        Image.fromarray(pixels).resize((32, 32)).save(photos / f"photo{row}.png")
+    (photos / "notes.txt").write_text("not an image")
+    records = query_json(["--index", str(folder), "--images", str(photos), "-k", "2"], capsys)
+    assert [r["query"] for r in records] == [str(photos / f"photo{row}.png") for row in range(3)]
+    assert all("label" not in r and len(r["neighbors"]) == 2 for r in records)
+    picture = tmp_path / "loose.png"
+    assert main(["query", "--index", str(folder), "--images", str(photos / "photo0.png"), "-k",
+                 "2", "--picture", str(picture)]) == 0
+    assert picture.stat().st_size > 1000
+
+
 def test_report_shows_an_index_inside_the_experiment(digits_index, tmp_path):
     import shutil
 

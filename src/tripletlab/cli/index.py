@@ -10,6 +10,7 @@ leaves the previous index whole.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tripletlab.cli import add_backend_argument, select_backend
 from tripletlab.cli.gallery_items import add_item_arguments, check_one_source
@@ -67,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         index = _new_index(args, items, model_file)
     else:
         _record_source(index, items)
-        index.add(items.embeddings, items.labels, names=items.names, progress=True)
+        index.add(items.embeddings, items.labels, names=items.names,
+                  progress=sys.stdout.isatty())
     _report_recall(index)
     index.save(args.output, overwrite=args.overwrite, model_file=model_file)
     print(f"Index of {len(index):,} items (dimension {index.dimension}, distance "
@@ -120,7 +122,8 @@ def _new_index(args: argparse.Namespace, items, model_file):
     index = Index(items.embeddings.shape[1], distance=distance, settings=settings,
                   metadata={"sources": []})
     _record_source(index, items)
-    index.add(items.embeddings, items.labels, names=items.names, progress=True)
+    index.add(items.embeddings, items.labels, names=items.names,
+                  progress=sys.stdout.isatty())
     return index
 
 

@@ -8,29 +8,18 @@
 * ``index_folder.py``: the folder an index is saved in, written so a killed run leaves the
   previous index whole.
 
-faiss is an optional dependency (``pip install "tripletlab[eval]"``).
+faiss is an optional dependency (``pip install "tripletlab[eval]"``). The kinds of index and the
+match rules are named in :mod:`tripletlab.retrieval_names`.
 """
 
-from tripletlab.retrieval.calibration import (
-    Calibration,
-    calibrate_matches,
-    calibrate_verification,
-    sample_pairs,
-)
-from tripletlab.retrieval.faiss_index import INDEX_KINDS, IndexSettings
-from tripletlab.retrieval.index import Index, SearchResults
-from tripletlab.retrieval.matching import MATCH_RULES, NO_MATCH, Matches
+import lazy_loader
 
-__all__ = [
-    "INDEX_KINDS",
-    "MATCH_RULES",
-    "NO_MATCH",
-    "Calibration",
-    "Index",
-    "IndexSettings",
-    "Matches",
-    "SearchResults",
-    "calibrate_matches",
-    "calibrate_verification",
-    "sample_pairs",
-]
+# Names load on first use: reading an index folder's manifest (the experiment report does)
+# imports neither faiss nor Keras.
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "calibration": ["Calibration", "calibrate_matches", "calibrate_verification",
+                    "sample_pairs"],
+    "faiss_index": ["IndexSettings"],
+    "index": ["Index", "SearchResults"],
+    "matching": ["NO_MATCH", "Matches"],
+})
