@@ -9,12 +9,15 @@ target, each with the machine, the date, the commit and the command that re-meas
 * ``training``   (``bench_training.py``): seconds per training epoch, against the TF Addons
   tutorial when it was measured;
 * ``quickstart`` (``bench_quickstart.py``): retrieval quality and training time of the quick
-  start.
+  start;
+* ``index``      (``bench_index.py``): build time, query throughput, recall@10 against exact
+  search and size of a gallery index (``tripletlab.retrieval.Index``) of each kind.
 
-README.md gets one small table for each between ``<!-- benchmarks:start -->`` and
-``<!-- benchmarks:end -->``; the script fails when those markers are missing. The output depends
-on the JSON files alone (same files, same Markdown). ``--check`` writes nothing and exits 1 when
-docs/benchmarks.md (or README.md's block, where the markers are) differs from what the files give.
+README.md gets one small table for each of ``losses``, ``training`` and ``quickstart`` between
+``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``; the script fails when those
+markers are missing. The output depends on the JSON files alone (same files, same Markdown).
+``--check`` writes nothing and exits 1 when docs/benchmarks.md (or README.md's block, where the
+markers are) differs from what the files give.
 
 Usage:
   python benchmarks/write_benchmarks_page.py            # after re-measuring
@@ -55,7 +58,8 @@ README_LOSSES = ("semi-hard", "hard", "batch-all", "semi-hard-slots", "batch-all
 README_LOSS_TITLES = {"semi-hard": "semi-hard", "hard": "hard", "batch-all": "batch-all",
                       "semi-hard-slots": "semi-hard, `max_positives=3`",
                       "batch-all-slots": "batch-all, `max_positives=3`"}
-SECTIONS = ("losses", "large-batch-memory", "training", "quickstart")
+SECTIONS = ("losses", "large-batch-memory", "training", "quickstart", "index")
+INDEX_KINDS = ("flat", "hnsw", "ivf")
 # the bound the large-batch memory table is read against
 LARGE_BATCH_MEMORY_BOUND_MB = 3 * 1024
 PEERS = {"pml": "pytorch-metric-learning", "tfa": "TF Addons"}
@@ -448,12 +452,73 @@ def quickstart_readme(document):
         table(["Backend", "P@1", "MAP@R", "Training time"], rows, "lrrr")])
 
 
+# ------------------------------------------------------------------------------ gallery index
+
+
+def _index_kind(cell):
+    """The kind of index and the settings it was searched with, as the page names it."""
+    settings = cell.get("index_settings") or {}
+    if cell["kind"] == "flat":
+        return "flat (exact)"
+    if cell["kind"] == "hnsw" and settings:
+        return (f"HNSW (M = {settings['hnsw_neighbors']}, efConstruction = "
+                f"{settings['ef_construction']}, efSearch = {settings['ef_search']})")
+    if cell["kind"] == "ivf" and settings:
+        return f"IVF ({settings['lists']:,} lists, {settings['probes']:,} probes)"
+    return {"hnsw": "HNSW", "ivf": "IVF"}.get(cell["kind"], cell["kind"])
+
+
+def index_section(document):
+    settings = document["settings"]
+    cells = sorted(document["cells"], key=lambda c: (c["size"], INDEX_KINDS.index(c["kind"])
+                                                     if c["kind"] in INDEX_KINDS else 99))
+    calls = (f"the median of {settings['repeats']} calls, or of fewer once they have taken "
+             f"{settings['search_budget_s']:g} s (at least one; the JSON file has every call)")
+    threads = settings.get("faiss_threads")
+    faiss = (f"faiss {settings['faiss']}" + (f" on {threads} threads" if threads else "")
+             if settings.get("faiss") else "faiss")
+    text = [
+        "## Gallery index: build, query throughput and recall@10",
+        "",
+        f"`tripletlab.retrieval.Index.build(gallery, labels, distance=\"L2\", "
+        f"settings=IndexSettings(kind=...))` with the default settings of each kind ({faiss}), "
+        f"on a synthetic gallery of N items × {settings['dimension']} dims (float32) clustered "
+        f"like embeddings: {settings['clusters']:,} Gaussian clusters with centres on the unit "
+        f"sphere, noise of norm {settings['noise']:g}, L2-normalised (seed "
+        f"{settings['seed']}); {settings['queries']:,} held-out queries from the same "
+        "distribution. Each cell runs in a fresh process. Build is `Index.build` whole; for HNSW "
+        "and IVF it includes the index's own recall check (recall@10 of 1,000 sampled gallery "
+        "items against an exact index of the same rows), also timed alone. Queries/s is one "
+        f"`index.search(queries, k={settings['k']})` over all the queries, {calls}. Recall@10 "
+        "vs exact is the share of each query's 10 exact nearest items (the flat index's "
+        "results) that the index returns; stored recall@10 is the index's own estimate "
+        "(`index.recall`). Index file is the faiss file `index.save` writes (the folder adds "
+        "the labels and names); peak RSS is the process's, data and imports included."]
+    rows = []
+    for cell in cells:
+        head = [_index_kind(cell), f"{cell['size']:,}"]
+        if "error" in cell:
+            rows.append(head + [error(cell["error"]), "", "", "", "", "", ""])
+            continue
+        check = cell.get("recall_check_s")
+        stored = cell.get("stored_recall")
+        rows.append(head + [seconds(cell["build_s"]), "" if check is None else seconds(check),
+                            f"{cell['queries_per_s']:,.0f}", score(cell["recall_at_10"]),
+                            "" if stored is None else score(stored["recall"]),
+                            megabytes(cell["index_file_mb"]), megabytes(cell["peak_rss_mb"])])
+    header = ["Kind", "N", "Build", "of which recall check", "Queries/s", "Recall@10 vs exact",
+              "Stored recall@10", "Index file", "Peak RSS"]
+    return "\n".join(text + ["", table(header, rows, "lr" + "r" * 7), "",
+                             provenance(document)])
+
+
 # ------------------------------------------------------------------------------------ pages
 
 
 def render_page(documents):
     sections = {"losses": losses_section, "large-batch-memory": large_batch_memory_section,
-                "training": training_section, "quickstart": quickstart_section}
+                "training": training_section, "quickstart": quickstart_section,
+                "index": index_section}
     parts = ["# Benchmarks", "", NOTICE, "",
              "Each table is the latest run of one script in `benchmarks/`, on the machine it "
              "names; the figures and every timed repeat are in the JSON file it cites. To "

@@ -65,3 +65,14 @@ def test_readme_block_is_replaced_between_the_markers(generator, tmp_path):
     assert "old" not in text and "| P@1 |" in text
     assert generator.main(["--check", "--page", str(tmp_path / "page.md"),
                            "--readme", str(readme)]) == 0
+
+
+def test_index_section_has_a_row_per_cell_and_shows_failures(generator):
+    document = generator.load_results()["index"]
+    section = generator.index_section(document)
+    assert section.startswith("## Gallery index: build, query throughput and recall@10\n")
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == len(document["cells"])
+    assert document["command"] in section
+    failed = {**document, "cells": [{**document["cells"][0], "error": "over 900 s"}]}
+    assert "| over 900 s |" in generator.index_section(failed)
