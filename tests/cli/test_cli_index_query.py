@@ -254,3 +254,36 @@ def test_bad_input_is_one_line(argv, message, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before  # nothing written
+
+
+def test_image_folder_gallery_and_queries_of_another_size(tmp_path, capsys):
+    """A gallery of image files (names are their paths, the picture reads them again) and
+    queries from files of another size, resized as the gallery's images were."""
+    from PIL import Image
+
+    from test_cli_image_folder import write_split_folder
+
+    root = write_split_folder(tmp_path / "colours")
+    model_file = tmp_path / "rgb.keras"
+    keras.utils.set_random_seed(0)
+    build_model("small-cnn", (16, 16, 3), 8, widths=(8,)).save(model_file)
+    folder = tmp_path / "index"
+    assert main(["index", "--model", str(model_file), "--image-folder", str(root),
+                 "--output", str(folder)]) == 0
+    index = Index.load(folder)
+    assert len(index) == 24 and index.names[0] == str(root / "train" / "blue" / "0.jpg")
+    assert set(index.labels.tolist()) == {"blue", "green", "red", "yellow"}
+    big = tmp_path / "big"
+    big.mkdir()
+    for path in sorted((root / "test" / "red").iterdir()):
+        with Image.open(path) as image:
+            image.resize((64, 64)).save(big / path.name)
+    capsys.readouterr()
+    assert main(["query", "--index", str(folder), "--images", str(big), "-k", "3", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+               if line.startswith("{")]
+    assert len(records) == 3 and all(len(r["neighbors"]) == 3 for r in records)
+    picture = tmp_path / "q.png"
+    assert main(["query", "--index", str(folder), "--image-folder", str(root), "-k", "3",
+                 "--picture", str(picture)]) == 0
+    assert "12 queries" in capsys.readouterr().out and picture.stat().st_size > 1000
