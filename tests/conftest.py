@@ -38,6 +38,17 @@ def wait_for(process, ready, timeout=300):
     return False
 
 
+def small_cnn_file(tmp_path_factory, widths=(8,)):
+    """A seeded ``small-cnn`` for 8x8x1 digits with 8-dimensional embeddings, saved as
+    ``.keras`` in a new temporary folder; returns its path."""
+    from tripletlab.models import build_model
+
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    keras.utils.set_random_seed(0)
+    build_model("small-cnn", (8, 8, 1), 8, widths=widths).save(path)
+    return path
+
+
 def imports_keras(modules, cwd):
     """Whether importing ``modules`` (a comma-separated list) in a fresh interpreter, with no
     ``KERAS_BACKEND`` set, imports Keras."""

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import json
 
-import keras
 import numpy as np
 import pytest
 
+from conftest import small_cnn_file
 from tripletlab.cli.main import main
 from tripletlab.data import load_dataset
 from tripletlab.evaluation import evaluate_embeddings
-from tripletlab.models import build_model
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    keras.utils.set_random_seed(0)
-    build_model("small-cnn", (8, 8, 1), 8, widths=(8,)).save(path)
-    return path
+    return small_cnn_file(tmp_path_factory)
 
 
 def test_embed_then_evaluate(model_file, tmp_path, capsys):

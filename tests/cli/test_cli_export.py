@@ -9,9 +9,9 @@ import json
 import keras
 import pytest
 
+from conftest import small_cnn_file
 from tripletlab.cli.main import main
 from tripletlab.experiment import CONFIG_FILE, MANIFEST_FILE, Experiment
-from tripletlab.models import build_model
 from tripletlab.serving import formats
 from tripletlab.train import resolve_config
 
@@ -23,10 +23,7 @@ NAME = {"onnx": "model.onnx", "tf_saved_model": "saved_model"}[FORMAT]
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    keras.utils.set_random_seed(0)
-    build_model("small-cnn", (8, 8, 1), 8, widths=(4,)).save(path)
-    return path
+    return small_cnn_file(tmp_path_factory, widths=(4,))
 
 
 def export(model_file, output, *extra):

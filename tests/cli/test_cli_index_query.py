@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import wait_for
+from conftest import small_cnn_file, wait_for
 from tripletlab.cli.main import main
 from tripletlab.data import load_dataset
 from tripletlab.evaluation.knn import nearest_neighbors
@@ -26,10 +26,7 @@ pytest.importorskip("faiss")
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    keras.utils.set_random_seed(0)
-    build_model("small-cnn", (8, 8, 1), 8, widths=(8,)).save(path)
-    return path
+    return small_cnn_file(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +257,6 @@ def test_image_folder_gallery_and_queries_of_another_size(tmp_path, capsys):
     """A gallery of image files (names are their paths, the picture reads them again) and
     queries from files of another size, resized as the gallery's images were."""
     from PIL import Image
-
     from test_cli_image_folder import write_split_folder
 
     root = write_split_folder(tmp_path / "colours")
