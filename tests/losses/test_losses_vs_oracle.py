@@ -110,6 +110,20 @@ def reference(loss, structure, distance, dtype, soft):
 DTYPE_STRUCTURES = [("float32", s) for s in STRUCTURES] + [
     (d, s) for d in ("float16", "bfloat16") for s in ("few-classes", "pk")]
 
+# The forced slot and sort paths: every distance x margin kind x label structure on float32, and
+# one case per half-precision dtype. Half-precision embeddings are cast to float32 before the
+# distances, so both paths mine float32 distances whatever the input dtype (the float16 floor of
+# the normalised distances comes before them); what half precision changes, the rounding of the
+# inputs and the distances' floor, runs on every loss x distance x margin kind in
+# test_value_and_gradient_match_oracle, whose half-precision cases take both paths by default
+# (``pk``: the slot path; ``few-classes``: a class of more than DEFAULT_SLOTS + 1 samples, the
+# sort path, but for batch-all on angular distances).
+PATH_CASES = [(d, soft, s, "float32") for d in DISTANCES for soft in (False, True)
+              for s in STRUCTURES] + [("normalized-L2", False, "pk", "float16"),
+                                      ("squared-L2", True, "few-classes", "bfloat16")]
+PATH_CASE_IDS = [f"{d}-{'soft' if soft else 'hinge'}-{s}-{dtype}"
+                 for d, soft, s, dtype in PATH_CASES]
+
 
 @pytest.mark.parametrize("dtype, structure", DTYPE_STRUCTURES,
                          ids=[f"{s}-{d}" for d, s in DTYPE_STRUCTURES])
@@ -252,10 +266,7 @@ def forbid_sort_path(monkeypatch):
         monkeypatch.setattr(functional, name, refuse)
 
 
-@pytest.mark.parametrize("dtype, structure", DTYPE_STRUCTURES,
-                         ids=[f"{s}-{d}" for d, s in DTYPE_STRUCTURES])
-@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
-@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("distance, soft, structure, dtype", PATH_CASES, ids=PATH_CASE_IDS)
 @pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
 def test_slot_path_value_and_gradient_match_oracle(loss, distance, soft, structure, dtype,
                                                    monkeypatch):
@@ -279,10 +290,7 @@ def force_sort_path(monkeypatch):
     monkeypatch.setattr(functional, "_fits", lambda labels, max_positives: False)
 
 
-@pytest.mark.parametrize("dtype, structure", DTYPE_STRUCTURES,
-                         ids=[f"{s}-{d}" for d, s in DTYPE_STRUCTURES])
-@pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
-@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("distance, soft, structure, dtype", PATH_CASES, ids=PATH_CASE_IDS)
 @pytest.mark.parametrize("loss", sorted(SLOT_LOSSES))
 def test_sort_path_value_and_gradient_match_oracle(loss, distance, soft, structure, dtype,
                                                    monkeypatch):
@@ -299,35 +307,62 @@ def test_sort_path_value_and_gradient_match_oracle(loss, distance, soft, structu
     assert_matches_reference(value, grad, expected, expected_grad, structure, distance, dtype)
 
 
+def test_half_precision_oracle_cases_take_both_paths_by_default():
+    """What lets the forced paths above run one case per half-precision dtype: by default
+    (``max_positives=None``) the half-precision cases of test_value_and_gradient_match_oracle
+    take the slot path on ``pk`` and the sort path on ``few-classes`` (batch-all on angular
+    distances excepted, whose largest class fits)."""
+    from tripletlab.losses.functional import DEFAULT_SLOTS
+
+    for loss in SLOT_LOSSES:
+        for distance in DISTANCES:
+            for structure in ("pk", "few-classes"):
+                labels = reference(loss, structure, distance, "float16", False)[0]
+                takes_slots = most_positives(labels) <= DEFAULT_SLOTS
+                expected = structure == "pk" or (loss, distance) == ("batch-all", "angular")
+                assert takes_slots == expected, (loss, distance, structure)
+
+
 def compiled_value_and_gradient(function, x, labels=None, xla=True):
     """Value and gradient the way ``fit`` runs a loss: ``jax.jit``, ``tf.function(jit_compile=
     True)``, eager PyTorch. With ``labels``, ``function(labels, x)`` gets them as an input of the
     compiled function, as in ``fit`` (not a constant: conditions on them are decided at run
     time)."""
-    x = keras.ops.convert_to_tensor(x)
-    if labels is None:
-        inputs, call = (), function
-    else:
-        inputs, call = (keras.ops.convert_to_tensor(labels),), lambda y, t: function(y, t)
+    return compiled_step(function, labels is not None, xla)(x, labels)
+
+
+def compiled_step(function, labels_as_input=False, xla=True):
+    """:func:`compiled_value_and_gradient`'s compiled function, to run more than once:
+    ``step(x, labels)`` returns NumPy ``(value, gradient)``; with ``labels_as_input``,
+    ``function(labels, x)`` gets ``labels`` as an input (compiled once for every label vector of
+    the same shape and dtype)."""
+    call = function
     if BACKEND == "jax":
         import jax
 
-        value, gradient = jax.jit(jax.value_and_grad(call, argnums=len(inputs)))(*inputs, x)
+        compiled = jax.jit(jax.value_and_grad(call, argnums=1 if labels_as_input else 0))
     elif BACKEND == "tensorflow":
         import tensorflow as tf
 
         @tf.function(jit_compile=xla)
-        def step(*arguments):
+        def compiled(*arguments):
             *given, tensor = arguments
             with tf.GradientTape() as tape:
                 tape.watch(tensor)
                 value = call(*given, tensor)
             return value, tape.gradient(value, tensor)
-
-        value, gradient = step(*inputs, x)
     else:
-        return value_and_gradient(lambda t: call(*inputs, t), x)
-    return to_numpy(value), to_numpy(gradient)
+        compiled = None
+
+    def step(x, labels=None):
+        x = keras.ops.convert_to_tensor(x)
+        inputs = (keras.ops.convert_to_tensor(labels),) if labels_as_input else ()
+        if compiled is None:
+            return value_and_gradient(lambda t: call(*inputs, t), x)
+        value, gradient = compiled(*inputs, x)
+        return to_numpy(value), to_numpy(gradient)
+
+    return step
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
@@ -411,6 +446,9 @@ def test_compiled_row_chunks_with_a_remainder_match_oracle(loss, slots, soft, mo
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
 
 
+_LABELS_AS_INPUTS_STEPS = {}
+
+
 @pytest.mark.parametrize("xla", [True, False], ids=["xla", "graph"])
 @pytest.mark.parametrize("structure, max_positives", [("pk", 2), ("few-classes", 2)],
                          ids=["slot-branch", "sort-branch"])
@@ -430,9 +468,15 @@ def test_compiled_slot_path_with_labels_as_inputs_matches_oracle(loss, structure
     labels, rounded, margin, expected, expected_grad = reference(
         loss, structure, "L2", "float32", False)
     assert (most_positives(labels) <= max_positives) == (structure == "pk")
-    value, grad = compiled_value_and_gradient(
-        lambda y, t: SLOT_LOSSES[loss](y, t, margin, "L2", False, max_positives),
-        rounded.astype(np.float32), labels=labels.astype("int32"), xla=xla)
+    # Both branches run one compiled function: the labels are its input, so it is compiled once
+    # (with these row slices) per loss and compiler, by whichever branch's case runs first.
+    key = (loss, margin, max_positives, xla)
+    if key not in _LABELS_AS_INPUTS_STEPS:
+        _LABELS_AS_INPUTS_STEPS[key] = compiled_step(
+            lambda y, t: SLOT_LOSSES[loss](y, t, margin, "L2", False, max_positives),
+            labels_as_input=True, xla=xla)
+    value, grad = _LABELS_AS_INPUTS_STEPS[key](rounded.astype(np.float32),
+                                               labels.astype("int32"))
     np.testing.assert_allclose(value, expected, rtol=2e-5)
     np.testing.assert_allclose(grad, expected_grad, atol=2e-4 * np.abs(expected_grad).max())
 

@@ -12,7 +12,7 @@ import pytest
 
 import oracle
 import tripletlab as tl
-from conftest import to_numpy, value_and_gradient
+from conftest import BACKEND, to_numpy, value_and_gradient
 from tripletlab import distances as distances_module
 from tripletlab.losses import functional
 from tripletlab.mining import EmbeddingDistances, TensorDistances
@@ -28,20 +28,25 @@ TERMS = {"semi-hard": functional.semi_hard_terms, "hard": functional.hard_terms,
          "batch-all": functional.batch_all_terms}
 
 
+# ``max_positives`` for the batches of _pk_batch, whose classes have 3 samples (2 positives per
+# anchor): one slot is too few (the sort path), two fit (the slot path). (The default, 3, fits.)
+SORT_PATH, SLOT_PATH = 1, 2
+
+
 def _pk_batch(seed, classes=4, per_class=3, dim=5):
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.repeat(np.arange(classes), per_class))
     return labels, rng.normal(size=(classes * per_class, dim))
 
 
-@pytest.mark.parametrize("max_positives", [None, 2], ids=["sort-path", "slot-path"])
+@pytest.mark.parametrize("max_positives", [SORT_PATH, SLOT_PATH], ids=["sort-path", "slot-path"])
 @pytest.mark.parametrize("distance", DISTANCES)
 @pytest.mark.parametrize("name", sorted(CLASSES))
 def test_sample_weight_gradient_matches_oracle(name, distance, max_positives):
     """Each anchor's value carries exactly its own terms' gradient, so weighting anchors weights
     the gradient row by row of dL/dD (what autodiff through the matrix gave)."""
     cls, reference, has_slots = CLASSES[name]
-    if max_positives is not None and not has_slots:
+    if max_positives == SLOT_PATH and not has_slots:
         pytest.skip("batch-hard has no slot path")
     labels, x = _pk_batch(seed=7)
     x = x.astype(np.float32).astype(np.float64)
@@ -72,10 +77,16 @@ def _terms_loss(name, labels, matrix, margin, soft, max_positives):
     return TERMS[name](labels, matrix, margin, soft, **arguments).loss()
 
 
+# Batch-hard has one path (no max_positives): it runs once.
+TERM_PATHS = [(name, path) for name in sorted(TERMS)
+              for path in ([SORT_PATH] if name == "hard" else [SORT_PATH, SLOT_PATH])]
+
+
 @pytest.mark.parametrize("soft", [False, True], ids=["hinge", "soft"])
-@pytest.mark.parametrize("max_positives", [None, 2], ids=["sort-path", "slot-path"])
 @pytest.mark.parametrize("distance", DISTANCES)
-@pytest.mark.parametrize("name", sorted(TERMS))
+@pytest.mark.parametrize("name, max_positives", TERM_PATHS,
+                         ids=[f"{name}-{'sort-path' if path == SORT_PATH else 'slot-path'}"
+                              for name, path in TERM_PATHS])
 def test_closed_form_equals_autodiff_through_the_matrix(name, distance, max_positives, soft):
     labels, x = _pk_batch(seed=11, classes=5, per_class=3, dim=7)
     x = (x * 3.0 + 2.0).astype(np.float32)  # away from the origin: the coordinates are shifted
@@ -115,9 +126,16 @@ def test_mining_scale_divides_the_closed_form_gradient_too():
                                    atol=2e-5 * np.abs(expected_grad).max())
 
 
-@pytest.mark.parametrize("block_elements", [None, 64], ids=["one-block", "blocks-of-rows"])
+# Blocks of rows exist only in PyTorch's in-place L2 and squared-L2 matrices
+# (``distances._torch_frozen_distances``); elsewhere ``_TORCH_BLOCK_ELEMENTS`` is never read.
+FROZEN_CASES = [(distance, blocks) for distance in DISTANCES for blocks in (
+    [None, 64] if BACKEND == "torch" and distance in ("L2", "squared-L2") else [None])]
+
+
 @pytest.mark.parametrize("case", ["normal", "offset", "duplicates", "huge"])
-@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("distance, block_elements", FROZEN_CASES,
+                         ids=[f"{d}-{'one-block' if b is None else 'blocks-of-rows'}"
+                              for d, b in FROZEN_CASES])
 def test_frozen_matrix_equals_pairwise_distances(distance, case, block_elements, monkeypatch):
     """``distance_geometry`` (on PyTorch in place, a block of rows at a time) gives the values of
     ``pairwise_distances`` bit for bit."""
