@@ -66,7 +66,7 @@ def atomic_path(path: str | os.PathLike, *, record: Recorder | None = None) -> I
     try:
         yield temporary_path
         # mkstemp creates the file private (0600); give it the permissions open() would have.
-        os.chmod(temporary_path, 0o666 & ~_current_umask())
+        os.chmod(temporary_path, 0o666 & ~current_umask())
         os.replace(temporary_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -74,7 +74,9 @@ def atomic_path(path: str | os.PathLike, *, record: Recorder | None = None) -> I
         raise
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read without changing it): what ``open`` and ``mkdir`` leave out of
+    a new file's or folder's permissions."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -66,6 +66,23 @@ def test_approximate_kinds_measure_their_recall(gallery, kind, distance):
                                             max(8, index.settings.lists // 32))
 
 
+def test_places_an_approximate_index_left_empty_are_never_matched(gallery):
+    """IVF scanning 1 of 60 cells finds fewer than k items for some queries: faiss marks those
+    places -1; they carry no label and no name, at an infinite distance."""
+    x, y = gallery
+    index = Index.build(x, y, settings=IndexSettings(kind="ivf", lists=60, probes=1))
+    queries = clustered(100, seed=11)[0]
+    found = index.search(queries, k=150)
+    missing = found.items < 0
+    assert missing.any() and not missing.all()
+    assert (found.labels[missing] == "").all() and (found.names[missing] == "").all()
+    assert np.isinf(found.distances[missing]).all()
+    assert np.isfinite(found.distances[~missing]).all()
+    assert (found.labels[~missing] == y.astype(str)[found.items[~missing]]).all()
+    matches = index.match(queries, rule="majority-vote", k=150, threshold=1e30)
+    assert (matches.labels != "").all() and matches.matched.all()
+
+
 def test_adding_in_parts_equals_building_at_once(gallery):
     x, y = gallery
     whole = Index.build(x, y)

@@ -303,3 +303,16 @@ def test_the_preprocessing_of_each_input_shape():
 def test_the_last_layer_says_whether_outputs_are_normalised():
     assert last_layer_normalizes(tiny_model(normalize=True))
     assert not last_layer_normalizes(tiny_model(normalize=False))
+
+
+def test_max_abs_difference_counts_a_lone_nan_as_infinite():
+    """The check's comparison itself (the failed-check tests replace it to test the cleanup)."""
+    from tripletlab.serving.artefact_check import max_abs_difference
+
+    a = np.array([[0.0, 1.0], [np.nan, 2.0]])
+    assert max_abs_difference(a, a) == 0.0  # NaN in both places: equal
+    assert max_abs_difference(a, a + [[0.0, 3e-5], [0.0, 0.0]]) == pytest.approx(3e-5)
+    b = a.copy()
+    b[0, 0] = np.nan
+    assert max_abs_difference(a, b) == float("inf")
+    assert max_abs_difference(np.zeros((0, 2)), np.zeros((0, 2))) == 0.0

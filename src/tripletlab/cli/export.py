@@ -17,6 +17,7 @@ from tripletlab.cli import add_backend_argument, add_data_arguments, select_back
 from tripletlab.cli.quiet_start import START_UP_NOTICES, filtered_standard_error, load_keras
 from tripletlab.distance_names import DISTANCES
 from tripletlab.errors import ConfigError
+from tripletlab.serving.check_sample import DEFAULT_SAMPLES, SPLITS
 from tripletlab.serving.formats import FORMATS
 
 
@@ -39,9 +40,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     out.add_argument("--overwrite", action="store_true",
                      help="replace an export tripletlab wrote at PATH (nothing else)")
     check = add_data_arguments(parser)
-    check.add_argument("--split", choices=("test", "train"), default="test",
+    check.add_argument("--split", choices=SPLITS, default="test",
                        help="the split the check's inputs are drawn from")
-    check.add_argument("--samples", type=int, default=32, metavar="N",
+    check.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
                        help="inputs the export is checked on (class-stratified)")
     parser.set_defaults(handler=run)
     return parser

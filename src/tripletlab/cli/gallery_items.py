@@ -233,7 +233,13 @@ def _source_images(source: dict[str, Any], names: np.ndarray):
     if kind == "images":
         first = source["first_item"]
         paths = [str(p) for p in names[first:first + source["count"]]]
-        if not all(Path(p).is_file() for p in paths):
+        gone = [p for p in paths if not Path(p).is_file()]
+        if gone:
+            import warnings
+
+            warnings.warn(f"{len(gone):,} gallery image files are gone (e.g. {gone[0]!r}), so "
+                          "the picture shows grey tiles for the items added with them.",
+                          stacklevel=2)
             return None
         return ImageFiles(paths, image_size=tuple(source["image_size"]),
                           color_mode=source["color_mode"])

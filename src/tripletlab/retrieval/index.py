@@ -34,7 +34,7 @@ from tripletlab.retrieval.calibration import (
     sample_pairs,
 )
 from tripletlab.retrieval.faiss_index import IndexSettings
-from tripletlab.retrieval.matching import Matches, match_neighbors
+from tripletlab.retrieval.matching import NO_MATCH, Matches, match_neighbors
 
 RECALL_K = 10
 """The ``k`` of the recall@k that an approximate index is measured with."""
@@ -51,7 +51,9 @@ class SearchResults:
     """The ``k`` nearest gallery items of every query, nearest first.
 
     Attributes:
-      items: ``[Q, k]`` int64 item numbers (rows of the gallery, in the order items were added).
+      items: ``[Q, k]`` int64 item numbers (rows of the gallery, in the order items were added);
+        ``-1`` where an approximate index found fewer than ``k`` items (label and name empty,
+        distance infinite).
       distances: ``[Q, k]`` float32 distances.
       labels: ``[Q, k]`` the items' labels.
       names: ``[Q, k]`` the items' names (file paths, or ``source/split/row``).
@@ -187,9 +189,13 @@ class Index:
         bar = _progress_bar(len(queries), "query") if progress else None
         items, distances = faiss_index.search(self.faiss_index, self.settings, queries, int(k),
                                               self.distance, bar)
-        found = np.maximum(items, 0)  # an approximate index may return -1 past its candidates
-        return SearchResults(items=items, distances=distances, labels=self.labels[found],
-                             names=self.names[found])
+        # An approximate index returns item -1 when it found fewer than k candidates: those
+        # places get no label and no name, at an infinite distance (never a match).
+        missing = items < 0
+        labels = np.where(missing, NO_MATCH, self.labels[np.where(missing, 0, items)])
+        names = np.where(missing, "", self.names[np.where(missing, 0, items)])
+        return SearchResults(items=items, distances=np.where(missing, np.inf, distances),
+                             labels=labels, names=names)
 
     def match(self, queries, *, k: int | None = None, rule: str | None = None,
               threshold: float | None = None, calibrated: bool = True) -> Matches:

@@ -31,7 +31,8 @@ class Matches:
       distances: ``[Q]`` float32 distance of each match (set even when it was past the
         threshold).
       items: ``[Q]`` int64 gallery item that carried the match (the nearest of its label).
-      matched: ``[Q]`` bool, ``distances <= threshold`` (all ``True`` without a threshold).
+      matched: ``[Q]`` bool, ``distances <= threshold`` (without a threshold: every query
+        whose rule found a neighbour).
       threshold: the threshold used, or ``None``.
       rule: the match rule used.
     """
@@ -67,8 +68,9 @@ def match_neighbors(neighbor_labels: np.ndarray, neighbor_distances: np.ndarray,
     rows = np.arange(len(neighbor_labels))
     labels = neighbor_labels[rows, column]
     distances = neighbor_distances[rows, column].astype(np.float32)
-    matched = (np.ones(len(labels), bool) if threshold is None
-               else distances <= np.float32(threshold))
+    matched = labels != NO_MATCH  # a rule that read only missing neighbours matches nothing
+    if threshold is not None:
+        matched &= distances <= np.float32(threshold)
     return Matches(labels=np.where(matched, labels, NO_MATCH), distances=distances,
                    items=neighbor_items[rows, column].astype(np.int64), matched=matched,
                    threshold=None if threshold is None else float(threshold), rule=rule)
@@ -76,9 +78,11 @@ def match_neighbors(neighbor_labels: np.ndarray, neighbor_distances: np.ndarray,
 
 def _majority_columns(neighbor_labels: np.ndarray) -> np.ndarray:
     """For each row, the first column holding the row's most frequent label (ties: the label
-    that appears first, i.e. whose nearest item is nearer)."""
+    that appears first, i.e. whose nearest item is nearer); empty places do not vote."""
     same = neighbor_labels[:, :, None] == neighbor_labels[:, None, :]  # [Q, k, k]
     votes = same.sum(axis=2)  # votes[q, j]: how many neighbours share column j's label
     first = np.argmax(same, axis=2) == np.arange(neighbor_labels.shape[1])  # j is its label's first
-    # the most votes, then the earliest column: argmax returns the first maximum
-    return np.argmax(np.where(first, votes, -1), axis=1)
+    # the most votes, then the earliest column (argmax returns the first maximum); the
+    # places an approximate index left empty do not vote
+    candidates = first & (neighbor_labels != NO_MATCH)
+    return np.argmax(np.where(candidates, votes, -1), axis=1)

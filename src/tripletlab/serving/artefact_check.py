@@ -241,11 +241,11 @@ def _load_onnx(path: str, refused: Refusal) -> LoadedArtefact:
     try:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # its errors come back as exceptions, not log lines
-        session = onnxruntime.InferenceSession(path, options,
-                                               providers=["CPUExecutionProvider"])
+        ort_session = onnxruntime.InferenceSession(path, options,
+                                                   providers=["CPUExecutionProvider"])
     except failures as error:
         raise refused(error) from error
-    first_input, first_output = session.get_inputs()[0], session.get_outputs()[0]
+    first_input, first_output = ort_session.get_inputs()[0], ort_session.get_outputs()[0]
     signature = ArtefactSignature(
         input_name=first_input.name, input_shape=_dimensions(first_input.shape),
         input_dtype=_ONNX_TYPES.get(first_input.type, first_input.type),
@@ -257,7 +257,7 @@ def _load_onnx(path: str, refused: Refusal) -> LoadedArtefact:
 
     def run(inputs: np.ndarray) -> np.ndarray:
         try:
-            return session.run([first_output.name], {first_input.name: inputs}, quiet)[0]
+            return ort_session.run([first_output.name], {first_input.name: inputs}, quiet)[0]
         except failures as error:
             raise refused(error) from error
 

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tripletlab.atomic import Recorder, atomic_path
+from tripletlab.atomic import Recorder, atomic_path, current_umask
 from tripletlab.errors import ConfigError, UserFileExistsError
 from tripletlab.serving.formats import DIRECTORY_FORMATS, REQUIRED_SUFFIX, check_format
 from tripletlab.serving.serving_spec import is_tripletlab_export, spec_path
@@ -123,7 +123,7 @@ def _staged_directory(target: Path, record: Recorder | None) -> Iterator[Path]:
     try:
         yield temporary
         # mkdtemp creates the folder private (0700): give it the permissions mkdir would have
-        os.chmod(temporary, 0o777 & ~_current_umask())
+        os.chmod(temporary, 0o777 & ~current_umask())
         if record is not None:
             for item in sorted(temporary.rglob("*")):
                 if item.is_file():
@@ -151,11 +151,12 @@ def _move_aside(target: Path) -> Path:
 
 def _remove_aside(moved: Path | None) -> None:
     """Removes what :func:`_move_aside` moved, and its holder folder."""
-    if moved is not None:
-        shutil.rmtree(moved.parent, ignore_errors=True)
+    if moved is None:
+        return
+    try:
+        shutil.rmtree(moved.parent)
+    except OSError as error:
+        import warnings
 
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        warnings.warn(f"The export replaced was kept in {str(moved.parent)!r}: it could not be "
+                      f"removed ({error}). Remove it by hand.", stacklevel=2)

@@ -52,11 +52,16 @@ def spec_path(artefact: str | os.PathLike) -> Path:
 
 def read_spec(path: str | os.PathLike) -> dict[str, Any] | None:
     """The serving spec at ``path`` if tripletlab wrote it; ``None`` when the file is absent,
-    is not JSON, or was not written by tripletlab."""
+    is not JSON, or was not written by tripletlab.
+
+    Raises:
+      OSError: the file exists but cannot be read (e.g. no permission).
+    """
     try:
         with open(path, encoding="utf-8") as stream:
             spec = json.load(stream)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError,
+            json.JSONDecodeError):
         return None
     if not isinstance(spec, dict) or spec.get("written_by") != WRITTEN_BY:
         return None
