@@ -93,12 +93,13 @@ def _term(gap, margin, soft):
     return (value, 1.0) if value > 0 else (0.0, 0.0)
 
 
-def semi_hard(labels, d, margin, soft=False):
-    """TF Addons semi-hard. Returns ``(loss, dL/dD)``."""
+def semi_hard(labels, d, margin, soft=False, anchors=None):
+    """TF Addons semi-hard. Returns ``(loss, dL/dD)``. ``anchors``: only the first ``anchors``
+    samples are anchors (a batch followed by a cross-batch memory); all of them by default."""
     labels = np.asarray(labels).reshape(-1)
     size = len(labels)
     pairs = []
-    for a in range(size):
+    for a in range(size if anchors is None else anchors):
         negatives = [n for n in range(size) if labels[n] != labels[a]]
         for p in range(size):
             if p == a or labels[p] != labels[a]:
@@ -123,13 +124,15 @@ def semi_hard(labels, d, margin, soft=False):
     return total / len(pairs), grad
 
 
-def hard(labels, d, margin, soft=False):
-    """Batch-hard (TF Addons TripletHardLoss). Returns ``(loss, dL/dD)``."""
+def hard(labels, d, margin, soft=False, anchors=None):
+    """Batch-hard (TF Addons TripletHardLoss). Returns ``(loss, dL/dD)``; the mean is over the
+    anchors (the first ``anchors`` samples, all by default)."""
     labels = np.asarray(labels).reshape(-1)
     size = len(labels)
+    count = size if anchors is None else anchors
     grad = np.zeros_like(d)
     total = 0.0
-    for a in range(size):
+    for a in range(count):
         positives = [p for p in range(size) if p != a and labels[p] == labels[a]]
         negatives = [n for n in range(size) if labels[n] != labels[a]]
         row = d[a].__getitem__
@@ -137,18 +140,19 @@ def hard(labels, d, margin, soft=False):
         n = min(negatives, key=row) if negatives else max(range(size), key=row)
         value, slope = _term(d[a, p] - d[a, n], margin, soft)
         total += value
-        grad[a, p] += slope / size
-        grad[a, n] -= slope / size
-    return total / size, grad
+        grad[a, p] += slope / count
+        grad[a, n] -= slope / count
+    return total / count, grad
 
 
-def batch_all(labels, d, margin, soft=False):
-    """omoindrot batch-all. Returns ``(loss, fraction_positive, dL/dD)``."""
+def batch_all(labels, d, margin, soft=False, anchors=None):
+    """omoindrot batch-all. Returns ``(loss, fraction_positive, dL/dD)``; ``anchors`` as in
+    :func:`semi_hard`."""
     labels = np.asarray(labels).reshape(-1)
     size = len(labels)
     total, positive, valid = 0.0, 0, 0
     active = []
-    for a in range(size):
+    for a in range(size if anchors is None else anchors):
         for p in range(size):
             for n in range(size):
                 if len({a, p, n}) < 3 or labels[p] != labels[a] or labels[n] == labels[a]:

@@ -38,6 +38,7 @@ _ALIASES = {"metrics": "mining_metrics"}
 # The modules that define classes registered with ``keras.saving.register_keras_serializable``.
 SERIALIZABLE_MODULES = (
     "tripletlab.losses.classes",
+    "tripletlab.losses.cross_batch_memory",
     "tripletlab.losses.offline",
     "tripletlab.mining_metrics",
     "tripletlab.compat.tfa.losses",

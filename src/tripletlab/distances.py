@@ -174,10 +174,11 @@ def _safe_sqrt(squared):
 
 
 def _zero_diagonal(matrix):
+    """``matrix`` (``[R, N]``, ``R <= N``) with its entries ``(i, i)`` set to 0."""
     from keras import ops
 
-    size = ops.shape(matrix)[0]
-    return ops.where(ops.eye(size, dtype="bool"), ops.zeros_like(matrix), matrix)
+    rows, columns = ops.shape(matrix)[0], ops.shape(matrix)[1]
+    return ops.where(ops.eye(rows, columns, dtype="bool"), ops.zeros_like(matrix), matrix)
 
 
 def _static_or_dynamic(tensor, axis):
@@ -210,21 +211,29 @@ def _gram_coordinates(x):
     return x - ops.round(offset * _CENTRE_GRID) / _CENTRE_GRID, scale
 
 
-def _squared_from_coordinates(x, scale, rounding=0.0):
+def _squared_from_coordinates(x, scale, rounding=0.0, rows=None):
     """Squared distances of the rows ``x`` from :func:`_gram_coordinates`, ``>= 0``, with an
     exactly zero diagonal and exact zeros for identical rows.
 
     ``rounding``: how far apart (squared, in units of the unscaled rows) identical rows may
-    already be by rounding before this function (0 when they are bitwise equal).
+    already be by rounding before this function (0 when they are bitwise equal). ``rows``: only
+    the first ``rows`` rows of the matrix (``[rows, N]``; all of them when ``None``).
     """
     import keras
     from keras import ops
 
     roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(x.dtype), 2.0**-24)
-    gram = ops.matmul(x, ops.transpose(x))
-    norms = ops.diagonal(gram)  # the same dot products as the off-diagonal entries
-    total = ops.expand_dims(norms, 1) + ops.expand_dims(norms, 0)
-    squared = total - 2.0 * gram  # the diagonal is exactly 0
+    if rows is None:
+        gram = ops.matmul(x, ops.transpose(x))
+        norms = row_norms = ops.diagonal(gram)  # the same dot products as the other entries
+    else:
+        gram = ops.matmul(x[:rows], ops.transpose(x))
+        norms = ops.sum(ops.square(x), axis=1)
+        row_norms = norms[:rows]
+    total = ops.expand_dims(row_norms, 1) + ops.expand_dims(norms, 0)
+    squared = total - 2.0 * gram  # the diagonal is exactly 0 when rows is None
+    if rows is not None:
+        squared = _zero_diagonal(squared)
     # For identical rows i, j, |squared_ij| <= (2 D + 3) u (n_i + n_j) whatever order the
     # matmul sums in (u: unit roundoff), and matmul kernels of TensorFlow and PyTorch on CPU do
     # round the diagonal and off-diagonal entries differently. Entries within that bound carry
@@ -245,7 +254,8 @@ def pairwise_squared_l2(embeddings):
     return pairwise_distances(embeddings, SQUARED_L2)
 
 
-def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | None = None):
+def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | None = None,
+                       rows: int | None = None):
     """Computes the ``[B, B]`` matrix of distances between the rows of ``embeddings``.
 
     Args:
@@ -254,11 +264,14 @@ def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | No
       min_norm: for ``"angular"`` and ``"normalized-L2"``, the smallest row norm that is
         normalised (see :func:`l2_normalize`; default :func:`min_norm_for` the dtype). A zero
         row has cosine 0 with every row.
+      rows: compute only the first ``rows`` rows of the matrix, ``[rows, B]``: the distances
+        from those embeddings to every embedding (what a cross-batch memory needs, with the
+        batch first and the memory after it), in ``O(rows * B)`` memory. ``None``: all rows.
 
     Returns:
-      A ``[B, B]`` tensor of the same dtype as ``embeddings`` with a zero diagonal, exact zeros
-      between identical (nonzero) rows, and ``inf`` only where a distance exceeds the dtype's
-      range.
+      A ``[B, B]`` (or ``[rows, B]``) tensor of the same dtype as ``embeddings`` with a zero
+      diagonal, exact zeros between identical (nonzero) rows, and ``inf`` only where a distance
+      exceeds the dtype's range.
 
     Raises:
       ValueError: ``distance`` is not one of the canonical names.
@@ -270,7 +283,9 @@ def pairwise_distances(embeddings, distance: str = "L2", *, min_norm: float | No
       >>> np.round(np.asarray(pairwise_distances(x, "L2"), dtype=float), 4).tolist()
       [[0.0, 1.4142], [1.4142, 0.0]]
     """
-    return _geometry(embeddings, distance, min_norm, differentiable=True).differentiable
+    if rows is None:
+        return _geometry(embeddings, distance, min_norm, differentiable=True).differentiable
+    return _leading_rows(embeddings, distance, min_norm, rows)
 
 
 class DistanceGeometry(NamedTuple):
@@ -327,8 +342,35 @@ def distance_geometry(embeddings, distance: str = "L2", *, min_norm: float | Non
     return _geometry(embeddings, distance, min_norm, differentiable=not is_eager_torch())
 
 
-def _geometry(embeddings, distance, min_norm, differentiable):
+def _rows_to_compare(embeddings, distance, min_norm):
+    """``(rows, weight, rounding)``: the rows the distance compares (the embeddings, or their
+    normalised rows with their exact squared norms ``weight``), and how far apart identical
+    rows may be after normalising (see :func:`_squared_from_coordinates`)."""
     import keras
+
+    if distance not in NORMALIZED_DISTANCES:
+        return embeddings, None, 0.0
+    rows, weight = _normalize_rows(embeddings, min_norm)
+    # Two normalisations of one row differ by at most ~2 (D + 2) u per unit of norm (the row
+    # sums may be taken in different orders at different positions).
+    dim = _static_or_dynamic(embeddings, 1)
+    roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(embeddings.dtype), 2.0**-24)
+    return rows, weight, (4.0 * (dim + 2.0) * roundoff) ** 2
+
+
+def _leading_rows(embeddings, distance, min_norm, rows):
+    """The first ``rows`` rows of :func:`pairwise_distances`, differentiable."""
+    from keras import ops
+
+    check_distance(distance)
+    embeddings = ops.convert_to_tensor(embeddings)
+    compared, weight, rounding = _rows_to_compare(embeddings, distance, min_norm)
+    coordinates, scale = _gram_coordinates(compared)
+    squared = _squared_from_coordinates(coordinates, scale, rounding, rows=rows)
+    return _from_squared(distance, squared, scale, weight, rows=rows)
+
+
+def _geometry(embeddings, distance, min_norm, differentiable):
     from keras import ops
 
     check_distance(distance)
@@ -337,16 +379,7 @@ def _geometry(embeddings, distance, min_norm, differentiable):
         empty = ops.zeros((0, 0), dtype=embeddings.dtype)
         return DistanceGeometry(distance, empty, embeddings, embeddings,
                                 ops.ones((), dtype=embeddings.dtype), empty)
-    if distance in NORMALIZED_DISTANCES:
-        rows, weight = _normalize_rows(embeddings, min_norm)
-        # Two normalisations of one row differ by at most ~2 (D + 2) u per unit of norm (the
-        # row sums may be taken in different orders at different positions).
-        dim = _static_or_dynamic(embeddings, 1)
-        roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(embeddings.dtype),
-                                      2.0**-24)
-        rounding = (4.0 * (dim + 2.0) * roundoff) ** 2
-    else:
-        rows, weight, rounding = embeddings, None, 0.0
+    rows, weight, rounding = _rows_to_compare(embeddings, distance, min_norm)
     coordinates, scale = _gram_coordinates(rows)
     frozen = ops.stop_gradient(coordinates)
     if differentiable:
@@ -408,8 +441,9 @@ def _torch_frozen_distances(x, scale, distance):
         return squared
 
 
-def _from_squared(distance, squared, scale, weight):
-    """The distances from the thresholded squared distances of the scaled rows."""
+def _from_squared(distance, squared, scale, weight, rows=None):
+    """The distances from the thresholded squared distances of the scaled rows (the first
+    ``rows`` rows of the matrix when given)."""
     from keras import ops
 
     if distance == L2:
@@ -421,7 +455,8 @@ def _from_squared(distance, squared, scale, weight):
     # 1 - cos_ij = 1 - (w_i + w_j - |u_i - u_j|^2) / 2 with the rows' exact squared norms w
     # (1 for normalised rows), so identical rows give exactly 0 and zero rows cosine 0.
     weight = ops.reshape(weight, (-1,))
-    offset = 1.0 - 0.5 * (ops.expand_dims(weight, 1) + ops.expand_dims(weight, 0))
+    row_weight = weight if rows is None else weight[:rows]
+    offset = 1.0 - 0.5 * (ops.expand_dims(row_weight, 1) + ops.expand_dims(weight, 0))
     angular = _zero_diagonal(offset + (0.5 * scale) * (scale * squared))
     if distance == ANGULAR:
         return angular

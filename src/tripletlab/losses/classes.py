@@ -70,10 +70,16 @@ class MiningLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         labels, embeddings, input_dtype = prepare_inputs(y_true, y_pred)
-        distances = self.distances(embeddings, input_dtype)
-        terms = type(self)._terms(labels, distances, self.margin, self.soft,
-                                  **self._term_arguments())
+        terms = self.terms(labels, self.distances(embeddings, input_dtype))
         return ops.cast(terms.per_anchor_losses(), input_dtype)
+
+    def terms(self, labels, distances, *, reference_labels=None, reference_valid=None):
+        """The loss's :class:`tripletlab.losses.functional.TripletTerms` on ``distances``: a
+        ``[B, B]`` matrix, or ``[B, N]`` against references whose first ``B`` are the batch
+        (see :func:`tripletlab.losses.functional.reference_masks`)."""
+        return type(self)._terms(labels, distances, self.margin, self.soft,
+                                 reference_labels=reference_labels,
+                                 reference_valid=reference_valid, **self._term_arguments())
 
     def get_config(self):
         config = super().get_config()

@@ -144,6 +144,25 @@ def _scaled_for_mining(distances, margin, soft):
 # ---------------------------------------------------------------------------------------------
 
 
+def reference_masks(labels, reference_labels=None, reference_valid=None):
+    """``(positive, negative, blocks)`` of anchors against their references.
+
+    Without references the batch mines itself (``[B, B]`` masks). With them, the ``B`` anchors
+    mine ``N`` references whose first ``B`` are the anchors themselves (a batch followed by a
+    memory of past embeddings, see :class:`tripletlab.losses.CrossBatchMemory`), on a
+    ``[B, N]`` distance matrix; references that are not ``reference_valid`` are neither
+    positives nor negatives, and their distances must be 0 (so that the row minimum and maximum
+    some anchors fall back on are those of the valid references).
+
+    Args:
+      labels: ``[B]`` anchor labels.
+      reference_labels: ``[N]`` labels of the references, or ``None``.
+      reference_valid: ``[N]`` boolean, or ``None`` (all valid).
+    """
+    positive, negative = label_masks(labels, reference_labels, reference_valid)
+    return positive, negative, class_blocks(labels, reference_labels, reference_valid)
+
+
 def check_max_positives(max_positives):
     """Validates ``max_positives``: ``None`` or an integer ``>= 1``."""
     if max_positives is not None:
@@ -201,8 +220,10 @@ def _either_path_per_row_slice(fits, matrix, slot_rows, sort_rows, positive, neg
                                                  blocks.end, blocks.anchor))
 
 
-def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=None):
-    """TF Addons' semi-hard mining on a ``[B, B]`` distance matrix.
+def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=None, *,
+                    reference_labels=None, reference_valid=None):
+    """TF Addons' semi-hard mining on a ``[B, B]`` distance matrix (or ``[B, N]`` against
+    references, see :func:`reference_masks`).
 
     For every ordered positive pair ``(a, p)`` the negative is the nearest one strictly farther
     than ``p``; if none, the farthest negative; if ``a`` has no negatives, the row minimum of
@@ -215,13 +236,12 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=Non
     (:func:`tripletlab.mining.semi_hard_slot_rows`, no sort); other batches take the sort path
     (:func:`tripletlab.mining.semi_hard_window_rows`), decided at run time under jit.
     """
-    positive, negative = label_masks(labels)
+    positive, negative, blocks = reference_masks(labels, reference_labels, reference_valid)
     matrix, margin, scale = _scaled_for_mining(distances, margin, soft)
     frozen = matrix.values
     max_positives = DEFAULT_SLOTS if max_positives is None else max_positives
-    blocks = class_blocks(labels)
     fits = _fits(blocks, max_positives)
-    width, windows = window_plan(blocks, frozen.shape[0], is_concrete(blocks.largest))
+    width, windows = window_plan(blocks, frozen.shape[1], is_concrete(blocks.largest))
 
     def slot_rows(d, p, n):
         positive_columns, negative_columns, valid = semi_hard_slot_rows(d, p, n, max_positives)
@@ -253,15 +273,17 @@ def semi_hard_terms(labels, distances, margin=1.0, soft=False, max_positives=Non
     return TripletTerms(per_anchor, ops.maximum(num_pairs, 1.0), scale=scale)
 
 
-def hard_terms(labels, distances, margin=1.0, soft=False):
-    """Batch-hard mining (TF Addons ``TripletHardLoss``, omoindrot ``batch_hard``).
+def hard_terms(labels, distances, margin=1.0, soft=False, *, reference_labels=None,
+               reference_valid=None):
+    """Batch-hard mining (TF Addons ``TripletHardLoss``, omoindrot ``batch_hard``), on a
+    ``[B, B]`` distance matrix or ``[B, N]`` against references (see :func:`reference_masks`).
 
     Per anchor: hardest positive (an anchor without positives takes the row minimum, 0 for
     distances with a zero diagonal) and hardest negative (none: the row maximum). The mean is
     over all ``B`` anchors. The two columns are found without autodiff and their distances
     gathered, so the backward pass touches only those ``2 B`` entries.
     """
-    positive, negative = label_masks(labels)
+    positive, negative = label_masks(labels, reference_labels, reference_valid)
     matrix, margin, scale = _scaled_for_mining(distances, margin, soft)
     frozen = matrix.values
     positive_columns, negative_columns = map_row_chunks(hardest_columns, frozen, positive,
@@ -275,8 +297,11 @@ def hard_terms(labels, distances, margin=1.0, soft=False):
     return TripletTerms(per_anchor, batch, scale=scale)
 
 
-def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=None):
-    """omoindrot's batch-all: every valid triplet, mean over the triplets with a positive loss.
+def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=None, *,
+                    reference_labels=None, reference_valid=None):
+    """omoindrot's batch-all: every valid triplet, mean over the triplets with a positive loss
+    (on a ``[B, B]`` distance matrix, or ``[B, N]`` against references: see
+    :func:`reference_masks`).
 
     With ``soft=True`` each triplet contributes ``softplus(d(a, p) - d(a, n))``; that sum has no
     prefix-sum form, so the sort path computes it anchor by anchor (``O(B^3)`` time, ``O(B^2)``
@@ -287,16 +312,15 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=Non
     take the sort path (:func:`tripletlab.mining.batch_all_window_rows` for the hinge), decided
     per row slice at run time under jit.
     """
-    positive, negative = label_masks(labels)
+    positive, negative, blocks = reference_masks(labels, reference_labels, reference_valid)
     matrix, margin, scale = _scaled_for_mining(distances, margin, soft)
     frozen = matrix.values
     dtype = frozen.dtype
 
     max_positives = DEFAULT_SLOTS if max_positives is None else max_positives
-    blocks = class_blocks(labels)
     fits = _fits(blocks, max_positives)
     slots = min(max_positives, frozen.shape[1] or max_positives)
-    width, windows = window_plan(blocks, frozen.shape[0], is_concrete(blocks.largest))
+    width, windows = window_plan(blocks, frozen.shape[1], is_concrete(blocks.largest))
 
     def sort_rows(d, p, n, start, end, anchor):
         if soft:
@@ -328,9 +352,11 @@ def batch_all_terms(labels, distances, margin=0.5, soft=False, max_positives=Non
     values, counts, coefficients, columns, positive_coefficients = map_row_chunks(
         rows, frozen, positive, negative, blocks.start, blocks.end, blocks.anchor)
     per_anchor = matrix.attach_columns(values, columns, positive_coefficients, coefficients)
-    # Every other sample of the batch is a positive or a negative.
+    # Every other valid reference is a positive or a negative.
+    num_references = (ops.shape(frozen)[1] if reference_valid is None
+                      else count_true(reference_valid))
     num_positives = ops.cast(blocks.end - blocks.start - 1, dtype)
-    num_negatives = ops.cast(ops.shape(frozen)[0] - 1, dtype) - num_positives
+    num_negatives = ops.cast(num_references - 1, dtype) - num_positives
     num_valid = ops.sum(num_positives * num_negatives)
     num_positive_triplets = ops.sum(counts)
     normalizer = num_positive_triplets + _DENOMINATOR_EPSILON

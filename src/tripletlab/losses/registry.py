@@ -54,6 +54,8 @@ class LossSpec:
       summary: one line for help texts.
       original: ``"module:name"`` of the callable whose ``margin`` default ``default_margin``
         is (checked by the tests); ``None`` when that callable has no default.
+      memory: whether a cross-batch memory (``memory_size``,
+        :class:`tripletlab.losses.CrossBatchMemory`) can wrap the loss.
     """
 
     name: str
@@ -65,15 +67,16 @@ class LossSpec:
     factory: Callable[[Any], Any] = dataclasses.field(repr=False, compare=False)
     summary: str = ""
     original: str | None = None
+    memory: bool = False
 
 
 def spec_entry(name: str, mode: str, margin: float, distances, factory: Callable[[Any], Any],
                summary: str, *, soft: bool = False, semi_margin: bool = False,
-               original: str | None = None) -> tuple[str, LossSpec]:
+               original: str | None = None, memory: bool = False) -> tuple[str, LossSpec]:
     """``(name, LossSpec(...))``: one entry of a loss table (``distances``: any iterable of
     canonical names, e.g. a mapping's keys)."""
     return name, LossSpec(name, mode, margin, tuple(distances), soft, semi_margin, factory,
-                          summary, original)
+                          summary, original, memory)
 
 
 def join_tables(*tables: Mapping[str, LossSpec]) -> Mapping[str, LossSpec]:
@@ -133,12 +136,12 @@ def _offline(config):
 LOSSES: Mapping[str, LossSpec] = MappingProxyType(dict([
     spec_entry("semi-hard", "online", margins.SEMI_HARD_MARGIN, DISTANCES, _semi_hard,
                "TF Addons' semi-hard mining", soft=True,
-               original="tripletlab.losses.classes:TripletSemiHardLoss"),
+               original="tripletlab.losses.classes:TripletSemiHardLoss", memory=True),
     spec_entry("hard", "online", margins.HARD_MARGIN, DISTANCES, _hard, "batch-hard mining",
-               soft=True, original="tripletlab.losses.classes:TripletHardLoss"),
+               soft=True, original="tripletlab.losses.classes:TripletHardLoss", memory=True),
     spec_entry("batch-all", "online", margins.BATCH_ALL_MARGIN, DISTANCES, _batch_all,
                "every valid triplet (omoindrot's batch-all)", soft=True,
-               original="tripletlab.losses.classes:TripletBatchAllLoss"),
+               original="tripletlab.losses.classes:TripletBatchAllLoss", memory=True),
     spec_entry("triplet", "offline", margins.OFFLINE_MARGIN, PAIRED_DISTANCES, _offline,
                "the offline TripletLoss on given (anchor, positive, negative) triplets",
                original="tripletlab.losses.offline:TripletLoss"),
@@ -177,13 +180,24 @@ def loss_spec(loss: str, mode: str = "online", *,
 def build_loss(config, *, losses: Mapping[str, LossSpec] = LOSSES) -> Any:
     """The Keras loss of ``config`` (imports Keras), built by its entry of ``losses``.
 
+    A ``memory_size`` above 0 wraps the loss in a
+    :class:`tripletlab.losses.CrossBatchMemory` of that size (``memory_warmup`` calls without
+    it); the model must then carry the memory (:meth:`CrossBatchMemory.attach`).
+
     Args:
       config: a checked :class:`tripletlab.train.config.TrainConfig` (or any object with its
         ``loss``, ``mode``, ``margin``, ``distance``, ``soft``, ``semi_margin``, ``sampler``
-        and ``samples_per_class`` attributes).
+        and ``samples_per_class`` attributes, and optionally ``memory_size`` and
+        ``memory_warmup``).
       losses: the loss table.
 
     Returns:
       A ``keras.losses.Loss``.
     """
-    return loss_spec(config.loss, config.mode, losses=losses).factory(config)
+    loss = loss_spec(config.loss, config.mode, losses=losses).factory(config)
+    if not getattr(config, "memory_size", 0):
+        return loss
+    from tripletlab.losses.cross_batch_memory import CrossBatchMemory
+
+    return CrossBatchMemory(loss, memory_size=config.memory_size,
+                            warmup_steps=getattr(config, "memory_warmup", 0))

@@ -18,8 +18,8 @@ class ClassBlocks(NamedTuple):
     """The batch ordered by label.
 
     Attributes:
-      order: ``[B]`` int32 columns of the batch in label order.
-      position: ``[1, B]`` int32: where each column is in ``order`` (its inverse).
+      order: ``[N]`` int32 columns (the batch, or the references) in label order.
+      position: ``[1, N]`` int32: where each column is in ``order`` (its inverse).
       start: ``[B, 1]`` int32: where anchor ``a``'s class starts in ``order``.
       end: ``[B, 1]`` int32: where it ends (exclusive).
       anchor: ``[B, 1]`` int32: each anchor's own column (the row number).
@@ -34,11 +34,21 @@ class ClassBlocks(NamedTuple):
     largest: object
 
 
-def class_blocks(labels) -> ClassBlocks:
-    """The :class:`ClassBlocks` of a ``[B]`` integer label vector."""
+def class_blocks(labels, reference_labels=None, reference_valid=None) -> ClassBlocks:
+    """The :class:`ClassBlocks` of a ``[B]`` integer label vector.
+
+    With ``reference_labels`` (``[N]``, the first ``B`` of them the anchors themselves, as in
+    :func:`tripletlab.mining.label_masks`) the blocks are those of the references, and
+    ``start`` / ``end`` say where each anchor's class lies among them. References that are not
+    ``reference_valid`` are given a label below every anchor's, so no anchor's block holds them.
+    """
     labels = ops.convert_to_tensor(labels)
-    order = ops.cast(ops.argsort(labels), "int32")
-    ordered = ops.take(labels, order)
+    references = labels if reference_labels is None else ops.convert_to_tensor(reference_labels)
+    if reference_valid is not None:
+        outside = ops.cast(ops.min(labels), references.dtype) - 1
+        references = ops.where(reference_valid, references, outside)
+    order = ops.cast(ops.argsort(references), "int32")
+    ordered = ops.take(references, order)
     start = ops.cast(ops.searchsorted(ordered, labels, side="left"), "int32")
     end = ops.cast(ops.searchsorted(ordered, labels, side="right"), "int32")
     anchor = ops.arange(ops.shape(labels)[0], dtype="int32")

@@ -5,15 +5,32 @@ from __future__ import annotations
 from keras import ops
 
 
-def label_masks(labels):
-    """Returns the ``[B, B]`` boolean masks ``(positive, negative)`` for a ``[B]`` label vector.
+def label_masks(labels, reference_labels=None, reference_valid=None):
+    """Returns the boolean masks ``(positive, negative)`` of anchors against references.
 
-    ``positive[a, p]`` is true when ``p != a`` and ``labels[p] == labels[a]``;
-    ``negative[a, n]`` is true when ``labels[n] != labels[a]``.
+    Without references the anchors are their own references (``[B, B]``). With them, the
+    ``[R, N]`` masks compare ``R`` anchors with ``N`` references whose first ``R`` are the
+    anchors themselves (a batch followed by a memory of past embeddings).
+
+    ``positive[a, p]`` is true when ``p != a``, ``labels[p] == labels[a]`` and ``p`` is valid;
+    ``negative[a, n]`` is true when ``labels[n] != labels[a]`` and ``n`` is valid.
+
+    Args:
+      labels: ``[R]`` anchor labels.
+      reference_labels: ``[N]`` reference labels (``None``: ``labels``).
+      reference_valid: ``[N]`` boolean, false for references that take no part (empty places
+        of a memory); ``None``: all valid.
     """
-    same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0))
-    not_self = ops.logical_not(ops.eye(ops.shape(labels)[0], dtype="bool"))
-    return ops.logical_and(same, not_self), ops.logical_not(same)
+    if reference_labels is None:
+        reference_labels = labels
+    same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(reference_labels, 0))
+    not_self = ops.logical_not(ops.eye(ops.shape(labels)[0], ops.shape(reference_labels)[0],
+                                       dtype="bool"))
+    positive, negative = ops.logical_and(same, not_self), ops.logical_not(same)
+    if reference_valid is None:
+        return positive, negative
+    valid = ops.expand_dims(reference_valid, 0)
+    return ops.logical_and(positive, valid), ops.logical_and(negative, valid)
 
 
 def count_true(mask, axis=None):

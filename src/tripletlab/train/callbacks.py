@@ -28,10 +28,17 @@ from typing import Any
 import keras
 
 from tripletlab.atomic import Recorder, save_inference_model, save_model, write_json, write_text
-from tripletlab.experiment import BEST_MODEL, LAST_CHECKPOINT, STATE_FILE, Experiment
+from tripletlab.experiment import (
+    BEST_MODEL,
+    LAST_CHECKPOINT,
+    MEMORY_CHECKPOINT,
+    STATE_FILE,
+    Experiment,
+)
 from tripletlab.train.resume import (
     global_random_state,
     restore_global_random_state,
+    save_memory,
     seed_generator_states,
 )
 
@@ -98,7 +105,8 @@ class AtomicCSVLogger(keras.callbacks.Callback):
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Saves ``checkpoints/last.keras`` then ``checkpoints/state.json`` after every epoch, and
+    """Saves ``checkpoints/last.keras`` (with ``checkpoints/memory.npz``, the cross-batch
+    memory, when the model carries one) then ``checkpoints/state.json`` after every epoch, and
     ``best.keras`` when the monitored value improves; every write is atomic.
 
     ``state.json`` is written after the checkpoint, so the epoch it names always has its
@@ -159,6 +167,7 @@ class CheckpointCallback(keras.callbacks.Callback):
                 save_inference_model(self.export_model or self.model,
                                      self.experiment.path(BEST_MODEL), record=self.record)
             save_model(self.model, self.experiment.path(LAST_CHECKPOINT), record=self.record)
+            save_memory(self.model, self.experiment.path(MEMORY_CHECKPOINT), record=self.record)
             self.experiment.record_tensorboard()
             write_json(self.experiment.path(STATE_FILE), {
                 "epoch": epoch + 1, "epochs": self.epochs, "monitor": self.monitor,

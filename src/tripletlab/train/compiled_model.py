@@ -12,7 +12,7 @@ from tripletlab.train import loss_registry as registry
 from tripletlab.train.backbone_phases import load_initial_weights, set_backbone_trainable
 from tripletlab.train.config import ConfigError, TrainConfig
 from tripletlab.train.optimizer import build_optimizer
-from tripletlab.train.resume import restore_seed_generator_states
+from tripletlab.train.resume import restore_memory, restore_seed_generator_states
 from tripletlab.train.training_data import build_batches
 
 
@@ -92,6 +92,16 @@ def compile_for_training(model: keras.Model, config: TrainConfig, steps_per_epoc
     model.compile(optimizer=build_optimizer(config, steps_per_epoch), loss=build_loss(config),
                   metrics=metrics, jit_compile=config.jit_compile,
                   steps_per_execution=steps_per_execution(config))
+    attach_memory(model)
+
+
+def attach_memory(model: keras.Model) -> None:
+    """Makes ``model`` carry the state of its loss's cross-batch memory, if it has one
+    (:meth:`tripletlab.losses.CrossBatchMemory.attach`)."""
+    from tripletlab.losses.cross_batch_memory import CrossBatchMemory
+
+    if isinstance(getattr(model, "loss", None), CrossBatchMemory):
+        model.loss.attach(model)
 
 
 def model_and_batches(config: TrainConfig, data, experiment: ex.Experiment,
@@ -106,6 +116,8 @@ def model_and_batches(config: TrainConfig, data, experiment: ex.Experiment,
         register_classes()
         model = keras.saving.load_model(experiment.path(ex.LAST_CHECKPOINT), safe_mode=True)
         restore_seed_generator_states(model, state.get("seed_generators"))
+        attach_memory(model)
+        restore_memory(model, experiment.path(ex.MEMORY_CHECKPOINT))
         model.steps_per_execution = steps_per_execution(config)  # the backend may differ
         return model, build_batches(config, data, model)
     model = build_network(config, data)

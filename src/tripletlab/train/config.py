@@ -149,6 +149,12 @@ class TrainConfig:
                        choices=MODES)
     triplets: str | None = _field(None, "loss", "offline only: 'random' or 'hard' triplets",
                                   choices=TRIPLET_STRATEGIES)
+    memory_size: int = _field(0, "loss", "cross-batch memory: the anchors also mine the last N "
+                              "training embeddings (0: off; " + ", ".join(
+                                  n for n in LOSSES if registry.LOSSES[n].memory) + ")",
+                              minimum=0)
+    memory_warmup: int = _field(0, "loss", "cross-batch memory: training steps before the "
+                                "memory is used and filled", minimum=0)
     # Sampler parameters
     sampler: str = _field("pk", "sampler", "'pk' (P classes x K samples) or 'shuffled'",
                           choices=SAMPLERS)
@@ -528,6 +534,22 @@ def _check_loss_keys(v: dict[str, Any]) -> None:
                           f"Received: semi_margin={v['semi_margin']!r} with "
                           f"loss={v['loss']!r}.")
     check_field(v, "semi_margin")  # any sign, as triplet-tools
+    _check_memory_keys(v, spec)
+
+
+def _check_memory_keys(v: dict[str, Any], spec) -> None:
+    """``memory_size`` only with the losses a cross-batch memory wraps; ``memory_warmup`` only
+    with a memory."""
+    check_fields(v, "memory_size", "memory_warmup")
+    if v["memory_size"] and (v["mode"] != "online" or not spec.memory):
+        memory_losses = tuple(name for name in LOSSES if registry.LOSSES[name].memory)
+        chosen = f"loss={v['loss']!r}" if v["mode"] == "online" else "mode='offline'"
+        raise ConfigError(f"Expected `memory_size` only with mode='online' and loss in "
+                          f"{_braced(memory_losses)}. Received: memory_size={v['memory_size']} "
+                          f"with {chosen}.")
+    if v["memory_warmup"] and not v["memory_size"]:
+        raise ConfigError("Expected `memory_warmup` only with a memory (memory_size > 0). "
+                          f"Received: memory_warmup={v['memory_warmup']} with memory_size=0.")
 
 
 def _check_sampler_keys(v: dict[str, Any]) -> None:

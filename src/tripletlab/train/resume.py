@@ -50,6 +50,45 @@ def restore_seed_generator_states(model: keras.Model, states: Sequence[Any] | No
         variable.assign(np.asarray(value, dtype=keras.backend.standardize_dtype(variable.dtype)))
 
 
+def cross_batch_memory(model: keras.Model):
+    """The :class:`tripletlab.losses.MemoryQueue` ``model`` carries, or ``None``."""
+    return getattr(model, "cross_batch_memory", None)
+
+
+def save_memory(model: keras.Model, path, *, record=None) -> bool:
+    """Writes the cross-batch memory ``model`` carries to the ``.npz`` file ``path``
+    (atomically); ``False`` (nothing written) when it carries none."""
+    from tripletlab.atomic import atomic_path
+
+    queue = cross_batch_memory(model)
+    if queue is None:
+        return False
+    with atomic_path(path, record=record) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, **queue.state())
+    return True
+
+
+def restore_memory(model: keras.Model, path) -> None:
+    """Sets the cross-batch memory ``model`` carries from :func:`save_memory`'s file.
+
+    Raises:
+      ConfigError: the file is missing or holds another memory (size, embedding size).
+    """
+    queue = cross_batch_memory(model)
+    if queue is None:
+        return
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            queue.restore({name: stored[name] for name in stored.files})
+    except FileNotFoundError:
+        raise ConfigError(f"Expected the cross-batch memory's checkpoint {path} next to the "
+                          "model's. Received: no such file (it is written with every "
+                          "checkpoint of a run with memory_size > 0).") from None
+    except (KeyError, ValueError) as error:
+        raise ConfigError(f"Expected {path} to hold this run's cross-batch memory. Received: "
+                          f"{error}") from None
+
+
 def global_random_state() -> dict[str, Any]:
     """The backend's global random state, which Keras uses for unseeded dropout on PyTorch
     (``torch.nn.functional.dropout``): ``{"torch": base64 bytes, "torch_cuda": [...]}``, or
