@@ -58,7 +58,7 @@ README_LOSSES = ("semi-hard", "hard", "batch-all", "semi-hard-slots", "batch-all
 README_LOSS_TITLES = {"semi-hard": "semi-hard", "hard": "hard", "batch-all": "batch-all",
                       "semi-hard-slots": "semi-hard, `max_positives=3`",
                       "batch-all-slots": "batch-all, `max_positives=3`"}
-SECTIONS = ("losses", "large-batch-memory", "training", "quickstart", "index")
+SECTIONS = ("losses", "large-batch-memory", "training", "distributed", "quickstart", "index")
 INDEX_KINDS = ("flat", "hnsw", "ivf")
 # the bound the large-batch memory table is read against
 LARGE_BATCH_MEMORY_BOUND_MB = 3 * 1024
@@ -406,6 +406,47 @@ def training_readme(document):
                       table(header, rows, "l" + "r" * (len(header) - 1))])
 
 
+# ------------------------------------------------------------------------------ distributed
+
+
+def _distributed_run(cell):
+    if cell["kind"] == "train-step":
+        return f"train step ({LOSSES.get(cell['loss'], cell['loss'])})"
+    return f"{LOSSES.get(cell['loss'], cell['loss'])} loss"
+
+
+def distributed_section(document):
+    settings = document["settings"]
+    rows = []
+    for cell in document["cells"]:
+        if "error" in cell:
+            rows.append([str(cell["devices"]), error(" ".join(cell["error"])), "", ""])
+            continue
+        memory = megabytes(cell["temporaries_mb"]) if "temporaries_mb" in cell else "—"
+        rows.append([str(cell["devices"]), _distributed_run(cell), memory,
+                     milliseconds(cell["ms"])])
+    text = [
+        "## Data-parallel training",
+        "",
+        f"Global-batch mining split over 1, 2 and 4 JAX devices (`--distribute data-parallel`) "
+        f"at B = {settings['batch']:,} (P×K batches, K = {settings['samples_per_class']}, "
+        f"D = {settings['dim']}, float32), each device count in a fresh process started with "
+        "`JAX_NUM_CPU_DEVICES`. A loss row is `jax.jit(jax.value_and_grad(loss))` with the "
+        "embeddings and labels split along the batch axis; its memory is XLA's temporary "
+        "buffers per device from the compiled plan (`memory_analysis().temp_size_in_bytes`, "
+        "nothing run) and its time the median of "
+        f"{settings['repeats']} calls. The train-step row is `fit` of a 2-layer MLP on "
+        f"{settings['features']} features under `keras.distribution.DataParallel`, the median "
+        f"of {settings['steps']} steps after the first. On a CPU the devices are simulated and "
+        "share its cores: the times show the cost of splitting the work, not a speed-up; the "
+        "memory per device is what each of N real devices would hold.",
+        "",
+        table(["Devices", "Run", "Temporaries per device", "Time per step"], rows, "rlrr"),
+        "",
+        provenance(document)]
+    return "\n".join(text)
+
+
 # ------------------------------------------------------------------------------- quickstart
 
 
@@ -517,7 +558,8 @@ def index_section(document):
 
 def render_page(documents):
     sections = {"losses": losses_section, "large-batch-memory": large_batch_memory_section,
-                "training": training_section, "quickstart": quickstart_section,
+                "training": training_section, "distributed": distributed_section,
+                "quickstart": quickstart_section,
                 "index": index_section}
     parts = ["# Benchmarks", "", NOTICE, "",
              "Each table is the latest run of one script in `benchmarks/`, on the machine it "

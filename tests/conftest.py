@@ -49,6 +49,20 @@ def small_cnn_file(tmp_path_factory, widths=(8,)):
     return path
 
 
+def needs_devices(count):
+    """The marks of a test that runs on ``count`` JAX devices (``multi_device``): skipped, with
+    the command that runs it, on another backend or with fewer devices (the main test run
+    starts JAX with one)."""
+    reason = (f"needs {count} JAX devices: JAX_NUM_CPU_DEVICES={count} KERAS_BACKEND=jax "
+              "python -m pytest tests/distributed (scripts/test.sh runs it)")
+    found = 0
+    if BACKEND == "jax":
+        import jax
+
+        found = jax.device_count()
+    return [pytest.mark.multi_device, pytest.mark.skipif(found < count, reason=reason)]
+
+
 def imports_keras(modules, cwd):
     """Whether importing ``modules`` (a comma-separated list) in a fresh interpreter, with no
     ``KERAS_BACKEND`` set, imports Keras."""
@@ -157,6 +171,7 @@ BACKEND_DEPENDENT = (
 # other tests need not: a backbone's build and optimizer on each backend, not its CLI runs;
 # what the docs promise of the command line and saved files on every backend.
 BACKEND_DEPENDENT_TESTS = (
+    "tests/train/test_distribute_config.py::test_train_refuses_the_running_backend_unless_jax",
     "tests/models/test_backbones.py::test_grayscale_gives_unit_norm_embeddings",
     "tests/models/test_backbones.py::test_large_backbones_build_and_embed",
     "tests/models/test_backbones.py::test_backbone_updates_are_scaled",

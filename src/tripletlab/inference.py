@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tripletlab.batch_sharding import batch_shards
 from tripletlab.data.image_files import ImageFiles
 
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
@@ -32,21 +33,34 @@ class InputBatches(keras.utils.PyDataset):
       x: an array ``[N, ...]`` or an :class:`~tripletlab.data.ImageFiles` (each batch is
         decoded when it is asked for).
       batch_size: rows per batch (the last batch may be smaller).
+      multiple_of: the last batch is padded with copies of its last row to a multiple of
+        this (the devices of a data-parallel ``predict`` each take an equal slice); the
+        caller drops the padded rows' outputs.
       **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
         ``keras.utils.PyDataset``.
     """
 
-    def __init__(self, x: Any, batch_size: int, **kwargs: Any):
+    def __init__(self, x: Any, batch_size: int, multiple_of: int = 1, **kwargs: Any):
         super().__init__(**kwargs)
         self.x = x
         self.batch_size = int(batch_size)
+        self.multiple_of = int(multiple_of)
 
     def __len__(self) -> int:
         return math.ceil(len(self.x) / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray]:
         start = int(index) * self.batch_size
-        return (self.x[start:start + self.batch_size],)
+        rows = self.x[start:start + self.batch_size]
+        return (padded_rows(rows, self.multiple_of),)
+
+
+def padded_rows(rows: np.ndarray, multiple_of: int) -> np.ndarray:
+    """``rows`` with copies of the last row appended up to a multiple of ``multiple_of``."""
+    missing = -len(rows) % multiple_of
+    if not missing:
+        return rows
+    return np.concatenate([rows, np.repeat(rows[-1:], missing, axis=0)])
 
 
 def embed(model, x, batch_size: int = 256, verbose: int = 0, *,
@@ -61,11 +75,21 @@ def embed(model, x, batch_size: int = 256, verbose: int = 0, *,
       verbose: Keras' ``predict`` verbosity (0 silent, 1 progress bar).
       workers: threads that decode an ``ImageFiles`` (default :data:`DEFAULT_WORKERS`).
 
+    Under a data-parallel distribution (:mod:`tripletlab.batch_sharding`) every batch is
+    padded to a multiple of the devices and the padded rows' embeddings dropped.
+
     Returns:
       ``[N, D]`` float32 embeddings.
     """
+    shards = batch_shards()
+    if shards > 1:
+        batch_size = -(-batch_size // shards) * shards
     if isinstance(x, ImageFiles):
-        return _embed_files(model, x, batch_size, verbose, workers or DEFAULT_WORKERS)
+        return _embed_files(model, x, batch_size, verbose, workers or DEFAULT_WORKERS, shards)
+    if shards > 1:  # one input array: distribute refuses the offline triplet network
+        x = np.asarray(x)
+        out = model.predict(padded_rows(x, shards), batch_size=batch_size, verbose=verbose)
+        return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)[:len(x)]
     out = model.predict(x, batch_size=batch_size, verbose=verbose)
     return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
@@ -75,7 +99,7 @@ EMBED_CHUNK_BATCHES = 16
 
 
 def _embed_files(model, files: ImageFiles, batch_size: int, verbose: int,
-                 workers: int) -> np.ndarray:
+                 workers: int, shards: int = 1) -> np.ndarray:
     """:func:`embed` of image files, :data:`EMBED_CHUNK_BATCHES` batches per ``predict`` call.
 
     One ``predict`` call over every file kept its decoded batches alive until it returned
@@ -88,9 +112,10 @@ def _embed_files(model, files: ImageFiles, batch_size: int, verbose: int,
     parts = []
     for start in range(0, len(files), chunk):
         part = files.subset(slice(start, start + chunk))
-        batches = InputBatches(part, batch_size, workers=workers, use_multiprocessing=False)
+        batches = InputBatches(part, batch_size, shards, workers=workers,
+                               use_multiprocessing=False)
         out = model.predict(batches, verbose=0)
-        parts.append(np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32))
+        parts.append(np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)[:len(part)])
         del batches, out
         gc.collect()  # the chunk's batches, held in reference cycles by predict
         if bar is not None:

@@ -31,7 +31,7 @@ from tripletlab.train.config import (
 
 _METAVARS = {"list": "A,B", "int": "N", "float": "X", "dict": "JSON", "jit": "{true,false,auto}"}
 RESUME_FLAGS = ("epochs", "backend", "plots", "tensorboard", "eval_every", "export_samples",
-                "retain_freed_memory")
+                "retain_freed_memory", "distribute")
 
 
 def add_parser(commands) -> argparse.ArgumentParser:

@@ -44,6 +44,7 @@ from tripletlab.errors import (  # ConfigError: importable from here too, where 
 from tripletlab.models.backbone_names import BACKBONE_MODELS
 from tripletlab.train import loss_registry as registry
 from tripletlab.train.batch_shape import DEFAULT_CLASSES_PER_BATCH, DEFAULT_SAMPLES_PER_CLASS
+from tripletlab.train.distribution import check_distribute_options
 
 MODELS = ("tfa-cnn", "siamese-mlp", "small-cnn", "omoindrot-cnn", *BACKBONE_MODELS)
 # The options of model 'omoindrot-cnn' that are config keys of their own (params.json's names),
@@ -59,6 +60,7 @@ SCHEDULES = ("constant", "cosine", "exponential")
 MODES = registry.MODES
 TRIPLET_STRATEGIES = ("random", "hard")
 PROJECTIONS = ("pca", "tsne", "umap")
+DISTRIBUTIONS = ("data-parallel",)
 
 
 def _field(default: Any, group: str, help: str, **kwargs: Any) -> Any:  # noqa: A002
@@ -186,6 +188,10 @@ class TrainConfig:
     steps_per_execution: int | None = _field(
         None, "training", "batches per compiled call (default: 16 on TensorFlow and JAX, "
         "1 on PyTorch, which allows only 1)", minimum=1)
+    distribute: str | None = _field(
+        None, "training", "'data-parallel': every global batch split over all devices of this "
+        "host, the loss mining the whole batch (JAX only; default: one device)",
+        choices=DISTRIBUTIONS)
     retain_freed_memory: bool | str = _field(
         "auto", "training", "keep memory freed by glibc's malloc in the process, so each step's "
         "large buffers reuse their pages (faster; the process keeps its peak memory; see "
@@ -575,7 +581,8 @@ def _check_optimizer_keys(v: dict[str, Any]) -> None:
 
 def _check_training_keys(v: dict[str, Any]) -> None:
     check_fields(v, "epochs", "steps_per_epoch", "seed", "backend", "jit_compile",
-                 "steps_per_execution", "retain_freed_memory")
+                 "steps_per_execution", "retain_freed_memory", "distribute")
+    check_distribute_options(v)
 
 
 def _check_output_keys(v: dict[str, Any]) -> None:

@@ -35,6 +35,11 @@ from tripletlab.train.config import (
     data_source,
     resolve_config,
 )
+from tripletlab.train.distribution import (
+    check_distribute_backend,
+    check_distribution,
+    distribution_scope,
+)
 from tripletlab.train.finish import finish
 from tripletlab.train.fit_plan import FitPlan, plan_fit, quiet_tensorflow_start_up
 from tripletlab.train.training_data import describe_data, load_data
@@ -70,7 +75,9 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike 
 
     Raises:
       ConfigError: a bad configuration, or data that cannot train (one class, no positive
-        pair; see :func:`tripletlab.train.config.check_data`).
+        pair; see :func:`tripletlab.train.config.check_data`), or ``distribute`` on a backend
+        other than JAX, with several processes or with a global batch the devices cannot share
+        evenly (see :mod:`tripletlab.train.distribution`).
       FileExistsError: ``model_dir`` holds an experiment and neither flag was given, or
         holds other files and is not a tripletlab experiment.
       FileNotFoundError: missing data.
@@ -81,9 +88,11 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike 
     if not isinstance(config, TrainConfig):
         config = resolve_config(config)
     check_backend(config)
+    check_distribute_backend(config.distribute, keras.backend.backend())
     experiment = (model_dir if isinstance(model_dir, ex.Experiment)
                   else ex.Experiment(model_dir))
-    with experiment.lock("train"):
+    # distribute: the model is built (or loaded) and fit under the distribution
+    with experiment.lock("train"), distribution_scope(config):
         return train_in_locked_folder(config, experiment, resume=resume, overwrite=overwrite,
                                       verbose=verbose)
 
@@ -94,6 +103,7 @@ def train_in_locked_folder(config: TrainConfig, experiment: ex.Experiment, *, re
     happens before the first write."""
     target, state = folder_state(experiment, config, resume=resume, overwrite=overwrite)
     config, data = prepared_data(config, verbose)
+    check_distribution(config)  # one process, a global batch the devices share evenly
     quiet_tensorflow_start_up()  # before set_random_seed, which imports TensorFlow
     keras.utils.set_random_seed(config.seed)
     model, batches = model_and_batches(config, data, experiment, state)
