@@ -5,8 +5,9 @@ before JAX is imported; on a CPU the N devices are simulated and share its cores
 at a large P×K batch (K = 4, D = 128, float32):
 
 * each mining loss's ``jax.jit(jax.value_and_grad(loss))`` with the embeddings and labels split
-  along the batch axis over an N-device mesh (``NamedSharding(mesh, P("batch"))``), as
-  ``tripletlab train --distribute data-parallel`` hands them to the loss: XLA's temporary
+  along the batch axis over an N-device mesh (``NamedSharding(mesh, P("batch"))``), traced
+  under ``keras.distribution.DataParallel`` as ``tripletlab train --distribute data-parallel``
+  runs the loss: XLA's temporary
   buffers per device (``compile().memory_analysis().temp_size_in_bytes``: the compiled plan
   of one device's program, deterministic, nothing run) and the median time of ``--repeats``
   calls after one warm-up call;
@@ -62,6 +63,8 @@ def measure_losses(batch, dim, repeats, losses):
     from jax.sharding import Mesh, NamedSharding
     from jax.sharding import PartitionSpec as P
 
+    from tripletlab.train.distribution import data_parallel
+
     devices = jax.devices()
     rows = NamedSharding(Mesh(np.array(devices), ("batch",)), P("batch"))
     rng = np.random.default_rng(0)
@@ -70,15 +73,17 @@ def measure_losses(batch, dim, repeats, losses):
     embeddings = jax.device_put(rng.standard_normal((batch, dim)).astype("float32"), rows)
     cells = []
     for name in losses:
-        step = jax.jit(jax.value_and_grad(loss_of(name)))
-        plan = step.lower(embeddings, labels).compile().memory_analysis()
-        jax.block_until_ready(step(embeddings, labels))
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            value, gradient = step(embeddings, labels)
-            jax.block_until_ready(gradient)
-            times.append(time.perf_counter() - started)
+        # traced under the distribution, as in `tripletlab train --distribute data-parallel`
+        with data_parallel().scope():
+            step = jax.jit(jax.value_and_grad(loss_of(name)))
+            plan = step.lower(embeddings, labels).compile().memory_analysis()
+            jax.block_until_ready(step(embeddings, labels))
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                value, gradient = step(embeddings, labels)
+                jax.block_until_ready(gradient)
+                times.append(time.perf_counter() - started)
         cells.append({"kind": "loss", "loss": name, "devices": len(devices), "batch": batch,
                       "dim": dim, "temporaries_mb": round(plan.temp_size_in_bytes / 2**20, 1),
                       "arguments_mb": round(plan.argument_size_in_bytes / 2**20, 1),

@@ -58,7 +58,8 @@ README_LOSSES = ("semi-hard", "hard", "batch-all", "semi-hard-slots", "batch-all
 README_LOSS_TITLES = {"semi-hard": "semi-hard", "hard": "hard", "batch-all": "batch-all",
                       "semi-hard-slots": "semi-hard, `max_positives=3`",
                       "batch-all-slots": "batch-all, `max_positives=3`"}
-SECTIONS = ("losses", "large-batch-memory", "training", "distributed", "quickstart", "index")
+SECTIONS = ("losses", "large-batch-memory", "training", "distributed", "memory", "quickstart",
+            "index")
 INDEX_KINDS = ("flat", "hnsw", "ivf")
 # the bound the large-batch memory table is read against
 LARGE_BATCH_MEMORY_BOUND_MB = 3 * 1024
@@ -432,7 +433,9 @@ def distributed_section(document):
         f"at B = {settings['batch']:,} (P×K batches, K = {settings['samples_per_class']}, "
         f"D = {settings['dim']}, float32), each device count in a fresh process started with "
         "`JAX_NUM_CPU_DEVICES`. A loss row is `jax.jit(jax.value_and_grad(loss))` with the "
-        "embeddings and labels split along the batch axis; its memory is XLA's temporary "
+        "embeddings and labels split along the batch axis, traced under "
+        "`keras.distribution.DataParallel` as `tripletlab train` runs it; its memory is XLA's "
+        "temporary "
         "buffers per device from the compiled plan (`memory_analysis().temp_size_in_bytes`, "
         "nothing run) and its time the median of "
         f"{settings['repeats']} calls. The train-step row is `fit` of a 2-layer MLP on "
@@ -442,6 +445,44 @@ def distributed_section(document):
         "memory per device is what each of N real devices would hold.",
         "",
         table(["Devices", "Run", "Temporaries per device", "Time per step"], rows, "rlrr"),
+        "",
+        provenance(document)]
+    return "\n".join(text)
+
+
+# ------------------------------------------------------------------------------ cross-batch memory
+
+DATASET_NAMES = {"mnist": "MNIST (60,000 train, 10,000 test)",
+                 "digits": "scikit-learn digits (8×8)"}
+
+
+def memory_section(document):
+    settings = document["settings"]
+    rows = []
+    for cell in document["cells"]:
+        name = DATASET_NAMES.get(cell["dataset"], cell["dataset"])
+        memory = (f"{cell['memory_size']:,} (warm-up {cell['warmup_steps']:,} steps)"
+                  if cell["memory_size"] else "none")
+        if "error" in cell:
+            rows.append([name, memory, error(" ".join(cell["error"])), "", "", "", ""])
+            continue
+        scores = cell["test_to_train"]
+        rows.append([name, memory, score(scores["precision_at_1"]), score(scores["map_at_r"]),
+                     f"{cell['steps']:,}", milliseconds(cell["calibration_ms_per_step"]),
+                     seconds(cell["train_s"])])
+    text = [
+        "## Cross-batch memory",
+        "",
+        f"`tripletlab train` with and without `--memory-size` at a small batch "
+        f"({settings['batch']}, {settings['loss']} loss, {settings['model']}), each setting "
+        "given the same training time: its seconds per step are measured first (the "
+        "difference of two short runs, so compiling does not count) and it gets as many steps "
+        f"as fit {settings['budget_s']:.0f} s on MNIST, a quarter of that on the digits, in "
+        f"{settings['epochs']} epochs. Scores: the final model's P@1 and MAP@R of the test set "
+        "against the training set (`metrics.json`). Training time is `train_seconds`.",
+        "",
+        table(["Data", "Memory", "P@1", "MAP@R", "Steps", "Time per step", "Training time"],
+              rows, "llrrrrr"),
         "",
         provenance(document)]
     return "\n".join(text)
@@ -559,7 +600,7 @@ def index_section(document):
 def render_page(documents):
     sections = {"losses": losses_section, "large-batch-memory": large_batch_memory_section,
                 "training": training_section, "distributed": distributed_section,
-                "quickstart": quickstart_section,
+                "memory": memory_section, "quickstart": quickstart_section,
                 "index": index_section}
     parts = ["# Benchmarks", "", NOTICE, "",
              "Each table is the latest run of one script in `benchmarks/`, on the machine it "

@@ -17,4 +17,7 @@ def batch_shards() -> int:
     if distribution is None:
         return 1
     mesh = distribution.device_mesh
-    return int(mesh.shape[mesh.axis_names.index(distribution.batch_dim_name)])
+    name = getattr(distribution, "batch_dim_name", None)
+    if name not in mesh.axis_names:
+        return 1
+    return int(mesh.shape[mesh.axis_names.index(name)])

@@ -44,11 +44,20 @@ def _scores(model_dir):
 
 
 def test_four_devices_train_as_one(tmp_path):
+    """The same losses, scores and embeddings as one device; with a cross-batch memory
+    (docs/losses.md), which is one global queue fed with the global batch: the same memory."""
+    memory = ["--memory-size", "40", "--memory-warmup", "2"]
     one, four = tmp_path / "one", tmp_path / "four"
-    assert main(["train", "--model-dir", str(one), *FLAGS, "--epochs", "2",
+    assert main(["train", "--model-dir", str(one), *FLAGS, *memory, "--epochs", "2",
                  "--verbose", "0"]) == 0
-    assert main(["train", "--model-dir", str(four), *FLAGS, *DISTRIBUTE, "--epochs", "2",
-                 "--verbose", "0"]) == 0
+    assert main(["train", "--model-dir", str(four), *FLAGS, *memory, *DISTRIBUTE, "--epochs",
+                 "2", "--verbose", "0"]) == 0
+    with np.load(one / "checkpoints" / "memory.npz") as expected, \
+            np.load(four / "checkpoints" / "memory.npz") as actual:
+        assert int(actual["filled"]) == 40  # 4 batches of 16 after the warm-up, wrapped
+        for name in expected.files:
+            np.testing.assert_allclose(actual[name], expected[name], rtol=1e-4, atol=1e-5,
+                                       err_msg=name)
     assert json.loads((four / "config.json").read_text())["distribute"] == "data-parallel"
     _assert_same_log(_log(four), _log(one))
     expected, actual = _scores(one), _scores(four)
@@ -97,18 +106,3 @@ def test_killed_distributed_run_resumes_as_if_never_stopped(tmp_path):
     for key, value in _scores(model_dir).items():
         np.testing.assert_allclose(value, expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
-
-def test_cross_batch_memory_is_one_global_queue(tmp_path):
-    """With a cross-batch memory (docs/losses.md): the same losses and the same memory as one
-    device, the memory fed with the global batch."""
-    memory = ["--memory-size", "40", "--memory-warmup", "2", "--epochs", "2", "--verbose", "0"]
-    one, four = tmp_path / "one", tmp_path / "four"
-    assert main(["train", "--model-dir", str(one), *FLAGS, *memory]) == 0
-    assert main(["train", "--model-dir", str(four), *FLAGS, *DISTRIBUTE, *memory]) == 0
-    _assert_same_log(_log(four), _log(one))
-    with np.load(one / "checkpoints" / "memory.npz") as expected, \
-            np.load(four / "checkpoints" / "memory.npz") as actual:
-        assert int(actual["filled"]) == 40  # 4 batches of 16 after the warm-up, wrapped
-        for name in expected.files:
-            np.testing.assert_allclose(actual[name], expected[name], rtol=1e-4, atol=1e-5,
-                                       err_msg=name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tripletlab.batch_sharding import batch_shards
 from tripletlab.mining.row_scatter import add_at_columns
 from tripletlab.mining.tracing import (
     in_tensorflow_condition_branch,
@@ -86,11 +87,33 @@ def _mapped_row_chunks(function, tensors, chunk):
     import jax
 
     rows = tensors[0].shape[0]
+    shards = batch_shards()
+    if shards > 1 and chunk >= shards:
+        return _strided_row_chunks(function, tensors, chunk // shards * shards)
     blocks, body = rows // chunk, rows // chunk * chunk
     stacked = tuple(ops.reshape(tensor[:body], (blocks, chunk, *tensor.shape[1:]))
                     for tensor in tensors)
     outputs = jax.lax.map(lambda block: tuple(function(*block)), stacked)
     return _with_remainder(function, tensors, outputs, blocks * chunk)
+
+
+def _strided_row_chunks(function, tensors, chunk):
+    """JAX under a distribution that splits the rows over devices in contiguous pieces: slice
+    ``k`` holds rows ``k, k + blocks, k + 2 * blocks, ...`` (``[B] -> [chunk, blocks]``, the
+    blocks axis moved first), so each slice takes ``chunk / devices`` rows of every device and
+    the ``chunk`` axis stays split like the rows. With contiguous slices the loop's axis was the
+    split one, and XLA gathered the stacked ``[blocks, chunk, B]`` inputs whole on every device.
+    The outputs are put back in row order."""
+    import jax
+
+    rows = tensors[0].shape[0]
+    blocks, body = rows // chunk, rows // chunk * chunk
+    stacked = tuple(jax.numpy.swapaxes(ops.reshape(tensor[:body],
+                                                   (chunk, blocks, *tensor.shape[1:])), 0, 1)
+                    for tensor in tensors)
+    outputs = jax.lax.map(lambda block: tuple(function(*block)), stacked)
+    outputs = tuple(jax.numpy.swapaxes(output, 0, 1) for output in outputs)
+    return _with_remainder(function, tensors, outputs, body)
 
 
 def attach_gradient(distances, values, coefficients):
