@@ -225,15 +225,11 @@ def _squared_from_coordinates(x, scale, rounding=0.0, rows=None):
     roundoff = _UNIT_ROUNDOFF.get(keras.backend.standardize_dtype(x.dtype), 2.0**-24)
     if rows is None:
         gram = ops.matmul(x, ops.transpose(x))
-        norms = row_norms = ops.diagonal(gram)  # the same dot products as the other entries
+        norms = ops.diagonal(gram)  # the same dot products as the off-diagonal entries
+        total = ops.expand_dims(norms, 1) + ops.expand_dims(norms, 0)
+        squared = total - 2.0 * gram  # the diagonal is exactly 0
     else:
-        gram = ops.matmul(x[:rows], ops.transpose(x))
-        norms = ops.sum(ops.square(x), axis=1)
-        row_norms = norms[:rows]
-    total = ops.expand_dims(row_norms, 1) + ops.expand_dims(norms, 0)
-    squared = total - 2.0 * gram  # the diagonal is exactly 0 when rows is None
-    if rows is not None:
-        squared = _zero_diagonal(squared)
+        squared, total = _leading_rows_squared(x, rows)
     # For identical rows i, j, |squared_ij| <= (2 D + 3) u (n_i + n_j) whatever order the
     # matmul sums in (u: unit roundoff), and matmul kernels of TensorFlow and PyTorch on CPU do
     # round the diagonal and off-diagonal entries differently. Entries within that bound carry
@@ -243,6 +239,34 @@ def _squared_from_coordinates(x, scale, rounding=0.0, rows=None):
     if rounding:
         threshold = threshold + rounding / ops.square(scale)
     return ops.where(squared <= threshold, ops.zeros_like(squared), squared)
+
+
+# Columns per block of a [rows, N] product: XLA on a CPU (jaxlib 0.10) crashed compiling the
+# gradient of the whole product once N reached 4,096; blocks of 2,048 columns compile.
+_COLUMN_BLOCK = 2048
+
+
+def _leading_rows_squared(x, rows):
+    """``(squared, total)``: the unthresholded squared distances of the first ``rows`` rows of
+    ``x`` to all of them, ``[rows, N]`` with a zero diagonal, and the sums of squared norms
+    they were computed from, a block of :data:`_COLUMN_BLOCK` columns at a time."""
+    from keras import ops
+
+    norms = ops.sum(ops.square(x), axis=1)
+    anchors, anchor_norms = x[:rows], ops.expand_dims(norms[:rows], 1)
+    size = x.shape[0]
+    block = _COLUMN_BLOCK if size is not None else None  # a dynamic size: one block
+    starts = range(0, size, block) if block else [0]
+    squared, totals = [], []
+    for start in starts:
+        stop = start + block if block else None
+        total = anchor_norms + ops.expand_dims(norms[start:stop], 0)
+        squared.append(total - 2.0 * ops.matmul(anchors, ops.transpose(x[start:stop])))
+        totals.append(total)
+    if len(squared) == 1:
+        return _zero_diagonal(squared[0]), totals[0]
+    return (_zero_diagonal(ops.concatenate(squared, axis=1)),
+            ops.concatenate(totals, axis=1))
 
 
 def pairwise_squared_l2(embeddings):

@@ -302,6 +302,8 @@ def state_is_carried(queue: MemoryQueue) -> bool:
     scopes (eager code, TensorFlow, PyTorch) and while Keras only traces shapes; inside a
     stateless scope with real state (JAX's compiled step), only if the scope maps the memory's
     variables (the model carries them)."""
+    # Keras exports StatelessScope and SymbolicScope but not the functions that find the
+    # active ones; these are the trainers' own (stable since Keras 3.0).
     from keras.src.backend.common.stateless_scope import get_stateless_scope
     from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
