@@ -1,4 +1,5 @@
-"""How many slices Keras' active distribution splits a batch into (1 without one).
+"""How Keras' active distribution splits a batch: into how many slices (one per device), and
+which share of it this process feeds (several processes: one per host).
 
 Under ``keras.distribution.DataParallel`` every batch is split along its first axis, one equal
 slice per device: ``predict`` needs batches whose size is a multiple of it, and row-wise work on
@@ -21,3 +22,15 @@ def batch_shards() -> int:
     if name not in mesh.axis_names:
         return 1
     return int(mesh.shape[mesh.axis_names.index(name)])
+
+
+def process_share() -> tuple[int, int]:
+    """``(index, count)``: this process and the number of processes that feed one global batch
+    together under Keras' active distribution (``(0, 1)`` without one, or on one process)."""
+    import keras
+
+    if keras.distribution.distribution() is None or keras.backend.backend() != "jax":
+        return 0, 1
+    import jax
+
+    return jax.process_index(), jax.process_count()

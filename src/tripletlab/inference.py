@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tripletlab.batch_sharding import batch_shards
+from tripletlab.batch_sharding import batch_shards, process_share
 from tripletlab.data.image_files import ImageFiles
 
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
@@ -84,6 +84,8 @@ def embed(model, x, batch_size: int = 256, verbose: int = 0, *,
     shards = batch_shards()
     if shards > 1:
         batch_size = -(-batch_size // shards) * shards
+    if process_share()[1] > 1:
+        return _embed_across_processes(model, x, batch_size, shards)
     if isinstance(x, ImageFiles):
         return _embed_files(model, x, batch_size, verbose, workers or DEFAULT_WORKERS, shards)
     if shards > 1:  # one input array: distribute refuses the offline triplet network
@@ -92,6 +94,33 @@ def embed(model, x, batch_size: int = 256, verbose: int = 0, *,
         return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)[:len(x)]
     out = model.predict(x, batch_size=batch_size, verbose=verbose)
     return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+
+
+def _embed_across_processes(model, x, batch_size: int, shards: int) -> np.ndarray:
+    """:func:`embed` when several processes (hosts) share the devices: every process runs this
+    with the same ``x``; each batch is built from every process's share of its rows (as in
+    training), run through the model's compiled forward pass, and gathered back whole on every
+    process (``predict`` cannot return arrays that live on other processes' devices)."""
+    import jax
+    from jax.experimental import multihost_utils
+
+    index, count = process_share()
+    distribution = keras.distribution.distribution()
+    forward = jax.jit(lambda trainable, other, rows: model.stateless_call(
+        trainable, other, rows, training=False)[0])
+    trainable = [variable.value for variable in model.trainable_variables]
+    other = [variable.value for variable in model.non_trainable_variables]
+    batches = InputBatches(x, batch_size, shards)
+    parts = []
+    for position in range(len(batches)):
+        (rows,) = batches[position]
+        share = len(rows) // count
+        layout = distribution.get_data_layout(rows.shape).backend_layout
+        local = np.asarray(rows[index * share:(index + 1) * share])
+        out = forward(trainable, other, jax.make_array_from_process_local_data(layout, local))
+        parts.append(np.asarray(multihost_utils.process_allgather(out, tiled=True),
+                                dtype=np.float32))
+    return np.concatenate(parts)[:len(x)]
 
 
 EMBED_CHUNK_BATCHES = 16

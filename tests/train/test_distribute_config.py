@@ -1,6 +1,7 @@
-"""``distribute``: the option, its refusals (another backend than JAX, offline triplets, several
-processes, a global batch the devices cannot share) and the padding of ``predict`` batches. The
-runs on 4 devices are in tests/distributed."""
+"""``distribute``: the option, its refusals (another backend than JAX, offline triplets, a global
+batch the devices cannot share), which environment asks for several processes, each process's
+share of a batch and the padding of ``predict`` batches. The runs on 4 devices and on 2
+processes are in tests/distributed."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import numpy as np
 import pytest
 
 from tripletlab.cli.main import main
+from tripletlab.data.process_share import ProcessShare
 from tripletlab.inference import padded_rows
 from tripletlab.train import train
 from tripletlab.train.config import ConfigError, resolve_config
 from tripletlab.train.distribution import (
     check_global_batch,
-    check_one_process,
     multi_host_requested,
+    start_processes,
 )
 
 DISTRIBUTE = {"dataset": "digits", "distribute": "data-parallel"}
@@ -69,15 +71,32 @@ def test_global_batch_must_divide_over_the_devices():
     check_global_batch(shuffled, 2)
 
 
-def test_several_processes_are_refused():
+def test_which_environment_asks_for_several_processes():
     assert not multi_host_requested({})
     assert not multi_host_requested({"KERAS_DISTRIBUTION_NUM_PROCESSES": "1"})
     assert multi_host_requested({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"})
     assert multi_host_requested({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,"
                                                                      "10.0.0.2:1234"})
-    check_one_process("data-parallel", {})
-    with pytest.raises(ConfigError, match="Expected one process.*KERAS_DISTRIBUTION_NUM_PROC"):
-        check_one_process("data-parallel", {"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"})
+    start_processes("data-parallel", {})  # one process: nothing to start
+
+
+def test_each_process_takes_its_share_of_every_global_batch():
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return np.arange(8) + 10 * index, np.arange(8) % 2
+
+    shares = [ProcessShare(Batches(), index, 2) for index in range(2)]
+    for position in range(2):
+        x, y = Batches()[position]
+        np.testing.assert_array_equal(np.concatenate([s[position][0] for s in shares]), x)
+        np.testing.assert_array_equal(np.concatenate([s[position][1] for s in shares]), y)
+    with pytest.raises(ValueError, match="divisible by the 3 processes"):
+        ProcessShare(Batches(), 0, 3)[0]
+    with pytest.raises(ValueError, match="process index"):
+        ProcessShare(Batches(), 2, 2)
 
 
 def test_predict_batches_are_padded_to_the_devices():

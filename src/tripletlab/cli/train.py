@@ -113,7 +113,12 @@ def build_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from tripletlab.experiment import Experiment
+    from tripletlab.train.distribution import multi_host_requested
 
+    if multi_host_requested():
+        # Several processes (hosts): which one writes --model-dir is known once they have
+        # started; train() takes the folder's lock in that one.
+        return train_locked(args, None)
     experiment = Experiment(args.model_dir)
     # The folder's lock first, before Keras loads: a folder that cannot be written, or that
     # another tripletlab process holds, is refused at once; held until train() returns.
@@ -122,9 +127,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def train_locked(args: argparse.Namespace, experiment) -> int:
-    """The rest of :func:`run`, holding the folder's lock."""
+    """The rest of :func:`run`, holding the folder's lock (``experiment``; ``None`` when
+    several processes train together and :func:`tripletlab.train.train` takes it)."""
     # What the folder holds allows this run (resume, overwrite...), before any work.
-    experiment.check_target(resume=args.resume, overwrite=args.overwrite)
+    if experiment is not None:
+        experiment.check_target(resume=args.resume, overwrite=args.overwrite)
     config = build_config(args)
     if config.image_folder is not None:
         from tripletlab.data.image_folder import check_image_folder
@@ -146,7 +153,7 @@ def train_locked(args: argparse.Namespace, experiment) -> int:
     if args.verbose:
         # The first line says which backend runs (set by --backend, KERAS_BACKEND or Keras).
         print(f"Training on the {backend} backend (Keras {keras.__version__})", flush=True)
-    train(config, experiment, resume=args.resume, overwrite=args.overwrite,
+    train(config, experiment or args.model_dir, resume=args.resume, overwrite=args.overwrite,
           verbose=args.verbose)
     print(f"Experiment written to {args.model_dir}")
     return 0

@@ -11,9 +11,11 @@ Nothing is imported from Keras at module level: the configuration
 chosen.
 
 Only the JAX backend is supported: in Keras 3.15 TensorFlow's distribution library is a
-prototype and PyTorch's is not released. Only one process (one host, any number of local
-devices) is supported: a launch that asks Keras for several processes
-(:data:`MULTI_HOST_VARIABLES`) is refused at start, before anything is written.
+prototype and PyTorch's is not released. Several hosts run one process each, started from
+:data:`MULTI_HOST_VARIABLES` (:func:`start_processes`); they check that they all run the same
+configuration on the same data (:func:`check_same_run`), each feeds its share of every global
+batch (:class:`tripletlab.data.process_share.ProcessShare`), and only process 0 writes the
+experiment folder (:mod:`tripletlab.train.process_folder`).
 
 Example:
   >>> from tripletlab.train.config import resolve_config
@@ -101,21 +103,65 @@ def multi_host_requested(environ: Mapping[str, str] | None = None) -> bool:
     return (processes.isdigit() and int(processes) > 1) or "," in addresses
 
 
-def check_one_process(distribute: str, environ: Mapping[str, str] | None = None) -> None:
-    """Refuses a multi-process (multi-host) launch, which is not supported yet.
+def start_processes(distribute: str, environ: Mapping[str, str] | None = None) -> None:
+    """Joins the other hosts' processes when the environment asks for several
+    (:func:`multi_host_requested`): ``keras.distribution.initialize()``, which starts
+    ``jax.distributed`` from :data:`MULTI_HOST_VARIABLES` and waits for every process. Must run
+    before JAX touches a device.
 
     Raises:
-      ConfigError: :func:`multi_host_requested`, or JAX already runs several processes.
+      ConfigError: the processes could not be started (the message names the variables).
     """
     environ = os.environ if environ is None else environ
-    processes = jax_process_count()
-    if multi_host_requested(environ) or processes > 1:
-        given = {name: environ[name] for name in MULTI_HOST_VARIABLES if name in environ}
-        raise ConfigError(
-            f"Expected one process with distribute={distribute!r} (every device of one host; "
-            "several hosts are not supported yet: the held-out evaluation and the experiment's "
-            f"files assume one process). Received: {processes} JAX processes, environment "
-            f"{given}.")
+    if not multi_host_requested(environ):
+        return
+    import keras
+
+    given = {name: environ[name] for name in MULTI_HOST_VARIABLES if name in environ}
+    try:
+        keras.distribution.initialize()
+    except (RuntimeError, ValueError) as error:
+        raise ConfigError(f"Expected to start the processes of distribute={distribute!r} from "
+                          f"{given}. Received: {error}") from None
+
+
+def check_same_run(config: Any, labels) -> None:
+    """With several processes, refuses a run whose configuration or training labels differ
+    between processes (every host must draw the same global batches): their digest is compared
+    across processes (``jax.experimental.multihost_utils.assert_equal``). Nothing with one.
+
+    Raises:
+      ConfigError: another process has another configuration or other data.
+    """
+    if jax_process_count() <= 1:
+        return
+    import hashlib
+    import json
+
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+    digest.update(np.ascontiguousarray(np.asarray(labels)).tobytes())
+    try:
+        multihost_utils.assert_equal(np.frombuffer(digest.digest(), dtype=np.uint8),
+                                     "configuration and data")
+    except AssertionError:
+        raise ConfigError("Expected the same configuration and training data on every host "
+                          f"with distribute={config.distribute!r}. Received: process "
+                          f"{process_index()} has another one (compare the hosts' config "
+                          "files, flags and data).") from None
+
+
+def process_index() -> int:
+    """This process's index among the JAX processes (0 on one process)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return 0
+    import jax
+
+    return jax.process_index()
 
 
 def jax_process_count() -> int:
@@ -173,12 +219,15 @@ def data_parallel(devices: list[str] | None = None) -> keras.distribution.DataPa
     """``keras.distribution.DataParallel`` over ``devices`` (default: every device)."""
     import keras
 
-    return keras.distribution.DataParallel(devices=devices or training_devices())
+    # Every process gives Keras its own share of each global batch (ProcessShare): Keras'
+    # own sharding of a dataset between processes (tf.data only) stays off.
+    return keras.distribution.DataParallel(devices=devices or training_devices(),
+                                           auto_shard_dataset=False)
 
 
 def check_distribution(config: Any) -> None:
     """The start-up checks of a distributed run (nothing when ``config.distribute`` is unset):
-    the running backend, one process, and a global batch the devices share evenly.
+    the running backend, and a global batch the devices (of every process) share evenly.
 
     Raises:
       ConfigError: any check failing.
@@ -188,7 +237,6 @@ def check_distribution(config: Any) -> None:
     import keras
 
     check_distribute_backend(config.distribute, keras.backend.backend())
-    check_one_process(config.distribute)
     check_global_batch(config, len(training_devices()))
 
 
@@ -202,6 +250,7 @@ def distribution_scope(config: Any) -> Iterator[Any]:
     import keras
 
     check_distribute_backend(config.distribute, keras.backend.backend())
+    start_processes(config.distribute)
     distribution = data_parallel()
     with distribution.scope():
         yield distribution

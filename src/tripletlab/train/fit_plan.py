@@ -86,7 +86,7 @@ def plan_fit(config: TrainConfig, data, model: keras.Model, batches, experiment:
         guard=guard, record=experiment.record)
     callbacks.append(checkpoints)
     if isinstance(batches, keras.utils.PyDataset):
-        batches = throughput.wrap(batches)
+        batches = throughput.wrap(process_batches(batches))
     callbacks.append(throughput)
     if verbose:
         # Keras' progress bar only on a terminal: piped, one plain line per epoch.
@@ -94,6 +94,16 @@ def plan_fit(config: TrainConfig, data, model: keras.Model, batches, experiment:
                                    defer=verbose == 1 and sys.stdout.isatty(),
                                    throughput=throughput))
     return FitPlan(batches, steps, callbacks, guard, checkpoints, embedding_model)
+
+
+def process_batches(batches: keras.utils.PyDataset) -> keras.utils.PyDataset:
+    """``batches``, or this process's share of each when several processes feed one global
+    batch (:class:`tripletlab.data.process_share.ProcessShare`)."""
+    from tripletlab.batch_sharding import process_share
+    from tripletlab.data.process_share import ProcessShare
+
+    index, count = process_share()
+    return batches if count == 1 else ProcessShare(batches, index, count)
 
 
 def monitoring_callbacks(config: TrainConfig, data, batches, experiment: ex.Experiment,

@@ -38,10 +38,13 @@ from tripletlab.train.config import (
 from tripletlab.train.distribution import (
     check_distribute_backend,
     check_distribution,
+    check_same_run,
     distribution_scope,
+    process_index,
 )
 from tripletlab.train.finish import finish
 from tripletlab.train.fit_plan import FitPlan, plan_fit, quiet_tensorflow_start_up
+from tripletlab.train.process_folder import process_folder
 from tripletlab.train.training_data import describe_data, load_data
 
 
@@ -89,12 +92,14 @@ def train(config: TrainConfig | Mapping[str, Any], model_dir: str | os.PathLike 
         config = resolve_config(config)
     check_backend(config)
     check_distribute_backend(config.distribute, keras.backend.backend())
-    experiment = (model_dir if isinstance(model_dir, ex.Experiment)
-                  else ex.Experiment(model_dir))
-    # distribute: the model is built (or loaded) and fit under the distribution
-    with experiment.lock("train"), distribution_scope(config):
-        return train_in_locked_folder(config, experiment, resume=resume, overwrite=overwrite,
-                                      verbose=verbose)
+    # distribute: the model is built (or loaded) and fit under the distribution; with several
+    # processes (hosts), process 0 writes model_dir and the others a private folder each
+    with distribution_scope(config), process_folder(
+            model_dir, resume=resume, overwrite=overwrite) as (experiment, resume, overwrite):
+        with experiment.lock("train"):
+            return train_in_locked_folder(config, experiment, resume=resume,
+                                          overwrite=overwrite,
+                                          verbose=verbose if process_index() == 0 else 0)
 
 
 def train_in_locked_folder(config: TrainConfig, experiment: ex.Experiment, *, resume: bool,
@@ -103,7 +108,8 @@ def train_in_locked_folder(config: TrainConfig, experiment: ex.Experiment, *, re
     happens before the first write."""
     target, state = folder_state(experiment, config, resume=resume, overwrite=overwrite)
     config, data = prepared_data(config, verbose)
-    check_distribution(config)  # one process, a global batch the devices share evenly
+    check_distribution(config)  # a global batch the devices share evenly
+    check_same_run(config, data.y_train)  # several processes: the same run on every host
     quiet_tensorflow_start_up()  # before set_random_seed, which imports TensorFlow
     keras.utils.set_random_seed(config.seed)
     model, batches = model_and_batches(config, data, experiment, state)
