@@ -479,9 +479,13 @@ def memory_section(document):
         "difference of two short runs, so compiling does not count) and it gets as many steps "
         f"as fit {settings['budget_s']:.0f} s on MNIST, a quarter of that on the digits, in "
         f"{settings['epochs']} epochs. Scores: the final model's P@1 and MAP@R of the test set "
-        "against the training set (`metrics.json`). Training time is `train_seconds`.",
+        "against the training set (`metrics.json`), one run per setting (seed "
+        f"{settings['seed']}). Time per step is the calibration's; training time is the run's "
+        "`train_seconds` (compiling included), which drifts from the budget as far as the "
+        "calibration misjudged the step on a shared machine.",
         "",
-        table(["Data", "Memory", "P@1", "MAP@R", "Steps", "Time per step", "Training time"],
+        table(["Data", "Memory", "P@1", "MAP@R", "Steps", "Time per step (calibrated)",
+               "Training time"],
               rows, "llrrrrr"),
         "",
         provenance(document)]
