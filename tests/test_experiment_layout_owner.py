@@ -59,10 +59,11 @@ def test_embed_and_visualize_do_not_import_the_training_package(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     alone, through_main = json.loads(completed.stdout.strip().splitlines()[-1])
     assert alone == []
-    # the CLI's parser reads the configuration's fields, which read the Keras-free loss table
-    # and default batch shape: none of the training run itself
+    # the CLI's parser reads the configuration's fields, which read the Keras-free loss table,
+    # default batch shape and checks of `distribute`: none of the training run itself
     assert set(through_main) <= {"tripletlab.train", "tripletlab.train.config",
-                                 "tripletlab.train.batch_shape", "tripletlab.train.loss_registry"}
+                                 "tripletlab.train.batch_shape", "tripletlab.train.loss_registry",
+                                 "tripletlab.train.distribution"}
     assert np.load(tmp_path / "out/embeddings.npy").shape[1] == 3
     assert (tmp_path / "pictures/pca.png").is_file()
     assert (tmp_path / "again/plots/pca.png").is_file()
