@@ -39,7 +39,7 @@ def batches(draw):
     return labels, x
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     batch=batches(),
     loss=st.sampled_from(sorted(LOSSES)),
