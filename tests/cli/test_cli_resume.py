@@ -113,10 +113,10 @@ def test_resume_restores_dropout_and_shuffled_batches(tmp_path):
              "--eval-samples", "60", "--embedding-dim", "8", "--no-plots", "--no-tensorboard",
              "--verbose", "0"]
     first, reference = tmp_path / "first", tmp_path / "reference"
-    assert main(["train", "--model-dir", str(first), *flags, "--epochs", "2"]) == 0
-    assert main(["train", "--model-dir", str(first), "--resume", "--epochs", "4",
+    assert main(["train", "--model-dir", str(first), *flags, "--epochs", "1"]) == 0
+    assert main(["train", "--model-dir", str(first), "--resume", "--epochs", "3",
                  "--verbose", "0"]) == 0
-    assert main(["train", "--model-dir", str(reference), *flags, "--epochs", "4"]) == 0
+    assert main(["train", "--model-dir", str(reference), *flags, "--epochs", "3"]) == 0
     _assert_same_log(_log(first), _log(reference))
 
     # Resuming a finished run adds no epoch and keeps its training time.
