@@ -40,7 +40,7 @@ Usage:
       --batches pk 10-classes
   python benchmarks/bench_losses.py --backends tensorflow torch --sizes 1024 4096 \
       --losses distance-matrix semi-hard-slots hard batch-all-slots \
-      --peer-python pml=/work/peers/pml/bin/python tfa=/work/peers/tfa/bin/python --timeout 900
+      --peer-python pml=../peers/pml/bin/python tfa=../peers/tfa/bin/python --timeout 900
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ tutorial from a callback). The first epoch includes tracing / compilation on bot
 
 Usage:
   python benchmarks/bench_training.py --data-file mnist.npz \\
-      --tfa-python /work/peers/tfa/bin/python --backends tensorflow jax torch --epochs 1
+      --tfa-python ../peers/tfa/bin/python --backends tensorflow jax torch --epochs 1
   # quick and repeated, alternating (the later epoch after compilation is the figure):
   python benchmarks/bench_training.py --data-file mnist.npz \\
-      --tfa-python /work/peers/tfa/bin/python --epochs 2 --steps 400 --repeats 3
+      --tfa-python ../peers/tfa/bin/python --epochs 2 --steps 400 --repeats 3
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ omoindrot's tensorflow-triplet-loss is a repository of scripts, not a package on
 has no golden values here (its compat module is checked against tests/oracle.py only).
 
 Usage (tripletlab's Python runs this script; about 15 seconds; a re-run writes the same bytes):
-  python benchmarks/golden_values.py --tfa-python /work/peers/tfa/bin/python
+  python benchmarks/golden_values.py --tfa-python ../peers/tfa/bin/python
   python benchmarks/golden_values.py --tfa-python P --triplet-tools-python Q --out DIR
 """
 
