@@ -1,7 +1,7 @@
 """What cannot work is refused before anything is written, and what is ignored is said.
 
-Issue 8 items 10 and 11: one-class data, ``--batch-size 1`` with shuffled batches, options that
-other options make unused, and damaged or wrong user files (each must name the file, exit 2
+Covered (docs/training.md): one-class data, ``--batch-size 1`` with shuffled batches, options
+that other options make unused, and damaged or wrong user files (each must name the file, exit 2
 and write nothing).
 """
 
